@@ -1,0 +1,196 @@
+"""The backend protocol, the values a generation returns, and the backend registry.
+
+A backend knows whether it can run here (:meth:`Backend.availability`) and turns the reference model
+into a :class:`Runner` once per session (:meth:`Backend.prepare`). Third parties add backends through
+the entry-point group ``pytest_cxrperf.backends`` (name -> Backend subclass) or
+:func:`register_backend`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+import torch
+
+from ..errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    from ..model.loader import ReferenceModel
+    from ..model.processor import ModelInputs
+
+ENTRY_POINT_GROUP = "pytest_cxrperf.backends"
+PRECISIONS = ("fp32", "bf16", "int8-weights")
+
+
+@dataclass(frozen=True)
+class Availability:
+    ok: bool
+    reason: str = ""
+
+    @classmethod
+    def yes(cls) -> Availability:
+        return cls(True)
+
+    @classmethod
+    def no(cls, reason: str) -> Availability:
+        return cls(False, reason)
+
+
+@dataclass(frozen=True)
+class StageTimings:
+    """Wall-clock seconds of one generation, by stage."""
+
+    vision_s: float
+    prefill_s: float
+    decode_s: tuple[float, ...]  # one entry per generated token after the first
+
+    @property
+    def decode_total_s(self) -> float:
+        return float(sum(self.decode_s))
+
+    @property
+    def per_token_s(self) -> float:
+        return statistics.median(self.decode_s) if self.decode_s else 0.0
+
+    @property
+    def total_s(self) -> float:
+        return self.vision_s + self.prefill_s + self.decode_total_s
+
+    def scaled(self, factor: float) -> StageTimings:
+        return StageTimings(
+            self.vision_s * factor,
+            self.prefill_s * factor,
+            tuple(t * factor for t in self.decode_s),
+        )
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "vision_s": self.vision_s,
+            "prefill_s": self.prefill_s,
+            "decode_s": self.decode_total_s,
+            "per_token_s": self.per_token_s,
+            "total_s": self.total_s,
+        }
+
+
+@dataclass(frozen=True)
+class Generation:
+    """Greedy output of one backend on one study."""
+
+    token_ids: list[int]
+    text: str
+    timings: StageTimings
+    step_logits: torch.Tensor | None = None  # [new_tokens, vocab] float32, when requested
+
+
+class Runner(Protocol):
+    """A prepared backend: generates greedily with a KV cache and scores teacher-forced targets."""
+
+    def generate(
+        self,
+        inputs: ModelInputs,
+        max_new_tokens: int,
+        *,
+        force_length: bool = False,
+        return_logits: bool = False,
+    ) -> Generation: ...
+
+    def score(self, inputs: ModelInputs, target_ids: list[int]) -> torch.Tensor:
+        """Logits [len(target_ids), vocab] (float32) predicting each target token, in one pass."""
+        ...
+
+
+@dataclass
+class PrepareInfo:
+    """What preparing a backend cost, reported apart from latency."""
+
+    seconds: float = 0.0
+    details: dict[str, object] = field(default_factory=dict)
+
+
+class Backend:
+    """Base class for backends. Subclasses set ``name`` and ``precision`` and implement prepare."""
+
+    name: ClassVar[str] = ""
+    precision: ClassVar[str] = "fp32"
+    description: ClassVar[str] = ""
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
+        self.prepare_info = PrepareInfo()
+
+    def availability(self) -> Availability:
+        return Availability.yes()
+
+    def prepare(self, reference: ReferenceModel, example: ModelInputs) -> Runner:
+        raise NotImplementedError
+
+    def notice(self) -> str | None:
+        """A one-time message printed when the backend is used (e.g. a deprecation)."""
+        return None
+
+
+BackendFactory = Callable[..., Backend]
+_registry: dict[str, type[Backend]] = {}
+_entry_points_loaded = False
+_entry_point_errors: dict[str, str] = {}
+
+
+def register_backend(cls: type[Backend]) -> type[Backend]:
+    """Register a Backend subclass under ``cls.name`` (usable as a class decorator)."""
+    if not cls.name:
+        raise ValueError(f"{cls.__qualname__} has no name")
+    if cls.precision not in PRECISIONS:
+        raise ValueError(f"{cls.__qualname__}.precision must be one of {PRECISIONS}")
+    _registry[cls.name] = cls
+    return cls
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in _registry:
+            continue
+        try:
+            cls = ep.load()
+        except Exception as exc:  # a broken third-party backend must not break the others
+            _entry_point_errors[ep.name] = f"entry point {ep.value} failed to import: {exc}"
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, Backend)):
+            _entry_point_errors[ep.name] = f"entry point {ep.value} is not a Backend subclass"
+            continue
+        if not cls.name:
+            cls.name = ep.name
+        register_backend(cls)
+
+
+def _builtin_backends() -> None:
+    # imported for their register_backend side effect; works without the package installed
+    from . import ipex, openvino, torch_compile, torch_eager  # noqa: F401
+
+
+def backend_names() -> list[str]:
+    """Every known backend name, in a stable order (eager first: it is the reference)."""
+    _builtin_backends()
+    _load_entry_points()
+    names = sorted(set(_registry) | set(_entry_point_errors))
+    return sorted(names, key=lambda n: (n != "eager", n))
+
+
+def get_backend_class(name: str) -> type[Backend]:
+    _builtin_backends()
+    _load_entry_points()
+    if name in _registry:
+        return _registry[name]
+    if name in _entry_point_errors:
+        raise BackendUnavailable(f"backend {name!r}: {_entry_point_errors[name]}")
+    raise BackendUnavailable(
+        f"unknown backend {name!r}; known backends: {', '.join(backend_names())}"
+    )

@@ -1,0 +1,106 @@
+"""Greedy generation with a KV cache for any torch module in the MAIRA-2 layout.
+
+The loop is written out (not ``generate()``) so that each stage -- vision encode, prefill, every
+decode step -- is timed on its own and every backend does exactly the same work.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+import torch
+from transformers import DynamicCache
+
+from .base import Generation, StageTimings
+
+if TYPE_CHECKING:
+    from ..model.architecture import CXRReportModel
+    from ..model.processor import CXRProcessor, ModelInputs
+
+DecoderCall = Callable[..., Any]
+
+
+def cache_argument(decoder: Any) -> str:
+    """transformers 5.x names the KV-cache argument ``cache``; 4.x (IPEX's) ``past_key_values``."""
+    forward = getattr(decoder, "forward", decoder)
+    params = inspect.signature(forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+class TorchRunner:
+    """Runs a (possibly cast or compiled) :class:`CXRReportModel`."""
+
+    def __init__(
+        self,
+        model: CXRReportModel,
+        processor: CXRProcessor,
+        *,
+        vision: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        decoder: DecoderCall | None = None,
+    ) -> None:
+        self.model = model
+        self.processor = processor
+        self.eos_token_id = model.config.eos_token_id
+        self._vision = vision if vision is not None else model.vision
+        self._decoder = decoder if decoder is not None else model.language_model
+        self._cache_kw = cache_argument(model.language_model)
+
+    def _encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        features = self._vision(pixel_values.to(self.model.dtype))
+        return features.reshape(-1, features.shape[-1])
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        inputs: ModelInputs,
+        max_new_tokens: int,
+        *,
+        force_length: bool = False,
+        return_logits: bool = False,
+    ) -> Generation:
+        if max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be >= 1")
+        start = perf_counter()
+        image_embeds = self._encode(inputs.pixel_values)
+        vision_done = perf_counter()
+        embeds = self.model.embed_prompt(inputs.input_ids, image_embeds)
+        cache = DynamicCache()
+        out = self._decoder(
+            inputs_embeds=embeds, use_cache=True, logits_to_keep=1, **{self._cache_kw: cache}
+        )
+        logits = out.logits[0, -1].float()
+        token = int(torch.argmax(logits))
+        prefill_done = perf_counter()
+        ids, kept, decode = [token], [logits] if return_logits else [], []
+        while len(ids) < max_new_tokens and (force_length or token != self.eos_token_id):
+            step = perf_counter()
+            out = self._decoder(
+                input_ids=torch.tensor([[token]]), use_cache=True, **{self._cache_kw: cache}
+            )
+            logits = out.logits[0, -1].float()
+            token = int(torch.argmax(logits))
+            decode.append(perf_counter() - step)
+            ids.append(token)
+            if return_logits:
+                kept.append(logits)
+        timings = StageTimings(vision_done - start, prefill_done - vision_done, tuple(decode))
+        return Generation(
+            token_ids=ids,
+            text=self.processor.decode([t for t in ids if t != self.eos_token_id]),
+            timings=timings,
+            step_logits=torch.stack(kept) if return_logits else None,
+        )
+
+    @torch.inference_mode()
+    def score(self, inputs: ModelInputs, target_ids: list[int]) -> torch.Tensor:
+        image_embeds = self._encode(inputs.pixel_values)
+        prompt = self.model.embed_prompt(inputs.input_ids, image_embeds)
+        targets = torch.tensor([target_ids], dtype=torch.long)
+        target_embeds = self.model.language_model.get_input_embeddings()(targets)
+        embeds = torch.cat([prompt, target_embeds.to(prompt.dtype)], dim=1)
+        out = self._decoder(inputs_embeds=embeds, use_cache=False)
+        start = inputs.prompt_length - 1
+        return out.logits[0, start : start + len(target_ids)].float()

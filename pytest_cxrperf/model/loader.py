@@ -1,0 +1,167 @@
+"""Build the reference model from a preset (random weights) or a local checkpoint directory.
+
+A checkpoint directory holds ``cxrperf_config.json`` (the :class:`ArchitectureConfig`),
+``model.safetensors`` and optionally ``tokenizer.json``. Pickle checkpoints are refused: loading
+them executes code. Nothing is downloaded and no remote code is run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+
+from ..errors import ModelLoadError
+from .architecture import ArchitectureConfig, CXRReportModel
+from .presets import PRESETS, preset_names
+from .processor import CXRProcessor
+from .tokenizer import check_special_tokens, load_tokenizer
+
+CONFIG_FILE = "cxrperf_config.json"
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILE = "tokenizer.json"
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+@dataclass
+class ReferenceModel:
+    """The eager fp32 model every backend starts from, with its processor and provenance."""
+
+    name: str  # preset name or checkpoint directory
+    source: str  # "preset" | "checkpoint"
+    config: ArchitectureConfig
+    model: CXRReportModel
+    tokenizer: Tokenizer
+    processor: CXRProcessor = field(init=False)
+    _weights_hash: str | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.model.eval()
+        self.processor = CXRProcessor(self.config, self.tokenizer)
+
+    @property
+    def weights_hash(self) -> str:
+        """sha256 over parameter names, shapes, dtypes and bytes (cache and baseline key)."""
+        if self._weights_hash is None:
+            digest = hashlib.sha256()
+            digest.update(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+            for key, tensor in sorted(self.model.state_dict().items()):
+                digest.update(f"{key}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+                digest.update(tensor.detach().contiguous().view(torch.uint8).numpy().tobytes())
+            self._weights_hash = digest.hexdigest()
+        return self._weights_hash
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "vision": self.config.vision_type,
+            "decoder": self.config.decoder_type,
+            "parameters": self.model.parameter_count(),
+            "image_tokens_per_image": self.config.image_tokens_per_image,
+            "weights_sha256": self.weights_hash[:16],
+        }
+
+
+def build_preset(name: str, seed: int = 0) -> ReferenceModel:
+    """A preset architecture with seeded random weights (identical across runs and machines)."""
+    if name not in PRESETS:
+        raise ModelLoadError(
+            f"unknown model preset {name!r}; choose one of {', '.join(preset_names())} "
+            "or pass a checkpoint directory"
+        )
+    config = PRESETS[name]
+    tokenizer = load_tokenizer()
+    torch.manual_seed(seed)
+    model = CXRReportModel(config)
+    return ReferenceModel(name=name, source="preset", config=config, model=model, tokenizer=tokenizer)
+
+
+def save_checkpoint(reference: ReferenceModel, directory: str | Path) -> Path:
+    """Write a checkpoint directory that :func:`load_checkpoint` reads back."""
+    from safetensors.torch import save_file
+
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / CONFIG_FILE).write_text(json.dumps(reference.config.to_dict(), indent=2) + "\n")
+    state = {k: v.detach().contiguous() for k, v in reference.model.state_dict().items()}
+    save_file(state, str(target / WEIGHTS_FILE))
+    reference.tokenizer.save(str(target / TOKENIZER_FILE))
+    return target
+
+
+def load_checkpoint(directory: str | Path) -> ReferenceModel:
+    """Load a local checkpoint directory (config + safetensors); every problem is a clear error."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise ModelLoadError(f"model directory {folder} does not exist")
+    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+    if not weights_path.is_file():
+        pickles = sorted(p.name for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+        if pickles:
+            raise ModelLoadError(
+                f"model directory {folder} holds only pickle weights ({', '.join(pickles)}); "
+                "they are refused because loading them runs code. Convert them to "
+                f"{WEIGHTS_FILE} with safetensors.torch.save_file"
+            )
+        raise ModelLoadError(f"model directory {folder} has no {WEIGHTS_FILE}")
+    if not config_path.is_file():
+        raise ModelLoadError(f"model directory {folder} has no {CONFIG_FILE}")
+    try:
+        config = ArchitectureConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{config_path} is not a valid architecture config: {exc}") from exc
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelLoadError(f"{weights_path} is not a readable safetensors file: {exc}") from exc
+    tokenizer_path = folder / TOKENIZER_FILE
+    try:
+        tokenizer = load_tokenizer(tokenizer_path if tokenizer_path.is_file() else None)
+        check_special_tokens(tokenizer)
+    except ValueError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    if tokenizer.get_vocab_size() > config.vocab_size:
+        raise ModelLoadError(
+            f"tokenizer has {tokenizer.get_vocab_size()} tokens but the decoder only "
+            f"{config.vocab_size}"
+        )
+    model = CXRReportModel(config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ModelLoadError(
+            f"{weights_path} does not match {config_path}: "
+            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+        )
+    for key, tensor in state.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise ModelLoadError(
+                f"{weights_path}: {key} has shape {tuple(tensor.shape)}, "
+                f"the config needs {tuple(expected[key].shape)}"
+            )
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    return ReferenceModel(
+        name=str(folder), source="checkpoint", config=config, model=model, tokenizer=tokenizer
+    )
+
+
+def load_model(spec: str, seed: int = 0) -> ReferenceModel:
+    """``spec`` is a preset name or a checkpoint directory path."""
+    if spec in PRESETS:
+        return build_preset(spec, seed=seed)
+    if "/" in spec or Path(spec).exists():
+        return load_checkpoint(spec)
+    raise ModelLoadError(
+        f"--cxr-model={spec!r} is neither a preset ({', '.join(preset_names())}) "
+        "nor an existing checkpoint directory"
+    )

@@ -1,0 +1,83 @@
+"""A study: the frontal image (optional lateral and prior) and the report context, from JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from ..errors import StudyError
+
+_TEXT_FIELDS = ("indication", "technique", "comparison")
+_IMAGE_FIELDS = ("frontal", "lateral", "prior")
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    frontal: Path
+    lateral: Path | None = None
+    prior: Path | None = None
+    indication: str = ""
+    technique: str = ""
+    comparison: str = ""
+    reference_findings: str | None = None  # ground-truth report text, when known
+
+    def images(self) -> list[tuple[str, Path]]:
+        views = [("frontal", self.frontal), ("lateral", self.lateral), ("prior", self.prior)]
+        return [(view, path) for view, path in views if path is not None]
+
+
+def load_study(metadata_path: str | Path) -> Study:
+    """Read ``<name>.json``: image paths are relative to the JSON file's folder."""
+    path = Path(metadata_path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise StudyError(f"study file {path} does not exist") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StudyError(f"study file {path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise StudyError(f"study file {path} must hold a JSON object")
+    unknown = sorted(set(data) - {*_TEXT_FIELDS, *_IMAGE_FIELDS, "name", "findings"})
+    if unknown:
+        raise StudyError(f"study file {path} has unknown keys {unknown}")
+    if not data.get("frontal"):
+        raise StudyError(f"study file {path} needs a 'frontal' image")
+    images: dict[str, Path | None] = {}
+    for key in _IMAGE_FIELDS:
+        value = data.get(key)
+        if value is not None and not isinstance(value, str):
+            raise StudyError(f"study file {path}: '{key}' must be a file name")
+        images[key] = (path.parent / value) if value else None
+    texts: dict[str, str] = {}
+    for key in _TEXT_FIELDS:
+        value = data.get(key) or ""
+        if not isinstance(value, str):
+            raise StudyError(f"study file {path}: '{key}' must be text")
+        texts[key] = value.strip()
+    findings = data.get("findings")
+    return Study(
+        name=str(data.get("name") or path.stem),
+        frontal=images["frontal"],  # type: ignore[arg-type]
+        lateral=images["lateral"],
+        prior=images["prior"],
+        reference_findings=findings if isinstance(findings, str) else None,
+        **texts,
+    )
+
+
+def sample_dir() -> Path:
+    return Path(str(resources.files("pytest_cxrperf").joinpath("data", "studies")))
+
+
+def load_studies(directory: str | Path | None = None) -> list[Study]:
+    """All ``*.json`` studies of a folder (the shipped samples by default), sorted by name."""
+    folder = Path(directory) if directory is not None else sample_dir()
+    if not folder.is_dir():
+        raise StudyError(f"study folder {folder} does not exist")
+    studies = [load_study(p) for p in sorted(folder.glob("*.json"))]
+    if not studies:
+        raise StudyError(f"study folder {folder} holds no *.json study files")
+    return studies
