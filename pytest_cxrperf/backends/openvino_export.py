@@ -1,0 +1,249 @@
+"""Export a :class:`CXRReportModel` to OpenVINO IR in three parts, the layout optimum-intel uses for VLMs.
+
+* ``vision``: pixels ``[n, 3, H, W]`` -> image-token embeddings ``[n, T, D]`` (encoder + projector);
+* ``embed``: token ids ``[1, L]`` -> token embeddings ``[1, L, D]``;
+* ``decoder``: a *stateful* LLM: inputs ``inputs_embeds [1, S, D]``, ``attention_mask [1, P+S]``
+  (2-D: the model builds its causal mask in the graph), ``position_ids [1, S]``,
+  ``logits_indices [K]`` (positions whose logits are wanted) and ``beam_idx [1]``; output
+  ``logits [1, K, V]``. The KV cache lives in OpenVINO state variables, one per layer and per
+  key/value, so a decode step passes one embedding and nothing else.
+
+Why not optimum-intel: it pins transformers and openvino to older releases than this project
+supports (transformers 5.x renamed the cache argument and rewrote the cache classes) and would
+drag its whole exporter stack in for three ``convert_model`` calls. We reproduce the two graph
+edits of its ``patch_stateful`` that matter for speed on CPU:
+
+* ``fuse_cache_reorder``: a ``Gather(past, beam_idx)`` in front of every cache read. The CPU
+  plugin's stateful-SDPA fusion (``ReadValue -> Gather -> Concat -> SDPA -> Assign`` into one
+  ``ScaledDotProductAttentionWithKVCache`` node that appends to its own cache buffer) matches that
+  pattern; without it the cache is concatenated (copied) every step and stored in full precision.
+* ``build_state_initializer``: every ``ReadValue`` starts from ``zeros[batch, heads, 0, head_dim]``
+  computed from the input's shape. Without an initializer the variables have no defined initial
+  shape and compilation fails or the fusion is skipped.
+
+Why ``logits_indices`` instead of ``logits_to_keep=1``: :meth:`score` needs logits at every target
+position in one pass, while prefill only needs the last one. Computing the vocabulary projection
+over a 1,400-token prompt costs ~15 % of prefill for nothing, so the index vector is an input
+(``Gather`` before ``lm_head``) and one IR serves both.
+
+Trap avoided: transformers 5.x's ``DynamicCache(ddp_cache_data)`` builds each layer by
+concatenating onto an empty 1-D tensor, which the PyTorch frontend cannot convert (``aten::cat``
+with a rank-1 empty input); we fill the cache layers directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .torch_runner import cache_argument
+
+if TYPE_CHECKING:
+    import openvino as ov
+
+    from ..model.architecture import CXRReportModel
+
+VISION_FILE, EMBED_FILE, DECODER_FILE = "vision.xml", "embed.xml", "decoder.xml"
+IR_FILES = (VISION_FILE, EMBED_FILE, DECODER_FILE)
+DECODER_INPUTS = ("inputs_embeds", "attention_mask", "position_ids", "logits_indices")
+_TRACE_PAST = 3  # cache length used while tracing (any non-zero value: shapes stay symbolic)
+_TRACE_NEW = 5
+
+
+@dataclass(frozen=True)
+class DecoderLayout:
+    """What the runner needs to know about the exported decoder."""
+
+    layers: int
+    kv_heads: int
+    head_dim: int
+    hidden: int
+    vocab: int
+
+
+def decoder_layout(model: CXRReportModel) -> DecoderLayout:
+    cfg = model.language_model.config
+    heads = int(cfg.num_attention_heads)
+    head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // heads)
+    return DecoderLayout(
+        layers=int(cfg.num_hidden_layers),
+        kv_heads=int(getattr(cfg, "num_key_value_heads", None) or heads),
+        head_dim=head_dim,
+        hidden=int(cfg.hidden_size),
+        vocab=int(cfg.vocab_size),
+    )
+
+
+def _prefilled_cache(past: Sequence[torch.Tensor]) -> Any:
+    """A DynamicCache holding ``past`` (k0, v0, k1, v1, ...) without concatenating onto empties."""
+    from transformers import DynamicCache
+
+    pairs = list(zip(past[0::2], past[1::2], strict=True))
+    try:
+        from transformers.cache_utils import DynamicLayer
+    except ImportError:  # transformers < 4.56: legacy tuples are stored as given
+        return DynamicCache.from_legacy_cache(tuple(pairs))
+    cache = DynamicCache()
+    for keys, values in pairs:
+        layer = DynamicLayer()
+        layer.lazy_initialization(keys, values)
+        layer.keys, layer.values = keys, values
+        cache.layers.append(layer)
+    return cache
+
+
+def _cache_tensors(cache: Any) -> list[torch.Tensor]:
+    if hasattr(cache, "layers"):
+        return [t for layer in cache.layers for t in (layer.keys, layer.values)]
+    return [t for pair in cache.to_legacy_cache() for t in pair]  # transformers < 4.56
+
+
+class _DecoderForExport(nn.Module):
+    """Flat-tensor signature around the causal LM, traced by ``openvino.convert_model``."""
+
+    def __init__(self, language_model: nn.Module) -> None:
+        super().__init__()
+        self.language_model = language_model
+        self.cache_kw = cache_argument(language_model)
+
+    def forward(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        logits_indices: torch.Tensor,
+        *past: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        cache = _prefilled_cache(past)
+        out = self.language_model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=True,
+            logits_to_keep=logits_indices,
+            **{self.cache_kw: cache},
+        )
+        return (out.logits, *_cache_tensors(cache))
+
+
+class _EmbedForExport(nn.Module):
+    def __init__(self, embedding: nn.Module) -> None:
+        super().__init__()
+        self.embedding = embedding
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.embedding(input_ids)
+
+
+def convert_vision(model: CXRReportModel, image_size: int) -> ov.Model:
+    import openvino as ov
+
+    example = torch.zeros(1, 3, image_size, image_size)
+    with torch.no_grad():
+        ov_model = ov.convert_model(
+            model.vision.eval(),
+            example_input=(example,),
+            input=[ov.PartialShape([-1, 3, image_size, image_size])],
+        )
+    ov_model.inputs[0].get_tensor().set_names({"pixel_values"})
+    ov_model.outputs[0].get_tensor().set_names({"image_embeds"})
+    return ov_model
+
+
+def convert_embed(model: CXRReportModel) -> ov.Model:
+    import openvino as ov
+
+    embedding = model.language_model.get_input_embeddings()
+    with torch.no_grad():
+        ov_model = ov.convert_model(
+            _EmbedForExport(embedding).eval(),
+            example_input=(torch.ones(1, 4, dtype=torch.long),),
+            input=[(ov.PartialShape([1, -1]), ov.Type.i64)],
+        )
+    ov_model.inputs[0].get_tensor().set_names({"input_ids"})
+    ov_model.outputs[0].get_tensor().set_names({"inputs_embeds"})
+    return ov_model
+
+
+def convert_decoder(model: CXRReportModel) -> ov.Model:
+    """Trace the decoder with an explicit cache, then make the cache OpenVINO state."""
+    import openvino as ov
+
+    layout = decoder_layout(model)
+    past_shape = (1, layout.kv_heads, _TRACE_PAST, layout.head_dim)
+    past = [torch.randn(past_shape) for _ in range(2 * layout.layers)]
+    total = _TRACE_PAST + _TRACE_NEW
+    example = (
+        torch.randn(1, _TRACE_NEW, layout.hidden),
+        torch.ones(1, total, dtype=torch.long),
+        torch.arange(_TRACE_PAST, total).unsqueeze(0),
+        torch.tensor([_TRACE_NEW - 1], dtype=torch.long),
+        *past,
+    )
+    kv_shape = ov.PartialShape([1, layout.kv_heads, -1, layout.head_dim])
+    shapes = [
+        (ov.PartialShape([1, -1, layout.hidden]), ov.Type.f32),
+        (ov.PartialShape([1, -1]), ov.Type.i64),
+        (ov.PartialShape([1, -1]), ov.Type.i64),
+        (ov.PartialShape([-1]), ov.Type.i64),
+        *[(kv_shape, ov.Type.f32)] * len(past),
+    ]
+    with torch.no_grad():
+        ov_model = ov.convert_model(
+            _DecoderForExport(model.language_model).eval(), example_input=example, input=shapes
+        )
+    kv_in, kv_out = [], []
+    for i in range(layout.layers):
+        for j, kind in enumerate(("key", "value")):
+            kv_in.append(f"past_key_values.{i}.{kind}")
+            kv_out.append(f"present.{i}.{kind}")
+            ov_model.inputs[len(DECODER_INPUTS) + 2 * i + j].get_tensor().set_names({kv_in[-1]})
+            ov_model.outputs[1 + 2 * i + j].get_tensor().set_names({kv_out[-1]})
+    for port, name in zip(ov_model.inputs, DECODER_INPUTS, strict=False):
+        port.get_tensor().set_names({name})
+    ov_model.outputs[0].get_tensor().set_names({"logits"})
+    make_stateful(ov_model, kv_in, kv_out)
+    return ov_model
+
+
+def make_stateful(ov_model: ov.Model, kv_inputs: list[str], kv_outputs: list[str]) -> None:
+    """Cache inputs/outputs -> ReadValue/Assign pairs, with a beam gather and zero initialisers."""
+    import openvino as ov
+    from openvino import opset13
+    from openvino._offline_transformations import apply_make_stateful_transformation
+
+    # fuse_cache_reorder: Gather(past, beam_idx, axis=0) in front of every cache consumer
+    beam_idx = opset13.parameter(ov.PartialShape([1]), ov.Type.i32, name="beam_idx")
+    beam_idx.output(0).get_tensor().set_names({"beam_idx"})
+    ov_model.add_parameters([beam_idx])
+    for name in kv_inputs:
+        port = ov_model.input(name)
+        consumers = port.get_target_inputs()
+        gather = opset13.gather(port, beam_idx, opset13.constant(0))
+        for consumer in consumers:
+            consumer.replace_source_output(gather.output(0))
+    ov_model.validate_nodes_and_infer_types()
+    apply_make_stateful_transformation(ov_model, dict(zip(kv_inputs, kv_outputs, strict=True)))
+    # build_state_initializer: each variable starts as zeros[batch, heads, 0, head_dim]
+    embeds = ov_model.input("inputs_embeds")
+    batch = opset13.gather(
+        opset13.shape_of(embeds, output_type="i64"), opset13.constant([0]), opset13.constant(0)
+    )
+    for op in ov_model.get_ops():
+        if op.get_type_name() != "ReadValue":
+            continue
+        dims: list[Any] = [d.get_min_length() for d in op.get_output_partial_shape(0)]
+        dims[0] = batch
+        parts = [
+            d if not isinstance(d, int) else opset13.constant(np.array([d], dtype=np.int64))
+            for d in dims
+        ]
+        zero = opset13.constant(np.array(0.0, dtype=np.float32))
+        zero = opset13.convert(zero, op.get_output_element_type(0))
+        op.set_arguments([opset13.broadcast(zero, opset13.concat(parts, axis=0))])
+    ov_model.validate_nodes_and_infer_types()

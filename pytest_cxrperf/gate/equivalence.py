@@ -1,0 +1,162 @@
+"""Does a backend say the same thing as the eager fp32 reference? Pure functions on tensors.
+
+Three checks, each with a tolerance chosen by the backend's precision (overridable in ini):
+
+* **token ids** -- greedy outputs must be identical, except that a lower-precision backend may
+  take the other branch at a *near tie*: the first differing step is accepted only if, in the
+  reference's own logits at that step, the backend's token scored within ``tie_margin`` (in units
+  of that step's logit standard deviation) of the reference's token. After an accepted divergence
+  the two texts legitimately differ, so comparison stops there.
+* **prefill logits** -- the next-token logits after the prompt: relative L2 error
+  ``||b - r|| / ||r||`` at most ``prefill_rel_err``, and the same top-1 token.
+* **teacher-forced top-1** -- both score the reference's output in one pass; the fraction of
+  positions whose argmax agrees must be at least ``teacher_top1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+
+METRICS = ("tie_margin", "prefill_rel_err", "teacher_top1")
+
+DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
+    "fp32": {"tie_margin": 1e-3, "prefill_rel_err": 1e-4, "teacher_top1": 1.0},
+    "bf16": {"tie_margin": 0.5, "prefill_rel_err": 0.05, "teacher_top1": 0.9},
+    "int8-weights": {"tie_margin": 1.0, "prefill_rel_err": 0.15, "teacher_top1": 0.8},
+}
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    tie_margin: float
+    prefill_rel_err: float
+    teacher_top1: float
+
+
+def tolerances_for(
+    precision: str, backend: str, overrides: Mapping[str, float] | None = None
+) -> Tolerances:
+    """Defaults by precision, then ini overrides by precision, then by backend name."""
+    if precision not in DEFAULT_TOLERANCES:
+        raise ValueError(f"no tolerances for precision {precision!r}")
+    values = dict(DEFAULT_TOLERANCES[precision])
+    for key in (precision, backend):
+        for metric in METRICS:
+            override = (overrides or {}).get(f"{key}.{metric}")
+            if override is not None:
+                values[metric] = override
+    return Tolerances(**values)
+
+
+def unknown_tolerance_keys(overrides: Mapping[str, float]) -> list[str]:
+    """Override keys whose metric is not one of :data:`METRICS` (typos must not pass silently)."""
+    return sorted(k for k in overrides if k.rpartition(".")[2] not in METRICS)
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    ok: bool
+    matched_prefix: int
+    reference_length: int
+    candidate_length: int
+    divergence_step: int | None = None
+    margin: float | None = None  # reference logit gap at the divergence, in std units
+    message: str = ""
+
+
+def compare_tokens(
+    reference_ids: list[int],
+    candidate_ids: list[int],
+    reference_step_logits: torch.Tensor,
+    tie_margin: float,
+) -> TokenCheck:
+    """Identical, or diverging first at a step where the reference itself was nearly tied."""
+    prefix = 0
+    for ref, cand in zip(reference_ids, candidate_ids, strict=False):
+        if ref != cand:
+            break
+        prefix += 1
+    n_ref, n_cand = len(reference_ids), len(candidate_ids)
+    if prefix == n_ref == n_cand:
+        return TokenCheck(True, prefix, n_ref, n_cand, message="identical token ids")
+    if prefix == min(n_ref, n_cand):
+        return TokenCheck(
+            False, prefix, n_ref, n_cand, prefix,
+            message=f"lengths differ after {prefix} identical tokens "
+            f"(reference {n_ref}, backend {n_cand}): one stopped early",
+        )
+    step_logits = reference_step_logits[prefix].float()
+    ref_token, cand_token = reference_ids[prefix], candidate_ids[prefix]
+    scale = float(step_logits.std()) or 1.0
+    margin = float(step_logits[ref_token] - step_logits[cand_token]) / scale
+    ok = margin <= tie_margin
+    verdict = "a near tie, accepted" if ok else f"not a near tie (tolerance {tie_margin:g})"
+    return TokenCheck(
+        ok, prefix, n_ref, n_cand, prefix, margin,
+        message=f"first difference at step {prefix}: reference token {ref_token}, backend token "
+        f"{cand_token}; the reference preferred its token by {margin:.3g} logit std: {verdict}",
+    )
+
+
+@dataclass(frozen=True)
+class LogitCheck:
+    ok: bool
+    rel_err: float
+    max_abs_err: float
+    same_top1: bool
+    message: str = ""
+
+
+def compare_prefill_logits(
+    reference: torch.Tensor, candidate: torch.Tensor, max_rel_err: float
+) -> LogitCheck:
+    if reference.shape != candidate.shape:
+        return LogitCheck(
+            False, float("inf"), float("inf"), False,
+            f"logit shapes differ: reference {tuple(reference.shape)}, "
+            f"backend {tuple(candidate.shape)}",
+        )
+    ref, cand = reference.double(), candidate.double()
+    rel = float(torch.linalg.vector_norm(cand - ref) / max(float(torch.linalg.vector_norm(ref)), 1e-30))
+    max_abs = float((cand - ref).abs().max())
+    same = int(ref.argmax()) == int(cand.argmax())
+    ok = rel <= max_rel_err and same and bool(torch.isfinite(cand).all())
+    message = (
+        f"prefill logits: relative L2 error {rel:.3g} (tolerance {max_rel_err:g}), "
+        f"max abs error {max_abs:.3g}, top-1 {'same' if same else 'DIFFERENT'}"
+    )
+    return LogitCheck(ok, rel, max_abs, same, message)
+
+
+@dataclass(frozen=True)
+class AgreementCheck:
+    ok: bool
+    agreement: float
+    positions: int
+    disagreeing_positions: list[int] = field(default_factory=list)
+    message: str = ""
+
+
+def compare_teacher_forced(
+    reference_logits: torch.Tensor, candidate_logits: torch.Tensor, min_agreement: float
+) -> AgreementCheck:
+    if reference_logits.shape != candidate_logits.shape:
+        return AgreementCheck(
+            False, 0.0, int(reference_logits.shape[0]),
+            message=f"teacher-forced logit shapes differ: {tuple(reference_logits.shape)} vs "
+            f"{tuple(candidate_logits.shape)}",
+        )
+    ref_top, cand_top = reference_logits.argmax(-1), candidate_logits.argmax(-1)
+    agree = ref_top == cand_top
+    positions = int(agree.numel())
+    fraction = float(agree.float().mean()) if positions else 1.0
+    bad = [int(i) for i in torch.nonzero(~agree).flatten()]
+    ok = fraction >= min_agreement
+    return AgreementCheck(
+        ok, fraction, positions, bad,
+        f"teacher-forced top-1 agreement {fraction:.1%} over {positions} positions "
+        f"(needs {min_agreement:.1%}); disagreeing at {bad[:10]}",
+    )

@@ -1,0 +1,172 @@
+"""pytest glue: options, fixtures, parametrization over backends, the summary and the JSON report.
+
+The domain work lives in :mod:`pytest_cxrperf.session`; this module only connects it to pytest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .errors import CxrPerfError
+from .session import CxrSession, PreparedBackend, ReferenceOutput, resolve_backends
+from .settings import Settings, build_settings
+
+session_key = pytest.StashKey[CxrSession]()
+
+_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
+    ("cxr_backend", "'all' or a comma list of backends (e.g. eager,compile; eager+slow=1.25)", {}),
+    ("cxr_model", "model preset (tiny, bench, cxrreportgen, maira2) or checkpoint directory", {}),
+    ("cxr_rounds", "timed rounds per backend", {}),
+    ("cxr_warmup", "untimed warm-up rounds per backend", {}),
+    ("cxr_threads", "CPU threads for every backend (default: all cores available)", {}),
+    ("cxr_max_new_tokens", "new tokens per generation (latency runs force exactly this many)", {}),
+    ("cxr_json", "write the results as JSON to this path", {}),
+    ("cxr_studies", "folder of study *.json files (default: the shipped samples)", {}),
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("cxrperf", "chest-X-ray report model performance gate")
+    for name, help_text, extra in _OPTIONS:
+        flag = "--" + name.replace("_", "-")
+        group.addoption(flag, dest=name, default=None, help=help_text, **extra)
+        parser.addini(name, help_text, default="")
+    parser.addini(
+        "cxr_tolerances",
+        "equivalence tolerance overrides, one per line: 'bf16.prefill_rel_err = 0.08'",
+        type="linelist",
+        default=[],
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cxr_latency: latency test of a backend (cxrperf suite)")
+    config.addinivalue_line(
+        "markers", "cxr_equivalence: output equivalence of a backend with eager fp32 (cxrperf suite)"
+    )
+    try:
+        settings = build_settings(config.getoption, config.getini)
+        from .gate.equivalence import unknown_tolerance_keys
+
+        bad = unknown_tolerance_keys(settings.tolerances)
+        if bad:
+            raise CxrPerfError(f"cxr_tolerances: unknown metric in {bad}")
+        resolved = resolve_backends(settings)
+    except CxrPerfError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    import torch
+
+    torch.set_num_threads(settings.threads)
+    config.stash[session_key] = CxrSession(settings, resolved)
+
+
+def _session(config: pytest.Config) -> CxrSession:
+    return config.stash[session_key]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    session = _session(config)
+    s: Settings = session.settings
+    lines = [
+        f"cxrperf: model={s.model} backends={','.join(r.label for r in session.runnable) or '-'} "
+        f"threads={s.threads} rounds={s.rounds} warmup={s.warmup} new_tokens={s.max_new_tokens}"
+    ]
+    lines += [f"cxrperf: not run: {r.label}: {r.availability.reason}" for r in session.unavailable]
+    return lines
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    session = _session(metafunc.config)
+    if "cxr_backend" in metafunc.fixturenames:
+        params = [
+            pytest.param(
+                r.spec,
+                id=r.label,
+                marks=() if r.availability.ok else pytest.mark.skip(reason=f"{r.label}: {r.availability.reason}"),
+            )
+            for r in session.resolved
+        ]
+        metafunc.parametrize("cxr_backend", params, indirect=True, scope="session")
+    if "cxr_study" in metafunc.fixturenames:
+        try:
+            studies = session.studies
+        except CxrPerfError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        metafunc.parametrize(
+            "cxr_study", studies, ids=[s.name for s in studies], indirect=True, scope="session"
+        )
+
+
+def _fail_run(exc: CxrPerfError) -> None:
+    pytest.exit(f"cxrperf: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+@pytest.fixture(scope="session")
+def cxr_session(request: pytest.FixtureRequest) -> CxrSession:
+    """The run's state: settings, backends, results."""
+    return _session(request.config)
+
+
+@pytest.fixture(scope="session")
+def cxr_settings(cxr_session: CxrSession) -> Settings:
+    return cxr_session.settings
+
+
+@pytest.fixture(scope="session")
+def cxr_model(cxr_session: CxrSession) -> Any:
+    """The reference model (eager fp32) with its processor."""
+    try:
+        return cxr_session.reference
+    except CxrPerfError as exc:
+        _fail_run(exc)
+
+
+@pytest.fixture(scope="session")
+def cxr_backend(request: pytest.FixtureRequest, cxr_session: CxrSession, cxr_model: Any) -> PreparedBackend:
+    """A selected backend, prepared once per session (ids = backend names)."""
+    spec = getattr(request, "param", None)
+    if spec is None:
+        pytest.fail("cxr_backend is parametrized by pytest-cxrperf; request it from a test")
+    return cxr_session.prepared(spec)
+
+
+@pytest.fixture(scope="session")
+def cxr_study(request: pytest.FixtureRequest) -> Any:
+    """One study (images + report context), parametrized over the study folder."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def cxr_reference(cxr_session: CxrSession, cxr_model: Any) -> Any:
+    """``cxr_reference(study)`` -> the eager fp32 output (generation with logits, teacher logits)."""
+
+    def reference(study: Any) -> ReferenceOutput:
+        return cxr_session.reference_output(study)
+
+    return reference
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if session_key not in config.stash:
+        return
+    from .report.terminal import summary_lines
+
+    lines = summary_lines(_session(config))
+    if lines:
+        terminalreporter.section("cxrperf summary")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if session_key not in config.stash or hasattr(config, "workerinput"):
+        return
+    state = _session(config)
+    if state.settings.json_path is None:
+        return
+    from .report.json_report import build_report, write_json_atomic
+
+    write_json_atomic(state.settings.json_path, build_report(state))

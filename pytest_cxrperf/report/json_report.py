@@ -1,0 +1,75 @@
+"""``--cxr-json``: the run's results as JSON, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..gate.stats import Summary
+from ..machine import machine_info
+from ..session import CxrSession, stage_medians
+from .terminal import speedup_vs_eager
+
+SCHEMA_VERSION = 1
+
+
+def build_report(session: CxrSession) -> dict[str, Any]:
+    settings = session.settings
+    backends: dict[str, Any] = {}
+    for label, result in session.results.items():
+        entry: dict[str, Any] = {"precision": result.precision}
+        if result.samples_s:
+            summary = Summary.of(result.samples_s)
+            entry.update(
+                rounds=summary.n,
+                samples_s=result.samples_s,
+                mean_s=summary.mean,
+                stdev_s=summary.stdev,
+                median_s=summary.median,
+                control_samples_s=result.control_samples_s,
+                speedup_vs_eager=speedup_vs_eager(result.control_samples_s, result.samples_s),
+                stage_medians_s=stage_medians(result.stages),
+            )
+        entry["prepare_s"] = result.prepare_seconds
+        entry["prepare_details"] = result.prepare_details
+        entry["equivalence"] = result.equivalence
+        entry["equivalence_ok"] = (not result.equivalence_failures()) if result.equivalence else None
+        entry["outputs"] = result.outputs
+        backends[label] = entry
+    reference = session._reference
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(settings.threads),
+        "model": reference.describe() if reference is not None else {"name": settings.model},
+        "settings": {
+            "backends": settings.backend_request,
+            "rounds": settings.rounds,
+            "warmup": settings.warmup,
+            "threads": settings.threads,
+            "max_new_tokens": settings.max_new_tokens,
+        },
+        "backends": backends,
+        "unavailable": {r.label: r.availability.reason for r in session.unavailable},
+        "notices": session.notices,
+    }
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=False, default=str)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

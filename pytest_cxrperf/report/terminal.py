@@ -1,0 +1,79 @@
+"""The end-of-run table, laid out like the published comparison: one row per backend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..gate.stats import Summary
+from ..session import CxrSession, stage_medians
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _table(header: Sequence[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) for row in rows]
+    return out
+
+
+def speedup_vs_eager(control: list[float], samples: list[float]) -> float | None:
+    """Median of the interleaved eager control over the backend's median (higher is faster)."""
+    if not control or not samples:
+        return None
+    return Summary.of(control).median / Summary.of(samples).median
+
+
+def summary_lines(session: CxrSession) -> list[str]:
+    header = [
+        "backend", "precision", "rounds", "mean s", "std s", "median s", "speedup",
+        "vision s", "prefill s", "decode ms/tok", "prepare s", "equivalence",
+    ]
+    rows: list[list[str]] = []
+    for label, result in session.results.items():
+        if not result.samples_s and not result.equivalence:
+            continue
+        summary = Summary.of(result.samples_s) if result.samples_s else None
+        medians = stage_medians(result.stages)
+        speedup = speedup_vs_eager(result.control_samples_s, result.samples_s)
+        failures = result.equivalence_failures()
+        if not result.equivalence:
+            verdict = "not run"
+        elif failures:
+            verdict = f"FAIL ({len(failures)})"
+        else:
+            verdict = f"ok ({len(result.equivalence)} studies)"
+        rows.append([
+            label,
+            result.precision,
+            str(summary.n) if summary else "0",
+            _fmt(summary.mean if summary else None),
+            _fmt(summary.stdev if summary else None),
+            _fmt(summary.median if summary else None),
+            f"{speedup:.2f}x" if speedup else "-",
+            _fmt(medians.get("vision_s")),
+            _fmt(medians.get("prefill_s")),
+            _fmt(medians["per_token_s"] * 1000, 1) if "per_token_s" in medians else "-",
+            _fmt(result.prepare_seconds, 1),
+            verdict,
+        ])
+    lines: list[str] = []
+    settings = session.settings
+    if rows:
+        lines.append(
+            f"model {settings.model}, {settings.max_new_tokens} new tokens (fixed), "
+            f"{settings.threads} threads, {settings.rounds} rounds after {settings.warmup} warm-up; "
+            "speedup = interleaved eager fp32 median / backend median"
+        )
+        lines += _table(header, rows)
+    for resolved in session.unavailable:
+        lines.append(f"not run: {resolved.label}: {resolved.availability.reason}")
+    for label, result in session.results.items():
+        for failure in result.equivalence_failures():
+            lines.append(f"equivalence FAILED: {label}: {failure}")
+    for notice in session.notices:
+        lines.append(f"note: {notice}")
+    return lines
