@@ -1,1 +1,260 @@
-"""Placeholder filled in by the OpenVINO issue."""
+"""OpenVINO backends: the model exported to IR (see :mod:`.openvino_export`) and run on the CPU plugin.
+
+Four variants share one runner and differ only in what they compile:
+
+* ``openvino``: the plugin's defaults on this CPU (bf16 where the CPU has AVX512-BF16 or AMX,
+  else f32; u8 KV cache). ``precision`` is set from what the compiled model reports.
+* ``openvino-f32``: f32 inference and f32 KV cache; must match eager fp32 token for token.
+* ``openvino-bf16``: bf16 inference with a bf16 KV cache.
+* ``openvino-int8``: NNCF int8 (asymmetric, per-channel) weight compression of every part; the
+  plugin computes in its default precision, with activations dynamically quantised.
+
+Export and compilation happen in :meth:`prepare` and are reported in ``prepare_info``, never in
+latency. Every variant warms up on the example study so first-inference kernel creation is paid
+there too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+
+from .base import Availability, Backend, Generation, Runner, StageTimings, register_backend
+
+if TYPE_CHECKING:
+    import openvino as ov
+
+    from ..model.loader import ReferenceModel
+    from ..model.processor import CXRProcessor, ModelInputs
+
+INSTALL_HINT = "pip install 'pytest-cxrperf[openvino]'"
+
+
+def _precision_name(ov_type: Any) -> str:
+    """OpenVINO element type -> this project's precision label."""
+    text = str(ov_type).lower()
+    return "bf16" if "bf16" in text or "bfloat16" in text else "fp32"
+
+
+class OpenVINORunner:
+    """Greedy generation over the three compiled parts; same loop and timing as TorchRunner."""
+
+    def __init__(
+        self,
+        vision: ov.CompiledModel,
+        embed: ov.CompiledModel,
+        decoder: ov.CompiledModel,
+        processor: CXRProcessor,
+    ) -> None:
+        self.processor = processor
+        self.image_token_id = processor.config.image_token_id
+        self.eos_token_id = processor.config.eos_token_id
+        self._vision = vision.create_infer_request()
+        self._embed = embed.create_infer_request()
+        self._decoder = decoder.create_infer_request()
+        self._beam = np.zeros(1, dtype=np.int32)
+
+    def _encode(self, pixel_values: torch.Tensor) -> np.ndarray:
+        pixels = np.ascontiguousarray(pixel_values.float().numpy())
+        features = self._vision.infer({"pixel_values": pixels})["image_embeds"]
+        return features.reshape(-1, features.shape[-1])
+
+    def _embed_ids(self, ids: np.ndarray) -> np.ndarray:
+        return self._embed.infer({"input_ids": ids.reshape(1, -1)})["inputs_embeds"].copy()
+
+    def _embed_prompt(self, input_ids: torch.Tensor, image_embeds: np.ndarray) -> np.ndarray:
+        ids = input_ids.numpy().astype(np.int64)
+        embeds = self._embed_ids(ids)
+        mask = ids[0] == self.image_token_id
+        if int(mask.sum()) != image_embeds.shape[0]:
+            raise ValueError(
+                f"prompt has {int(mask.sum())} <image> tokens but the images gave "
+                f"{image_embeds.shape[0]}"
+            )
+        embeds[0, mask] = image_embeds
+        return embeds
+
+    def _run(self, embeds: np.ndarray, past: int, logits_indices: np.ndarray) -> np.ndarray:
+        """One decoder call on top of ``past`` cached positions; logits [K, vocab] (a view)."""
+        length = embeds.shape[1]
+        outputs = self._decoder.infer(
+            {
+                "inputs_embeds": embeds,
+                "attention_mask": np.ones((1, past + length), dtype=np.int64),
+                "position_ids": np.arange(past, past + length, dtype=np.int64)[None, :],
+                "logits_indices": logits_indices,
+                "beam_idx": self._beam,
+            }
+        )
+        return outputs["logits"][0]
+
+    def generate(
+        self,
+        inputs: ModelInputs,
+        max_new_tokens: int,
+        *,
+        force_length: bool = False,
+        return_logits: bool = False,
+    ) -> Generation:
+        if max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be >= 1")
+        start = perf_counter()
+        image_embeds = self._encode(inputs.pixel_values)
+        vision_done = perf_counter()
+        embeds = self._embed_prompt(inputs.input_ids, image_embeds)
+        self._decoder.reset_state()
+        past = embeds.shape[1]
+        logits = self._run(embeds, 0, np.array([past - 1], dtype=np.int64))[-1]
+        token = int(np.argmax(logits))
+        prefill_done = perf_counter()
+        ids, decode = [token], []
+        kept = [torch.from_numpy(logits.astype(np.float32))] if return_logits else []
+        step_ids = np.zeros((1, 1), dtype=np.int64)
+        last = np.zeros(1, dtype=np.int64)
+        while len(ids) < max_new_tokens and (force_length or token != self.eos_token_id):
+            step = perf_counter()
+            step_ids[0, 0] = token
+            logits = self._run(self._embed_ids(step_ids), past, last)[-1]
+            past += 1
+            token = int(np.argmax(logits))
+            decode.append(perf_counter() - step)
+            ids.append(token)
+            if return_logits:
+                kept.append(torch.from_numpy(logits.astype(np.float32)))
+        timings = StageTimings(vision_done - start, prefill_done - vision_done, tuple(decode))
+        return Generation(
+            token_ids=ids,
+            text=self.processor.decode([t for t in ids if t != self.eos_token_id]),
+            timings=timings,
+            step_logits=torch.stack(kept) if return_logits else None,
+        )
+
+    def score(self, inputs: ModelInputs, target_ids: list[int]) -> torch.Tensor:
+        if not target_ids:
+            raise ValueError("target_ids is empty")
+        prompt = self._embed_prompt(inputs.input_ids, self._encode(inputs.pixel_values))
+        targets = self._embed_ids(np.asarray(target_ids, dtype=np.int64))
+        embeds = np.concatenate([prompt, targets], axis=1)
+        self._decoder.reset_state()
+        first = inputs.prompt_length - 1
+        indices = np.arange(first, first + len(target_ids), dtype=np.int64)
+        logits = self._run(embeds, 0, indices)
+        self._decoder.reset_state()  # the next generate starts clean even if it forgets to
+        return torch.from_numpy(logits.astype(np.float32, copy=True))
+
+
+class _OpenVINOBackend(Backend):
+    """Shared prepare: export (or reuse) the IR, compile the three parts, warm up."""
+
+    weights: ClassVar[str] = "f32"  # "f32" | "int8": what the IR stores
+    config: ClassVar[dict[str, str]] = {}  # compile properties on top of the plugin's defaults
+    needs: ClassVar[tuple[str, ...]] = ("openvino",)
+
+    def __init__(
+        self, threads: int | None = None, cache_dir: str | os.PathLike[str] | None = None
+    ) -> None:
+        super().__init__(threads)
+        self.cache_dir = cache_dir
+
+    def availability(self) -> Availability:
+        for module in self.needs:
+            try:
+                __import__(module)
+            except Exception as exc:  # ImportError, or a broken native library
+                return Availability.no(f"{module} is not importable ({exc}); {INSTALL_HINT}")
+        return Availability.yes()
+
+    def compile_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1", **self.config}
+        if self.threads:
+            config["INFERENCE_NUM_THREADS"] = int(self.threads)
+        return config
+
+    def prepare(self, reference: ReferenceModel, example: ModelInputs) -> Runner:
+        import openvino as ov
+
+        from .openvino_export import DECODER_FILE, EMBED_FILE, VISION_FILE, export_entry
+
+        start = perf_counter()
+        entry = export_entry(reference, weights=self.weights, cache_dir=self.cache_dir)
+        compile_start = perf_counter()
+        core = ov.Core()
+        config = self.compile_config()
+        parts = [
+            core.compile_model(core.read_model(str(Path(entry.path) / name)), "CPU", config)
+            for name in (VISION_FILE, EMBED_FILE, DECODER_FILE)
+        ]
+        compile_s = perf_counter() - compile_start
+        decoder = parts[2]
+        inference = decoder.get_property("INFERENCE_PRECISION_HINT")
+        self.precision = "int8-weights" if self.weights == "int8" else _precision_name(inference)
+        runner = OpenVINORunner(*parts, processor=reference.processor)
+        warm_start = perf_counter()
+        runner.generate(example, 2, force_length=True)
+        self.prepare_info.seconds = perf_counter() - start
+        self.prepare_info.details.update(
+            {
+                "cache": "hit" if entry.hit else "miss",
+                "cache_dir": str(entry.path),
+                "export_s": round(entry.export_s, 3),
+                "verify_s": round(entry.verify_s, 3),
+                "compile_s": round(compile_s, 3),
+                "warmup_s": round(perf_counter() - warm_start, 3),
+                "inference_precision": str(inference),
+                "kv_cache_precision": str(decoder.get_property("KV_CACHE_PRECISION")),
+                "threads": int(decoder.get_property("INFERENCE_NUM_THREADS")),
+                "openvino": ov.get_version(),
+            }
+        )
+        if entry.rebuilt_because:
+            self.prepare_info.details["rebuilt_because"] = entry.rebuilt_because
+        return runner
+
+
+@register_backend
+class OpenVINOBackend(_OpenVINOBackend):
+    name = "openvino"
+    precision = "bf16"  # replaced per instance by what the plugin really uses
+    description = "OpenVINO CPU plugin with its default precision (bf16 where the CPU has it)"
+
+    def __init__(
+        self, threads: int | None = None, cache_dir: str | os.PathLike[str] | None = None
+    ) -> None:
+        super().__init__(threads, cache_dir)
+        try:
+            import openvino as ov
+
+            hint = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")
+            self.precision = _precision_name(hint)
+        except Exception:  # not installed: availability() says so
+            pass
+
+
+@register_backend
+class OpenVINOF32Backend(_OpenVINOBackend):
+    name = "openvino-f32"
+    precision = "fp32"
+    description = "OpenVINO CPU plugin, f32 inference and f32 KV cache"
+    config = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
+
+
+@register_backend
+class OpenVINOBf16Backend(_OpenVINOBackend):
+    name = "openvino-bf16"
+    precision = "bf16"
+    description = "OpenVINO CPU plugin, bf16 inference and bf16 KV cache"
+    config = {"INFERENCE_PRECISION_HINT": "bf16", "KV_CACHE_PRECISION": "bf16"}
+
+
+@register_backend
+class OpenVINOInt8Backend(_OpenVINOBackend):
+    name = "openvino-int8"
+    precision = "int8-weights"
+    description = "OpenVINO with NNCF int8 weight compression (default compute precision)"
+    weights = "int8"
+    needs = ("openvino", "nncf")

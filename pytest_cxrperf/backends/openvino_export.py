@@ -33,20 +33,25 @@ with a rank-1 empty input); we fill the cache layers directly.
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from .openvino_cache import CacheEntry, cache_key, cache_root, ensure_entry, library_versions
 from .torch_runner import cache_argument
 
 if TYPE_CHECKING:
     import openvino as ov
 
     from ..model.architecture import CXRReportModel
+    from ..model.loader import ReferenceModel
 
 VISION_FILE, EMBED_FILE, DECODER_FILE = "vision.xml", "embed.xml", "decoder.xml"
 IR_FILES = (VISION_FILE, EMBED_FILE, DECODER_FILE)
@@ -247,3 +252,73 @@ def make_stateful(ov_model: ov.Model, kv_inputs: list[str], kv_outputs: list[str
         zero = opset13.convert(zero, op.get_output_element_type(0))
         op.set_arguments([opset13.broadcast(zero, opset13.concat(parts, axis=0))])
     ov_model.validate_nodes_and_infer_types()
+
+
+def export_settings(weights: str) -> dict[str, object]:
+    """Everything about an export besides the weights and library versions (part of the key)."""
+    settings: dict[str, object] = {
+        "parts": list(IR_FILES),
+        "decoder_inputs": [*DECODER_INPUTS, "beam_idx"],
+        "stateful": True,
+        "weights": weights,
+    }
+    if weights == "int8":
+        settings["compression"] = "nncf.compress_weights INT8_ASYM"
+    return settings
+
+
+def export_parts(model: CXRReportModel, folder: Path, weights: str) -> None:
+    """Convert the three parts and save them (f32 weights, or int8-compressed) under ``folder``."""
+    import openvino as ov
+
+    if weights not in ("f32", "int8"):
+        raise ValueError(f"weights must be 'f32' or 'int8', got {weights!r}")
+    model.eval()
+    with warnings.catch_warnings():
+        # the tracer warns about every Python-level shape check in transformers; the ones that
+        # matter (mask skipping, GQA packing) are decided by the trace inputs, see the docstring
+        warnings.simplefilter("ignore")
+        parts = {
+            VISION_FILE: convert_vision(model, model.config.image_size),
+            EMBED_FILE: convert_embed(model),
+            DECODER_FILE: convert_decoder(model),
+        }
+    for name, ov_model in parts.items():
+        if weights == "int8":
+            ov_model = _compress_int8(ov_model)
+        # compress_to_fp16 defaults to True: that would round every weight and break f32 parity
+        ov.save_model(ov_model, str(folder / name), compress_to_fp16=False)
+
+
+def _compress_int8(ov_model: ov.Model) -> ov.Model:
+    import logging
+
+    import nncf
+    from nncf.common.logging.logger import nncf_logger
+
+    level = nncf_logger.level
+    nncf_logger.setLevel(logging.WARNING)  # its per-part statistics table is noise in a test log
+    try:
+        return nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+    finally:
+        nncf_logger.setLevel(level)
+
+
+def export_entry(
+    reference: ReferenceModel,
+    *,
+    weights: str = "f32",
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> CacheEntry:
+    """A verified cache entry holding ``reference`` as IR, exported now if it is not cached."""
+    extra = ("nncf",) if weights == "int8" else ()
+    settings = export_settings(weights)
+    versions = library_versions(*extra)
+    key = cache_key(reference.weights_hash, settings, versions)
+    metadata = {"model": reference.name, "settings": settings, "versions": versions}
+    return ensure_entry(
+        cache_root(cache_dir),
+        key,
+        lambda folder: export_parts(reference.model, folder, weights),
+        metadata,
+    )

@@ -1,0 +1,572 @@
+"""Rule-based findings extraction from report text, in the style of the CheXpert / NegBio labelers.
+
+``extract(text)`` returns what a report *says* about the 14 CheXpert observations, one
+:class:`Finding` per observation mentioned, with a status (present / absent / uncertain) and a
+laterality (left / right / bilateral / none). Two reports are *clinically equivalent* when their
+extracted findings are equal; :func:`compare` names the differences. Everything is deterministic
+and needs nothing but the standard library.
+
+How a report is read:
+
+1. The text is lower-cased and split into sentences (``.``, ``!``, ``?`` followed by white space,
+   ``;``, newlines). A decimal point (``1.5 cm``) does not end a sentence.
+2. In each sentence, *mentions* are matched with synonym patterns per observation (``effusion``,
+   ``pleural fluid``, ``blunting of the costophrenic angle`` -> Pleural Effusion; ``nodule``,
+   ``mass``, ``nodular opacity`` -> Lung Lesion; ...). Overlapping matches keep the longest
+   (``nodular opacity`` is a lesion, not an opacity). A few *normal* statements mean absence
+   outright (``heart size is normal`` -> Cardiomegaly absent, ``costophrenic angles are sharp``
+   -> Pleural Effusion absent).
+3. A mention is *negated* by a cue before it (``no``, ``without``, ``free of``, ``negative for``,
+   ``no evidence of``, ``resolved``, ...) or after it (``is not seen``, ``has resolved``, ...), and
+   *uncertain* by a cue before it (``may represent``, ``possible``, ``likely``, ``suggestive of``,
+   ``cannot exclude``, ``concerning for``, ...) or after it (``cannot be excluded``, ``is not
+   excluded``, ...); ``A versus B`` makes both uncertain. When several cues reach a mention, the
+   nearest wins.
+4. A cue before a mention reaches forward through a list (``no effusion or pneumothorax`` negates
+   both; ``no effusion, consolidation, or pneumothorax`` all three) and stops at a scope boundary:
+   ``but``, ``however``, ``although``, ``though``, ``except``, ``which``, ``whereas``, ``while``,
+   ``with``, ``there is/are``, ``:``, or a comma / ``and`` followed by a new noun phrase (``a``,
+   ``the``, a size or laterality word...): ``no effusion but a small pneumothorax`` and ``no
+   effusion and a small pneumothorax`` leave the pneumothorax present. A cue after a mention
+   reaches back to the previous boundary or comma.
+5. Laterality words (``left``, ``right``, ``left-sided``, ``bilateral``, ``bilaterally``,
+   ``bibasilar``, ``bibasal``, ``biapical``, ``both``) belong to the mention they modify: inside
+   it, before it, or after it (``opacity in the right lower lobe``); a word between two mentions
+   goes to the later one if a conjunction or comma separates it from the earlier one. A mention
+   that interprets another (``opacity in the right lower lobe may represent pneumonia``, ``...,
+   likely atelectasis``, ``effusion with adjacent atelectasis``) inherits its laterality when it
+   has none of its own. ``left`` and ``right`` together make ``bilateral``. Cardiomegaly and
+   Enlarged Cardiomediastinum never carry a laterality.
+6. Mentions of one observation are merged into one finding: present beats uncertain beats absent,
+   and the laterality is the union over the mentions with the winning status.
+7. ``No Finding`` is derived as in CheXpert: present when the text says anything about the chest
+   (at least one mention, or a normal statement such as ``the lungs are clear`` or ``no acute
+   cardiopulmonary process``) and no observation other than Support Devices is present or
+   uncertain. Text with no mention at all gives an empty list.
+
+The output is sorted in the order of :data:`LABELS`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+LABELS: tuple[str, ...] = (
+    "No Finding",
+    "Enlarged Cardiomediastinum",
+    "Cardiomegaly",
+    "Lung Opacity",
+    "Lung Lesion",
+    "Edema",
+    "Consolidation",
+    "Pneumonia",
+    "Atelectasis",
+    "Pneumothorax",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Fracture",
+    "Support Devices",
+)
+STATUSES: tuple[str, ...] = ("present", "absent", "uncertain")
+LATERALITIES: tuple[str, ...] = ("left", "right", "bilateral", "none")
+_MIDLINE = frozenset({"No Finding", "Cardiomegaly", "Enlarged Cardiomediastinum"})
+
+
+@dataclass(frozen=True, order=False)
+class Finding:
+    """What a report says about one CheXpert observation."""
+
+    label: str
+    status: str
+    laterality: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.label not in LABELS:
+            raise ValueError(f"unknown finding label {self.label!r}; expected one of {LABELS}")
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown status {self.status!r}; expected one of {STATUSES}")
+        if self.laterality not in LATERALITIES:
+            raise ValueError(
+                f"unknown laterality {self.laterality!r}; expected one of {LATERALITIES}"
+            )
+
+    def sort_key(self) -> tuple[int, int, int]:
+        return (
+            LABELS.index(self.label),
+            STATUSES.index(self.status),
+            LATERALITIES.index(self.laterality),
+        )
+
+    def describe(self) -> str:
+        """``Pleural Effusion: present (left)``; laterality is omitted when it is ``none``."""
+        side = "" if self.laterality == "none" else f" ({self.laterality})"
+        return f"{self.label}: {self.status}{side}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"label": self.label, "status": self.status, "laterality": self.laterality}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        if not isinstance(data, dict) or "label" not in data or "status" not in data:
+            raise ValueError(f"a finding needs 'label' and 'status', got {data!r}")
+        unknown = sorted(set(data) - {"label", "status", "laterality"})
+        if unknown:
+            raise ValueError(f"unknown finding keys {unknown}")
+        return cls(str(data["label"]), str(data["status"]), str(data.get("laterality", "none")))
+
+
+# --------------------------------------------------------------------------------------------
+# Patterns. Each is matched on lower-cased text with word boundaries around the whole pattern.
+
+_ADVERB = r"(?:mildly|moderately|severely|markedly|slightly|massively|significantly|substantially|again|still|now|minimally) "
+_MENTIONS: dict[str, str] = {
+    "Enlarged Cardiomediastinum": (
+        r"enlarged cardiomediastin\w*|(?:widened|widening of the|wide) mediastinum|"
+        r"mediastinal (?:widening|enlargement)|"
+        r"cardiomediastinal (?:silhouette|contours?) (?:is |are )?" + _ADVERB + r"?"
+        r"(?:enlarged|widened|prominent)|"
+        r"mediastinum is " + _ADVERB + r"?(?:widened|enlarged)"
+    ),
+    "Cardiomegaly": (
+        r"cardiomegaly|cardiac enlargement|"
+        r"enlarge(?:d|ment of the) (?:heart|cardiac silhouette)|"
+        r"enlarged cardiac (?:silhouette|size)|"
+        r"(?:heart|cardiac silhouette|heart size|cardiac size)(?: is| remains| appears)? "
+        + _ADVERB
+        + r"?(?:enlarged|increased)"
+    ),
+    "Lung Opacity": (
+        r"opacit(?:y|ies)|opacification|infiltrat(?:e|es|ion|ive)|air-?space (?:disease|opacit(?:y|ies))|"
+        r"densit(?:y|ies)|haziness"
+    ),
+    "Lung Lesion": (
+        r"nodul(?:e|es)|nodular (?:opacit(?:y|ies)|densit(?:y|ies))|mass(?:es)?|"
+        r"(?:lung |pulmonary |cavitary )?lesions?|granulomas?|neoplasms?|tumou?rs?|carcinoma"
+    ),
+    "Edema": (
+        r"o?edema|(?:pulmonary|vascular|venous) congestion|vascular (?:engorgement|prominence)|"
+        r"kerley (?:b )?lines|heart failure|chf"
+    ),
+    "Consolidation": r"consolidat(?:ion|ions|ive|ed)",
+    "Pneumonia": (
+        r"(?:broncho)?pneumonias?|infections?|infectious (?:process|etiology)|aspiration"
+    ),
+    "Atelectasis": r"atelecta(?:sis|ses|tic)|collapsed?",
+    "Pneumothorax": r"pneumothora(?:x|ces)|ptx",
+    "Pleural Effusion": (
+        r"(?<!pericardial )(?:pleural )?effusions?|pleural fluid|"
+        r"(?:blunting|blunted|blunts?) (?:of )?(?:the )?(?:left |right |bilateral |both )?"
+        r"costophrenic (?:angles?|sulc(?:us|i))|"
+        r"costophrenic (?:angles?|sulc(?:us|i)) (?:is |are )?" + _ADVERB + r"?blunt(?:ed|ing)"
+    ),
+    "Pleural Other": (
+        r"pleural (?:thickening|plaques?|scarring|calcifications?)|fibrothorax|"
+        r"pleuroparenchymal scarring"
+    ),
+    "Fracture": r"fractur(?:e|es|ed)|fx",
+    "Support Devices": (
+        r"(?:endotracheal|et|tracheostomy|nasogastric|ng|orogastric|og|enteric|feeding|chest|"
+        r"dobhoff) tubes?|tracheostomy|"
+        r"(?:(?:internal jugular|subclavian|jugular|femoral) )?"
+        r"(?:central venous|central|venous|picc|midline|swan-ganz|pulmonary artery|arterial|"
+        r"dialysis|internal jugular|subclavian) (?:catheters?|lines?)|catheters?|picc|"
+        r"pacemaker|pacer|(?:pacemaker|pacer|icd|cardiac|epicardial|transvenous|monitoring|ekg|ecg)"
+        r" leads?|icd|defibrillator|(?:sternotomy )?wires|port-a-cath|(?:chest )?port|stents?|"
+        r"(?:surgical )?clips|drains?|tubes and lines|lines and tubes|support devices|"
+        r"(?:prosthetic|mechanical) valve|valve replacement"
+    ),
+}
+_NORMALS: dict[str, str] = {  # statements of normality: the observation is absent
+    "Cardiomegaly": (
+        r"(?:normal|normal-sized?|upper normal|top normal) (?:heart|cardiac) (?:size|silhouette)|"
+        r"(?:heart|cardiac silhouette|heart size|cardiac size)(?: is| remains| appears)? "
+        r"(?:(?:upper|top|within) )?(?:normal|normal limits|unremarkable|not enlarged)"
+        r"(?: in size)?"
+    ),
+    "Enlarged Cardiomediastinum": (
+        r"(?:normal|unremarkable) (?:cardio)?mediastinal (?:silhouette|contours?)|"
+        r"(?:cardio)?mediastinal (?:silhouette|contours?)(?: is| are)? "
+        r"(?:within )?(?:normal|normal limits|unremarkable|not widened)"
+    ),
+    "Pleural Effusion": (
+        r"(?:sharp|clear|preserved) costophrenic angles?|"
+        r"costophrenic angles? (?:is |are |remain )?(?:sharp|clear|preserved|normal)"
+    ),
+}
+# normal statements that say something about the chest without naming an observation
+_NORMAL_STATEMENTS = (
+    r"no acute (?:cardiopulmonary|intrathoracic|cardiothoracic)? ?(?:process|abnormality|"
+    r"abnormalities|disease|findings?)|lungs are clear|clear lungs|normal chest(?: radiograph| x-ray)?|"
+    r"unremarkable chest(?: radiograph| x-ray)?"
+)
+
+_NEG_PRE = (
+    r"no(?! longer)|not(?! (?:be )?(?:excluded|ruled out))|without|free of|clear of|negative for|"
+    r"absence of|resolution of|(?<!has )(?<!have )(?<!had )(?<!is )(?<!are )resolved|"
+    r"interval resolution of|no evidence of|never"
+)
+_NEG_POST = (
+    r"(?:is |are )?not (?:seen|identified|present|visualized|appreciated|demonstrated|evident|noted)|"
+    r"(?:has|have|had) (?:since )?(?:resolved|cleared)|(?:is|are) absent|"
+    r"(?:is |are )?no longer (?:seen|present|visualized|evident|identified|noted|appreciated)|"
+    r"(?:has|have) been ruled out"
+)
+_UNC_PRE = (
+    r"may represent|may be|could represent|could be|might represent|might be|may reflect|"
+    r"possible|possibly|probable|probably|likely|questionable|question of|suspected|suspicious for|"
+    r"presumed|suggestive of|suggests?|suggesting|concerning for|concern for|worrisome for|"
+    r"cannot exclude|can not exclude|cannot rule out|can not rule out|not excluding|"
+    r"(?:to )?rule out|r/o|evaluate for|evaluation for|assess for|differential (?:diagnosis )?"
+    r"(?:includes|considerations? include)|equivocal|borderline|atypical for|versus|vs\.?"
+)
+_UNC_POST = (
+    r"cannot be (?:excluded|ruled out)|can not be (?:excluded|ruled out)|"
+    r"(?:is |are )?not (?:be )?(?:excluded|ruled out)|(?:is|are) (?:possible|likely|suspected|"
+    r"questioned|considered|a consideration)|may be present|could be present"
+)
+# a cue before a mention does not reach past these
+_WORD_BOUNDARY = (
+    r":|;|but|however|although|though|except|which|whereas|while|with|there (?:is|are|has|have)"
+)
+_BOUNDARY = _WORD_BOUNDARY + (
+    r"|(?:,|and)(?= (?:a|an|the|there|this|these|small|moderate|large|mild|severe|trace|minimal|"
+    r"tiny|new|increased|decreased|increasing|decreasing|persistent|stable|unchanged|left|right|"
+    r"bilateral|mildly|moderately|severely|markedly|slightly|heart|cardiac|lungs?)\b)"
+)
+# words that separate one mention's modifiers from the next's
+_SEPARATOR = r",|;|and|or|with|without|but|no|versus|vs\.?|as well as|plus"
+# phrases by which a mention interprets the one before it (laterality is inherited)
+_LINK = (
+    r"may represent|may be|could represent|could be|might represent|may reflect|possible|"
+    r"possibly|probable|probably|likely|suggestive of|suggesting|concerning for|concern for|"
+    r"worrisome for|suspicious for|consistent with|compatible with|representing|reflecting|"
+    r"due to|secondary to|with (?:adjacent|associated|surrounding)|versus|vs\.?|"
+    r"related to|from"
+)
+_LATERALITY = (
+    r"left|right|bilateral|bilaterally|bibasilar|bibasal|biapical|both|"
+    r"bi-?lateral|bi-basilar"
+)
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w-])(?:{pattern})(?![\w])")
+
+
+_MENTION_RES = [(label, _compile(p)) for label, p in _MENTIONS.items()]
+_NORMAL_RES = [(label, _compile(p)) for label, p in _NORMALS.items()]
+_NORMAL_STATEMENT_RE = _compile(_NORMAL_STATEMENTS)
+_NEG_PRE_RE = _compile(_NEG_PRE)
+_NEG_POST_RE = _compile(_NEG_POST)
+_UNC_PRE_RE = _compile(_UNC_PRE)
+_UNC_POST_RE = _compile(_UNC_POST)
+_BOUNDARY_RE = re.compile(rf"(?:(?<![\w-])(?:{_BOUNDARY})(?![\w]))|[,:;]")
+_HARD_BOUNDARY_RE = re.compile(rf"(?<![\w-])(?:{_BOUNDARY})(?![\w])")
+_WORD_BOUNDARY_RE = re.compile(rf"(?<![\w-])(?:{_WORD_BOUNDARY})(?![\w])")
+_SEPARATOR_RE = _compile(_SEPARATOR)
+_LIST_GAP_RE = re.compile(r"^\s*(?:,|or|and|, or|, and)\s*$")
+_LINK_RE = _compile(_LINK)
+_LATERALITY_RE = re.compile(rf"(?<![\w])(?:{_LATERALITY})(?![a-z])")
+_VERSUS_RE = _compile(r"versus|vs\.?")
+_WHICH_RE = _compile(r"which|that")
+_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+|\n+|;")
+
+
+@dataclass(frozen=True)
+class _Mention:
+    label: str
+    start: int
+    end: int
+    normal: bool  # a statement of normality: always absent
+
+
+@dataclass(frozen=True)
+class _Cue:
+    kind: str  # "absent" | "uncertain"
+    start: int
+    end: int
+
+
+def _sentences(text: str) -> list[str]:
+    lowered = re.sub(r"[ \t\r\f\v]+", " ", text.lower())
+    return [s.strip() for s in _SENTENCE_RE.split(lowered) if s and s.strip()]
+
+
+def _find_mentions(sentence: str) -> tuple[list[_Mention], bool]:
+    candidates: list[_Mention] = []
+    for label, regex in _NORMAL_RES:
+        candidates += [_Mention(label, m.start(), m.end(), True) for m in regex.finditer(sentence)]
+    for label, regex in _MENTION_RES:
+        candidates += [_Mention(label, m.start(), m.end(), False) for m in regex.finditer(sentence)]
+    # longest first (normal statements first on ties), then leftmost; drop overlaps
+    candidates.sort(key=lambda m: (-(m.end - m.start), not m.normal, m.start))
+    kept: list[_Mention] = []
+    for cand in candidates:
+        if all(cand.end <= k.start or cand.start >= k.end for k in kept):
+            kept.append(cand)
+    kept.sort(key=lambda m: m.start)
+    normal_statement = _NORMAL_STATEMENT_RE.search(sentence) is not None
+    return kept, normal_statement
+
+
+def _find_cues(sentence: str, mentions: list[_Mention]) -> tuple[list[_Cue], list[_Cue]]:
+    """Pre-cues (reach forward) and post-cues (reach back); cues inside a mention are ignored."""
+
+    def outside(start: int, end: int) -> bool:
+        return all(end <= m.start or start >= m.end for m in mentions)
+
+    def collect(regexes: list[tuple[str, re.Pattern[str]]]) -> list[_Cue]:
+        found: list[_Cue] = []
+        for kind, regex in regexes:
+            found += [
+                _Cue(kind, m.start(), m.end())
+                for m in regex.finditer(sentence)
+                if outside(m.start(), m.end())
+            ]
+        # the longest cue wins where two overlap ("not excluded" over "not")
+        found.sort(key=lambda c: (-(c.end - c.start), c.start))
+        kept: list[_Cue] = []
+        for cue in found:
+            if all(cue.end <= k.start or cue.start >= k.end for k in kept):
+                kept.append(cue)
+        return sorted(kept, key=lambda c: c.start)
+
+    post = collect([("uncertain", _UNC_POST_RE), ("absent", _NEG_POST_RE)])
+    taken = [(c.start, c.end) for c in post]
+    pre = [
+        c
+        for c in collect([("uncertain", _UNC_PRE_RE), ("absent", _NEG_PRE_RE)])
+        if all(c.end <= s or c.start >= e for s, e in taken)
+    ]
+    return pre, post
+
+
+def _status(sentence: str, mention: _Mention, pre: list[_Cue], post: list[_Cue]) -> str:
+    if mention.normal:
+        return "absent"
+    best: tuple[int, str] | None = None  # (distance, status)
+    for cue in pre:
+        if cue.end > mention.start:
+            continue
+        between = sentence[cue.end : mention.start]
+        if _HARD_BOUNDARY_RE.search(between):
+            continue
+        distance = mention.start - cue.end
+        if best is None or distance < best[0]:
+            best = (distance, cue.kind)
+    for cue in post:
+        if cue.start < mention.end:
+            continue
+        between = sentence[mention.end : cue.start]
+        if _BOUNDARY_RE.search(between):
+            continue
+        distance = cue.start - mention.end
+        if best is None or distance < best[0]:
+            best = (distance, cue.kind)
+    return "present" if best is None else best[1]
+
+
+def _side_of(word: str) -> set[str]:
+    if word in ("left",):
+        return {"left"}
+    if word in ("right",):
+        return {"right"}
+    return {"left", "right"}
+
+
+def _lateralities(sentence: str, mentions: list[_Mention], statuses: list[str]) -> list[set[str]]:
+    sides: list[set[str]] = [set() for _ in mentions]
+    if not mentions:
+        return sides
+    for match in _LATERALITY_RE.finditer(sentence):
+        word = match.group(0).replace("-", "")
+        side = _side_of(word)
+        pos = match.start()
+        inside = [i for i, m in enumerate(mentions) if m.start <= pos < m.end]
+        if inside:
+            sides[inside[0]] |= side
+            continue
+        after = next((i for i, m in enumerate(mentions) if m.start >= match.end()), None)
+        before = max((i for i, m in enumerate(mentions) if m.end <= pos), default=None)
+        if before is None and after is not None:
+            if _WORD_BOUNDARY_RE.search(sentence[match.end() : mentions[after].start]):
+                continue
+            target = after
+        elif after is None and before is not None:
+            if _HARD_BOUNDARY_RE.search(sentence[mentions[before].end : pos]):
+                continue
+            target = before
+        elif before is not None and after is not None:
+            gap = sentence[mentions[before].end : pos]
+            target = after if _SEPARATOR_RE.search(gap) or "," in gap else before
+        else:  # pragma: no cover - mentions is not empty
+            continue
+        sides[target] |= side
+    # an interpreting mention inherits its antecedent's laterality
+    for i in range(1, len(mentions)):
+        if sides[i]:
+            continue
+        gap = sentence[mentions[i - 1].end : mentions[i].start]
+        if _LIST_GAP_RE.match(gap) and statuses[i] == statuses[i - 1] == "uncertain":
+            sides[i] = set(sides[i - 1])  # "may represent atelectasis or pneumonia"
+            continue
+        if not _LINK_RE.search(gap):
+            continue
+        rest = _WHICH_RE.sub(" ", _LINK_RE.sub(" ", gap)).replace(",", " ")
+        if not _SEPARATOR_RE.search(rest) and not _HARD_BOUNDARY_RE.search(rest):
+            sides[i] = set(sides[i - 1])
+    return sides
+
+
+def _laterality_name(sides: set[str]) -> str:
+    if {"left", "right"} <= sides:
+        return "bilateral"
+    if sides:
+        return next(iter(sides))
+    return "none"
+
+
+_STATUS_RANK = {"present": 0, "uncertain": 1, "absent": 2}
+
+
+def _merge(raw: Iterable[tuple[str, str, set[str]]]) -> list[Finding]:
+    by_label: dict[str, list[tuple[str, set[str]]]] = {}
+    for label, status, sides in raw:
+        by_label.setdefault(label, []).append((status, sides))
+    findings = []
+    for label, entries in by_label.items():
+        status = min((s for s, _ in entries), key=_STATUS_RANK.__getitem__)
+        sides: set[str] = set()
+        for s, side in entries:
+            if s == status:
+                sides |= side
+        laterality = "none" if label in _MIDLINE else _laterality_name(sides)
+        findings.append(Finding(label, status, laterality))
+    return sorted(findings, key=Finding.sort_key)
+
+
+def extract(text: str) -> list[Finding]:
+    """The findings a report states, one per observation, sorted in :data:`LABELS` order."""
+    if not isinstance(text, str):
+        raise TypeError(f"extract() needs report text (str), got {type(text).__name__}")
+    raw: list[tuple[str, str, set[str]]] = []
+    says_something = False
+    for sentence in _sentences(text):
+        mentions, normal_statement = _find_mentions(sentence)
+        says_something = says_something or normal_statement or bool(mentions)
+        if not mentions:
+            continue
+        pre, post = _find_cues(sentence, mentions)
+        statuses = [_status(sentence, m, pre, post) for m in mentions]
+        sides = _lateralities(sentence, mentions, statuses)
+        for versus in _VERSUS_RE.finditer(sentence):  # "A versus B": both uncertain
+            before = max((i for i, m in enumerate(mentions) if m.end <= versus.start()), default=None)
+            after = next((i for i, m in enumerate(mentions) if m.start >= versus.end()), None)
+            pair = [i for i in (before, after) if i is not None]
+            shared = set().union(*(sides[i] for i in pair)) if pair else set()
+            for i in pair:
+                sides[i] = set(shared)
+                if statuses[i] == "present":
+                    statuses[i] = "uncertain"
+        for mention, status, side in zip(mentions, statuses, sides, strict=True):
+            raw.append((mention.label, status, side))
+    findings = _merge(raw)
+    if says_something and not any(
+        f.status in ("present", "uncertain") and f.label != "Support Devices" for f in findings
+    ):
+        findings = sorted([Finding("No Finding", "present"), *findings], key=Finding.sort_key)
+    return findings
+
+
+# --------------------------------------------------------------------------------------------
+# Comparison and JSON
+
+
+def _by_label(findings: Iterable[Finding]) -> dict[str, Finding]:
+    table: dict[str, Finding] = {}
+    for finding in findings:
+        if finding.label in table and table[finding.label] != finding:
+            merged = _merge(
+                [
+                    (f.label, f.status, _sides(f.laterality))
+                    for f in (table[finding.label], finding)
+                ]
+            )
+            table[finding.label] = merged[0]
+        else:
+            table[finding.label] = finding
+    return table
+
+
+def _sides(laterality: str) -> set[str]:
+    return {"left", "right"} if laterality == "bilateral" else (
+        set() if laterality == "none" else {laterality}
+    )
+
+
+def _state(finding: Finding) -> str:
+    return finding.status if finding.laterality == "none" else f"{finding.status} ({finding.laterality})"
+
+
+def compare(reference: Sequence[Finding], candidate: Sequence[Finding]) -> list[str]:
+    """Human-readable differences, one line per observation that differs (empty: equivalent)."""
+    ref, cand = _by_label(reference), _by_label(candidate)
+    lines: list[str] = []
+    for label in LABELS:
+        r, c = ref.get(label), cand.get(label)
+        if r == c:
+            continue
+        if c is None:
+            assert r is not None
+            lines.append(f"{label}: reference says {_state(r)}, candidate does not mention it")
+        elif r is None:
+            lines.append(f"{label}: candidate says {_state(c)}, reference does not mention it")
+        elif r.status != c.status:
+            lines.append(f"{label}: reference says {_state(r)}, candidate says {_state(c)}")
+        else:
+            lines.append(
+                f"{label}: both say {r.status}, but reference laterality is {r.laterality} "
+                f"and candidate laterality is {c.laterality}"
+            )
+    return lines
+
+
+def to_json(findings: Iterable[Finding]) -> list[dict[str, str]]:
+    """JSON-ready list of ``{"label", "status", "laterality"}`` objects."""
+    return [f.to_dict() for f in sorted(findings, key=Finding.sort_key)]
+
+
+def from_json(data: Any) -> list[Finding]:
+    """Inverse of :func:`to_json`; accepts the list or its JSON text."""
+    if isinstance(data, str):
+        data = json.loads(data)
+    if not isinstance(data, list):
+        raise ValueError(f"findings JSON must be a list, got {type(data).__name__}")
+    return sorted((Finding.from_dict(item) for item in data), key=Finding.sort_key)
+
+
+def dumps(findings: Iterable[Finding], indent: int | None = None) -> str:
+    return json.dumps(to_json(findings), indent=indent)
+
+
+def equivalent(reference_text: str, candidate_text: str) -> bool:
+    """True when two reports state the same findings."""
+    return extract(reference_text) == extract(candidate_text)
+
+
+__all__ = [
+    "LABELS",
+    "LATERALITIES",
+    "STATUSES",
+    "Finding",
+    "compare",
+    "dumps",
+    "equivalent",
+    "extract",
+    "from_json",
+    "to_json",
+]

@@ -1,0 +1,55 @@
+"""Helpers for running the real suite inside ``pytester`` sandboxes."""
+
+from pathlib import Path
+
+import pytest
+
+SUITE = Path(__file__).parents[1] / "perf"
+
+FAKE_BACKENDS = '''
+from dataclasses import replace
+
+from pytest_cxrperf.backends.base import Availability, Backend, register_backend
+from pytest_cxrperf.backends.torch_runner import TorchRunner
+
+
+@register_backend
+class MissingBackend(Backend):
+    name = "missing"
+    precision = "fp32"
+
+    def availability(self):
+        return Availability.no("missing needs the 'frobnicate' package: pip install frobnicate")
+
+
+class WrongRunner(TorchRunner):
+    """Says something else: every generated token is shifted by one."""
+
+    def generate(self, inputs, max_new_tokens, **kwargs):
+        result = super().generate(inputs, max_new_tokens, **kwargs)
+        return replace(result, token_ids=[t + 1 for t in result.token_ids])
+
+    def score(self, inputs, target_ids):
+        return super().score(inputs, target_ids).roll(1, dims=-1)
+
+
+@register_backend
+class WrongBackend(Backend):
+    name = "wrong"
+    precision = "fp32"
+
+    def prepare(self, reference, example):
+        return WrongRunner(reference.model, reference.processor)
+'''
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A sandbox holding a copy of the suite (tests/perf) and a conftest with fake backends."""
+    for path in SUITE.glob("test_*.py"):
+        (pytester.path / path.name).write_text(path.read_text())
+    pytester.makeconftest(FAKE_BACKENDS)
+    return pytester
+
+
+FAST = ["--cxr-rounds=2", "--cxr-warmup=0", "--cxr-max-new-tokens=4", "-p", "no:cacheprovider"]
