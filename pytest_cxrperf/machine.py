@@ -16,13 +16,21 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8")
-LIBRARIES = ("torch", "transformers", "openvino", "nncf", "intel-extension-for-pytorch", "pytest-cxrperf")
+LIBRARIES = (
+    "torch",
+    "transformers",
+    "openvino",
+    "nncf",
+    "intel-extension-for-pytorch",
+    "pytest-cxrperf",
+)
 
 
 @lru_cache(maxsize=1)
 def _cpuinfo() -> dict[str, str]:
     try:
-        text = open("/proc/cpuinfo", encoding="utf-8", errors="replace").read()
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
     except OSError:
         return {}
     info: dict[str, str] = {}

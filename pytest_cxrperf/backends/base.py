@@ -1,8 +1,8 @@
 """The backend protocol, the values a generation returns, and the backend registry.
 
 A backend knows whether it can run here (:meth:`Backend.availability`) and turns the reference model
-into a :class:`Runner` once per session (:meth:`Backend.prepare`). Third parties add backends through
-the entry-point group ``pytest_cxrperf.backends`` (name -> Backend subclass) or
+into a :class:`Runner` once per session (:meth:`Backend.prepare`). Third parties add backends
+through the entry-point group ``pytest_cxrperf.backends`` (name -> Backend subclass) or
 :func:`register_backend`.
 """
 

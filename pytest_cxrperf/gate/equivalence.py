@@ -84,7 +84,11 @@ def compare_tokens(
         return TokenCheck(True, prefix, n_ref, n_cand, message="identical token ids")
     if prefix == min(n_ref, n_cand):
         return TokenCheck(
-            False, prefix, n_ref, n_cand, prefix,
+            False,
+            prefix,
+            n_ref,
+            n_cand,
+            prefix,
             message=f"lengths differ after {prefix} identical tokens "
             f"(reference {n_ref}, backend {n_cand}): one stopped early",
         )
@@ -95,7 +99,12 @@ def compare_tokens(
     ok = margin <= tie_margin
     verdict = "a near tie, accepted" if ok else f"not a near tie (tolerance {tie_margin:g})"
     return TokenCheck(
-        ok, prefix, n_ref, n_cand, prefix, margin,
+        ok,
+        prefix,
+        n_ref,
+        n_cand,
+        prefix,
+        margin,
         message=f"first difference at step {prefix}: reference token {ref_token}, backend token "
         f"{cand_token}; the reference preferred its token by {margin:.3g} logit std: {verdict}",
     )
@@ -115,12 +124,17 @@ def compare_prefill_logits(
 ) -> LogitCheck:
     if reference.shape != candidate.shape:
         return LogitCheck(
-            False, float("inf"), float("inf"), False,
+            False,
+            float("inf"),
+            float("inf"),
+            False,
             f"logit shapes differ: reference {tuple(reference.shape)}, "
             f"backend {tuple(candidate.shape)}",
         )
     ref, cand = reference.double(), candidate.double()
-    rel = float(torch.linalg.vector_norm(cand - ref) / max(float(torch.linalg.vector_norm(ref)), 1e-30))
+    rel = float(
+        torch.linalg.vector_norm(cand - ref) / max(float(torch.linalg.vector_norm(ref)), 1e-30)
+    )
     max_abs = float((cand - ref).abs().max())
     same = int(ref.argmax()) == int(cand.argmax())
     ok = rel <= max_rel_err and same and bool(torch.isfinite(cand).all())
@@ -145,7 +159,9 @@ def compare_teacher_forced(
 ) -> AgreementCheck:
     if reference_logits.shape != candidate_logits.shape:
         return AgreementCheck(
-            False, 0.0, int(reference_logits.shape[0]),
+            False,
+            0.0,
+            int(reference_logits.shape[0]),
             message=f"teacher-forced logit shapes differ: {tuple(reference_logits.shape)} vs "
             f"{tuple(candidate_logits.shape)}",
         )
@@ -156,7 +172,10 @@ def compare_teacher_forced(
     bad = [int(i) for i in torch.nonzero(~agree).flatten()]
     ok = fraction >= min_agreement
     return AgreementCheck(
-        ok, fraction, positions, bad,
+        ok,
+        fraction,
+        positions,
+        bad,
         f"teacher-forced top-1 agreement {fraction:.1%} over {positions} positions "
         f"(needs {min_agreement:.1%}); disagreeing at {bad[:10]}",
     )

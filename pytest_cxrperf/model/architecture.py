@@ -1,4 +1,4 @@
-"""The MAIRA-2 framework built from transformers parts: image encoder -> MLP projector -> decoder LLM.
+"""The MAIRA-2 framework from transformers parts: image encoder -> MLP projector -> decoder LLM.
 
 Image features replace the embeddings of the ``<image>`` placeholder tokens of the prompt, so the
 decoder sees one sequence of (text, image, text) embeddings. CXRReportGen uses the same framework
@@ -146,7 +146,9 @@ class CXRReportModel(nn.Module):
         self.language_model = _decoder(config)
         vision_dim = int(config.vision["hidden_size"])
         text_dim = int(config.decoder["hidden_size"])
-        self.vision = VisionTower(encoder, MLPProjector(vision_dim, text_dim, config.projector_layers))
+        self.vision = VisionTower(
+            encoder, MLPProjector(vision_dim, text_dim, config.projector_layers)
+        )
 
     @property
     def dtype(self) -> torch.dtype:

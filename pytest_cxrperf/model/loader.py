@@ -78,7 +78,9 @@ def build_preset(name: str, seed: int = 0) -> ReferenceModel:
     tokenizer = load_tokenizer()
     torch.manual_seed(seed)
     model = CXRReportModel(config)
-    return ReferenceModel(name=name, source="preset", config=config, model=model, tokenizer=tokenizer)
+    return ReferenceModel(
+        name=name, source="preset", config=config, model=model, tokenizer=tokenizer
+    )
 
 
 def save_checkpoint(reference: ReferenceModel, directory: str | Path) -> Path:

@@ -60,7 +60,11 @@ def load_grayscale(path: Path) -> np.ndarray:
                 array = _to_gray_array(image)
     except StudyError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
         raise StudyError(f"image {path} cannot be read as an image: {exc}") from exc
     except (OSError, SyntaxError, ValueError) as exc:  # truncated/corrupt data
         raise StudyError(f"image {path} is corrupt or truncated: {exc}") from exc
@@ -147,7 +151,7 @@ class CXRProcessor:
         )
 
     def decode(self, token_ids: list[int]) -> str:
-        """Text of generated ids; ids beyond the tokenizer (random big-vocab models) show as <id>."""
+        """Text of generated ids; ids past the tokenizer (random big-vocab models) show as <id>."""
         size = self.tokenizer.get_vocab_size()
         pieces: list[str] = []
         run: list[int] = []

@@ -35,7 +35,8 @@ Pulmonary edema is mild. There is mild pulmonary vascular congestion. Interstiti
 Lung volumes are low. There is bibasilar atelectasis. Linear atelectasis at the left base.
 Possible fracture of the right seventh rib. Degenerative changes of the thoracic spine.
 Compared to the prior study, the effusion has decreased. Unchanged from prior. Interval improvement.
-Enlarged cardiac silhouette. The costophrenic angles are sharp. Blunting of the left costophrenic angle.
+Enlarged cardiac silhouette. The costophrenic angles are sharp.
+Blunting of the left costophrenic angle.
 Without evidence of pneumothorax. The lungs are free of consolidation. No evidence of edema.
 INDICATION: Shortness of breath. Cough and fever. Chest pain. Evaluate for pneumonia. Trauma.
 TECHNIQUE: PA and lateral views of the chest. Portable AP view of the chest. Frontal view.

@@ -29,8 +29,18 @@ def speedup_vs_eager(control: list[float], samples: list[float]) -> float | None
 
 def summary_lines(session: CxrSession) -> list[str]:
     header = [
-        "backend", "precision", "rounds", "mean s", "std s", "median s", "speedup",
-        "vision s", "prefill s", "decode ms/tok", "prepare s", "equivalence",
+        "backend",
+        "precision",
+        "rounds",
+        "mean s",
+        "std s",
+        "median s",
+        "speedup",
+        "vision s",
+        "prefill s",
+        "decode ms/tok",
+        "prepare s",
+        "equivalence",
     ]
     rows: list[list[str]] = []
     for label, result in session.results.items():
@@ -46,26 +56,29 @@ def summary_lines(session: CxrSession) -> list[str]:
             verdict = f"FAIL ({len(failures)})"
         else:
             verdict = f"ok ({len(result.equivalence)} studies)"
-        rows.append([
-            label,
-            result.precision,
-            str(summary.n) if summary else "0",
-            _fmt(summary.mean if summary else None),
-            _fmt(summary.stdev if summary else None),
-            _fmt(summary.median if summary else None),
-            f"{speedup:.2f}x" if speedup else "-",
-            _fmt(medians.get("vision_s")),
-            _fmt(medians.get("prefill_s")),
-            _fmt(medians["per_token_s"] * 1000, 1) if "per_token_s" in medians else "-",
-            _fmt(result.prepare_seconds, 1),
-            verdict,
-        ])
+        rows.append(
+            [
+                label,
+                result.precision,
+                str(summary.n) if summary else "0",
+                _fmt(summary.mean if summary else None),
+                _fmt(summary.stdev if summary else None),
+                _fmt(summary.median if summary else None),
+                f"{speedup:.2f}x" if speedup else "-",
+                _fmt(medians.get("vision_s")),
+                _fmt(medians.get("prefill_s")),
+                _fmt(medians["per_token_s"] * 1000, 1) if "per_token_s" in medians else "-",
+                _fmt(result.prepare_seconds, 1),
+                verdict,
+            ]
+        )
     lines: list[str] = []
     settings = session.settings
     if rows:
         lines.append(
             f"model {settings.model}, {settings.max_new_tokens} new tokens (fixed), "
-            f"{settings.threads} threads, {settings.rounds} rounds after {settings.warmup} warm-up; "
+            f"{settings.threads} threads, {settings.rounds} rounds after {settings.warmup} warm-up;"
+            " "
             "speedup = interleaved eager fp32 median / backend median"
         )
         lines += _table(header, rows)

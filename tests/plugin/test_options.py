@@ -29,7 +29,9 @@ def test_unknown_backend_is_a_usage_error(suite):
 def test_named_unavailable_backend_is_an_error_with_the_reason(suite):
     result = run(suite, "--cxr-backend=missing")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*'missing' was requested but cannot run here*pip install frobnicate*"])
+    result.stderr.fnmatch_lines(
+        ["*'missing' was requested but cannot run here*pip install frobnicate*"]
+    )
 
 
 def test_all_skips_unavailable_backends_visibly(suite):
@@ -70,7 +72,14 @@ def test_passing_run_prints_the_table_and_writes_json(suite):
     assert {"cpu", "cores", "isa", "fingerprint", "libraries"} <= set(data["machine"])
     assert data["model"]["name"] == "tiny" and data["model"]["parameters"] > 0
     eager = data["backends"]["eager"]
-    for key in ("median_s", "mean_s", "stdev_s", "samples_s", "speedup_vs_eager", "stage_medians_s"):
+    for key in (
+        "median_s",
+        "mean_s",
+        "stdev_s",
+        "samples_s",
+        "speedup_vs_eager",
+        "stage_medians_s",
+    ):
         assert key in eager
     assert len(eager["samples_s"]) == 2
     assert eager["speedup_vs_eager"] == 1.0
@@ -94,7 +103,9 @@ def test_settings_from_ini(suite):
     )
     result = suite.runpytest_subprocess("--cxr-warmup=0", "--collect-only")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*cxrperf: model=tiny backends=eager-bf16 *rounds=3*new_tokens=3*"])
+    result.stdout.fnmatch_lines(
+        ["*cxrperf: model=tiny backends=eager-bf16 *rounds=3*new_tokens=3*"]
+    )
 
 
 def test_bad_ini_tolerance_is_a_usage_error(suite):

@@ -100,7 +100,12 @@ def test_checkpoint_errors(tiny, tmp_path):
 
 @pytest.mark.parametrize(
     "mode, dtype, scale",
-    [("L", np.uint8, 255), ("I;16", np.uint16, 65535), ("RGBA", np.uint8, 255), ("F", np.float32, 1)],
+    [
+        ("L", np.uint8, 255),
+        ("I;16", np.uint16, 65535),
+        ("RGBA", np.uint8, 255),
+        ("F", np.float32, 1),
+    ],
 )
 def test_image_modes_are_normalised(tmp_path, mode, dtype, scale):
     ramp = np.linspace(0.2, 0.8, 64 * 48).reshape(48, 64)
@@ -166,5 +171,5 @@ def test_study_json_errors(tmp_path):
     with pytest.raises(StudyError, match="unknown keys"):
         load_study(bad)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(StudyError, match="no \\*.json"):
+    with pytest.raises(StudyError, match=r"no \*\.json"):
         load_studies(tmp_path / "empty")

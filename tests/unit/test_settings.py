@@ -1,12 +1,19 @@
 import pytest
 
 from pytest_cxrperf.errors import SettingsError
-from pytest_cxrperf.settings import BackendSpec, build_settings, parse_backend_request, parse_tolerances
+from pytest_cxrperf.settings import (
+    BackendSpec,
+    build_settings,
+    parse_backend_request,
+    parse_tolerances,
+)
 
 
 def settings_from(cli=None, ini=None):
     cli, ini = cli or {}, ini or {}
-    return build_settings(lambda n: cli.get(n), lambda n: ini.get(n, [] if n == "cxr_tolerances" else ""))
+    return build_settings(
+        lambda n: cli.get(n), lambda n: ini.get(n, [] if n == "cxr_tolerances" else "")
+    )
 
 
 def test_defaults():
