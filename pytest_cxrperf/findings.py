@@ -243,7 +243,8 @@ _SEPARATOR = r",|;|and|or|with|without|but|no|versus|vs\.?|as well as|plus"
 _LINK = (
     r"may represent|may be|could represent|could be|might represent|may reflect|possible|"
     r"possibly|probable|probably|likely|suggestive of|suggesting|concerning for|concern for|"
-    r"worrisome for|suspicious for|consistent with|compatible with|representing|reflecting|"
+    r"worrisome for|suspicious for|consistent with|compatible with|represents?|representing|reflects?|"
+    r"reflecting|"
     r"due to|secondary to|with (?:adjacent|associated|surrounding)|versus|vs\.?|"
     r"related to|from"
 )

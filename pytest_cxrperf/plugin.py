@@ -24,6 +24,15 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("cxr_max_new_tokens", "new tokens per generation (latency runs force exactly this many)", {}),
     ("cxr_json", "write the results as JSON to this path", {}),
     ("cxr_studies", "folder of study *.json files (default: the shipped samples)", {}),
+    ("cxr_baseline_dir", "latency baseline store (default: baselines/ beside the ini file)", {}),
+    ("cxr_threshold", "latency regression threshold, e.g. 0.1 or 10% (default 10%)", {}),
+    ("cxr_alpha", "significance level of the latency gate's U test (default 0.05)", {}),
+    ("cxr_missing_baseline", "no baseline for a backend: warn (default) or fail", {}),
+    (
+        "cxr_fail_on_improvement",
+        "fail a backend that is significantly faster than its baseline (refresh it)",
+        {"action": "store_true"},
+    ),
 ]
 
 
@@ -39,6 +48,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="linelist",
         default=[],
     )
+    parser.addini(
+        "cxr_thresholds",
+        "per-backend latency thresholds, one per line: 'openvino = 0.15'",
+        type="linelist",
+        default=[],
+    )
+    group.addoption(
+        "--cxr-update-baselines",
+        dest="cxr_update_baselines",
+        action="store_true",
+        default=None,
+        help="write the measured latencies as the new baselines (never for +slow specs)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -47,7 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "cxr_equivalence: output equivalence of a backend with eager fp32 (cxrperf suite)"
     )
     try:
-        settings = build_settings(config.getoption, config.getini)
+        settings = build_settings(config.getoption, config.getini, config.rootpath)
         from .gate.equivalence import unknown_tolerance_keys
 
         bad = unknown_tolerance_keys(settings.tolerances)

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from .model.loader import ReferenceModel
     from .model.processor import ModelInputs
     from .model.study import Study
+    from .gate.baselines import Baseline
+    from .gate.decision import Verdict
 
 REFERENCE_BACKEND = "eager"
 
@@ -71,6 +73,7 @@ class BackendResult:
     prepare_details: dict[str, Any] = field(default_factory=dict)
     equivalence: dict[str, dict[str, Any]] = field(default_factory=dict)  # study -> check -> data
     outputs: dict[str, str] = field(default_factory=dict)  # study -> generated text
+    gate: Verdict | None = None  # the latency gate's verdict (gate_latency)
 
     def equivalence_failures(self) -> list[str]:
         return [
@@ -246,6 +249,78 @@ class CxrSession:
             }
         )
         return result
+
+    # ---- latency gate ----------------------------------------------------------------------
+    def latency_baseline(self, prepared: PreparedBackend) -> Baseline:
+        """This run's latency of a backend, in the form the baseline store keeps."""
+        from .gate.baselines import Baseline, model_key, now_iso
+        from .machine import fingerprint, fingerprint_facts, library_versions
+
+        settings, reference = self.settings, self.reference
+        result = self.result(prepared.label)
+        is_reference = prepared.label == REFERENCE_BACKEND
+        return Baseline(
+            backend=prepared.label,
+            model=model_key(reference.name, reference.source, reference.weights_hash),
+            fingerprint=fingerprint(settings.threads),
+            samples_s=tuple(result.samples_s),
+            control_samples_s=None if is_reference else tuple(result.control_samples_s),
+            new_tokens=settings.max_new_tokens,
+            threads=settings.threads,
+            rounds=len(result.samples_s),
+            warmup=settings.warmup,
+            precision=prepared.precision,
+            created=now_iso(),
+            machine=fingerprint_facts(settings.threads),
+            libraries=library_versions(),
+            stage_medians_s=stage_medians(result.stages),
+            model_info=reference.describe(),
+        )
+
+    def gate_latency(self, prepared: PreparedBackend) -> Verdict:
+        """Judge the measured latency against the stored baseline, or (``--cxr-update-baselines``)
+        store it; the verdict is kept on the result for the summary and the JSON report."""
+        from dataclasses import replace
+
+        from .gate.baselines import BaselineError, BaselineStore
+        from .gate.decision import ERROR, UPDATED, Timings, Verdict, judge
+
+        settings = self.settings
+        label = prepared.label
+        options = {"threshold": settings.threshold_for(prepared.name), "alpha": settings.alpha}
+        store = BaselineStore(settings.baseline_dir)
+        try:
+            record = self.latency_baseline(prepared)
+            current = Timings(
+                record.samples_s, record.control_samples_s, record.fingerprint,
+                record.new_tokens, is_reference=label == REFERENCE_BACKEND,
+            )
+            if settings.update_baselines and prepared.spec.slow == 1.0:
+                before, path = store.write(record)
+                if before is None:
+                    verdict = Verdict(label, UPDATED, False, baseline_path=str(path),
+                                      notes=("new baseline",), **options)
+                else:
+                    compared = judge(label, current, before.timings(), baseline_path=str(path),
+                                     **options)
+                    verdict = replace(compared, status=UPDATED, failed=False,
+                                      notes=(f"replaced the baseline of {before.created}",))
+            else:
+                found = store.find(record.fingerprint, record.model, prepared.name)
+                verdict = judge(
+                    label, current, found.baseline.timings() if found.baseline else None,
+                    missing=settings.missing_baseline,
+                    fail_on_improvement=settings.fail_on_improvement,
+                    baseline_path=str(found.path) if found.path else None,
+                    **options,
+                )
+                if settings.update_baselines:
+                    verdict = replace(verdict, notes=(
+                        *verdict.notes, "a synthetic slowdown is never stored as a baseline"))
+        except BaselineError as exc:
+            verdict = Verdict(label, ERROR, True, notes=(str(exc),), **options)
+        self.result(label).gate = verdict
+        return verdict
 
     # ---- equivalence -----------------------------------------------------------------------
     def reference_output(self, study: Study) -> ReferenceOutput:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SettingsError
+from .gate.decision import DEFAULT_ALPHA, DEFAULT_THRESHOLD
+from .gate.decision import MISSING_POLICIES as MISSING_BASELINE_POLICIES
 
 DEFAULT_MODEL = "tiny"
 DEFAULT_ROUNDS = 5
@@ -71,10 +73,22 @@ class Settings:
     json_path: Path | None = None
     studies_dir: Path | None = None
     tolerances: Mapping[str, float] = field(default_factory=dict)
+    # the latency gate (see gate/decision.py)
+    baseline_dir: Path = Path("baselines")
+    update_baselines: bool = False
+    threshold: float = DEFAULT_THRESHOLD
+    thresholds: Mapping[str, float] = field(default_factory=dict)  # per backend name
+    alpha: float = DEFAULT_ALPHA
+    missing_baseline: str = "warn"
+    fail_on_improvement: bool = False
 
     @property
     def select_all(self) -> bool:
         return self.backend_request == "all"
+
+    def threshold_for(self, backend: str) -> float:
+        """The regression threshold of a backend (``eager+slow=1.5`` uses eager's)."""
+        return self.thresholds.get(backend, self.threshold)
 
 
 def parse_backend_request(value: str) -> tuple[str, tuple[BackendSpec, ...]]:
@@ -126,8 +140,53 @@ def parse_tolerances(lines: list[str]) -> dict[str, float]:
     return result
 
 
-def build_settings(option: Callable[[str], object], ini: Callable[[str], object]) -> Settings:
-    """``option(name)`` reads a CLI value (None when not given); ``ini(name)`` reads the ini."""
+def parse_fraction(option: str, value: object, upper: float = 10.0) -> float:
+    """``0.1`` or ``10%`` -> 0.1, strictly between 0 and ``upper``."""
+    text = str(value).strip()
+    try:
+        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise SettingsError(f"{option}={value!r} is not a number (write 0.1 or 10%)") from None
+    if not 0.0 < number < upper:
+        raise SettingsError(f"{option}={value!r} must be above 0 and below {upper:g}")
+    return number
+
+
+def parse_thresholds(lines: list[str]) -> dict[str, float]:
+    """ini ``cxr_thresholds``: lines ``BACKEND = THRESHOLD``, e.g. ``openvino = 0.15``."""
+    result: dict[str, float] = {}
+    for raw in lines:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"cxr_thresholds: {raw!r} must look like 'openvino = 0.15'")
+        result[key.strip()] = parse_fraction(f"cxr_thresholds {key.strip()}", value)
+    return result
+
+
+def _flag(option: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{option}={value!r}: write true or false")
+
+
+def build_settings(
+    option: Callable[[str], object],
+    ini: Callable[[str], object],
+    rootdir: Path | None = None,
+) -> Settings:
+    """``option(name)`` reads a CLI value (None when not given); ``ini(name)`` reads the ini.
+
+    A relative ``--cxr-baseline-dir`` is relative to the current directory; a relative ini value
+    (and the default, ``baselines``) to ``rootdir``, where the ini file lies.
+    """
 
     def pick(name: str) -> object:
         value = option(name)
@@ -145,6 +204,18 @@ def build_settings(option: Callable[[str], object], ini: Callable[[str], object]
     json_value = pick("cxr_json")
     studies_value = pick("cxr_studies")
     tolerance_lines = ini("cxr_tolerances") or []
+    cli_dir, ini_dir = option("cxr_baseline_dir"), ini("cxr_baseline_dir")
+    if cli_dir:
+        baseline_dir = Path(str(cli_dir)).absolute()
+    else:
+        baseline_dir = Path(str(ini_dir or "baselines"))
+        if not baseline_dir.is_absolute():
+            baseline_dir = (rootdir or Path.cwd()) / baseline_dir
+    missing = str(pick("cxr_missing_baseline") or "warn").strip()
+    if missing not in MISSING_BASELINE_POLICIES:
+        raise SettingsError(
+            f"--cxr-missing-baseline={missing!r}: choose one of {', '.join(MISSING_BASELINE_POLICIES)}"
+        )
     return Settings(
         backend_request=request,
         backends=specs,
@@ -160,4 +231,13 @@ def build_settings(option: Callable[[str], object], ini: Callable[[str], object]
         json_path=Path(str(json_value)) if json_value else None,
         studies_dir=Path(str(studies_value)) if studies_value else None,
         tolerances=parse_tolerances(list(tolerance_lines)),  # type: ignore[call-overload]
+        baseline_dir=baseline_dir,
+        update_baselines=_flag("--cxr-update-baselines", option("cxr_update_baselines") or False),
+        threshold=parse_fraction("--cxr-threshold", pick("cxr_threshold") or DEFAULT_THRESHOLD),
+        thresholds=parse_thresholds(list(ini("cxr_thresholds") or [])),  # type: ignore[call-overload]
+        alpha=parse_fraction("--cxr-alpha", pick("cxr_alpha") or DEFAULT_ALPHA, upper=0.5),
+        missing_baseline=missing,
+        fail_on_improvement=_flag(
+            "--cxr-fail-on-improvement", pick("cxr_fail_on_improvement") or False
+        ),
     )

@@ -1,1 +1,169 @@
-"""Placeholder filled in by the IPEX issue."""
+"""Intel Extension for PyTorch backends, as in the published CXRReportGen study.
+
+IPEX is archived by Intel: its last release, 2.8, needs torch 2.8.x, so these backends live in
+their own environment (``tox -e ipex``). Intel's advice is upstream PyTorch (oneDNN bf16 GEMMs and
+``torch.compile``): the ``eager-bf16`` and ``compile`` backends measure that path beside them.
+
+* ``ipex`` -- the study's recipe: ``ipex.optimize(model, dtype=torch.bfloat16)`` on the bf16 model.
+* ``ipex-llm`` -- ``ipex.llm.optimize`` on the decoder (fused attention/RoPE, IPEX's KV cache),
+  ``ipex.optimize`` on the vision tower. ``ipex.llm.optimize`` supports the transformers release
+  IPEX validated (4.51.3); the ipex environment pins it.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .base import Availability, Backend, Runner, register_backend
+from .torch_runner import TorchRunner
+
+if TYPE_CHECKING:
+    from ..model.loader import ReferenceModel
+    from ..model.processor import ModelInputs
+
+ARCHIVED_NOTICE = (
+    "Intel Extension for PyTorch is archived by Intel (last release 2.8, torch 2.8.x only). "
+    "Intel recommends upstream PyTorch instead: bf16 through oneDNN/AMX and torch.compile, "
+    "measured here as the 'eager-bf16' and 'compile' backends."
+)
+HOW_TO_GET = "run it in the ipex environment: tox -e ipex -- --cxr-backend=all"
+TESTED_TRANSFORMERS = "4.51.3"
+
+
+@lru_cache(maxsize=1)
+def ipex_availability() -> Availability:
+    try:
+        ipex_version = version("intel-extension-for-pytorch")
+    except PackageNotFoundError:
+        return Availability.no(
+            "intel-extension-for-pytorch is not installed here (IPEX 2.8 needs torch 2.8.x, this "
+            f"environment has torch {torch.__version__.split('+')[0]}); {HOW_TO_GET}"
+        )
+    major_minor = ".".join(torch.__version__.split("+")[0].split(".")[:2])
+    if not ipex_version.startswith(major_minor + "."):
+        return Availability.no(
+            f"intel-extension-for-pytorch {ipex_version} does not match torch {torch.__version__}; "
+            f"{HOW_TO_GET}"
+        )
+    try:
+        import intel_extension_for_pytorch  # noqa: F401
+    except Exception as exc:  # IPEX raises plain Exceptions on ABI mismatch
+        return Availability.no(f"intel_extension_for_pytorch failed to import: {exc}; {HOW_TO_GET}")
+    return Availability.yes()
+
+
+class IpexLlmRunner(TorchRunner):
+    """``ipex.llm.optimize`` replaces the decoder's forward: it takes IPEX's own KV-cache tuples
+    (``past_key_values``, started from None) and a 2D attention mask, and returns a tuple."""
+
+    def _prefill(self, embeds: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        length = embeds.shape[1]
+        out = self._decoder(
+            inputs_embeds=embeds,
+            past_key_values=None,
+            use_cache=True,
+            attention_mask=torch.ones(1, length, dtype=torch.long),
+            return_dict=False,
+        )
+        return out[0][0, -1].float(), (out[1], length)
+
+    def _step(self, token: int, state: Any) -> tuple[torch.Tensor, Any]:
+        past, length = state
+        length += 1
+        out = self._decoder(
+            input_ids=torch.tensor([[token]]),
+            past_key_values=past,
+            use_cache=True,
+            attention_mask=torch.ones(1, length, dtype=torch.long),
+            return_dict=False,
+        )
+        return out[0][0, -1].float(), (out[1], length)
+
+    @torch.inference_mode()
+    def score(self, inputs: ModelInputs, target_ids: list[int]) -> torch.Tensor:
+        image_embeds = self._encode(inputs.pixel_values)
+        prompt = self.model.embed_prompt(inputs.input_ids, image_embeds)
+        targets = torch.tensor([target_ids], dtype=torch.long)
+        target_embeds = self.model.language_model.get_input_embeddings()(targets)
+        embeds = torch.cat([prompt, target_embeds.to(prompt.dtype)], dim=1)
+        out = self._decoder(
+            inputs_embeds=embeds,
+            past_key_values=None,
+            use_cache=True,
+            attention_mask=torch.ones(1, embeds.shape[1], dtype=torch.long),
+            return_dict=False,
+        )
+        start = inputs.prompt_length - 1
+        logits = out[0][0]
+        if logits.shape[0] != embeds.shape[1]:
+            raise RuntimeError("ipex.llm returned logits for the last position only")
+        return logits[start : start + len(target_ids)].float()
+
+
+class _IpexBackend(Backend):
+    precision = "bf16"
+
+    def availability(self) -> Availability:
+        return ipex_availability()
+
+    def notice(self) -> str | None:
+        return ARCHIVED_NOTICE
+
+
+@register_backend
+class IpexBackend(_IpexBackend):
+    name = "ipex"
+    description = "IPEX ipex.optimize(dtype=bf16), the published study's recipe (archived)"
+
+    def prepare(self, reference: ReferenceModel, example: ModelInputs) -> Runner:
+        import intel_extension_for_pytorch as ipex
+
+        start = perf_counter()
+        model = copy.deepcopy(reference.model).to(torch.bfloat16).eval()
+        model = ipex.optimize(model, dtype=torch.bfloat16, inplace=True)
+        runner = TorchRunner(model, reference.processor)
+        runner.generate(example, 2, force_length=True)
+        self.prepare_info.seconds = perf_counter() - start
+        return runner
+
+
+@register_backend
+class IpexLlmBackend(_IpexBackend):
+    name = "ipex-llm"
+    description = "IPEX ipex.llm.optimize on the decoder (bf16, fused attention), archived"
+
+    def availability(self) -> Availability:
+        base = ipex_availability()
+        if not base.ok:
+            return base
+        try:
+            found = version("transformers")
+        except PackageNotFoundError:  # pragma: no cover - transformers is a dependency
+            found = "missing"
+        if found != TESTED_TRANSFORMERS:
+            return Availability.no(
+                f"ipex.llm.optimize supports transformers {TESTED_TRANSFORMERS}, found {found}; "
+                f"{HOW_TO_GET}"
+            )
+        return Availability.yes()
+
+    def prepare(self, reference: ReferenceModel, example: ModelInputs) -> Runner:
+        import intel_extension_for_pytorch as ipex
+
+        start = perf_counter()
+        model = copy.deepcopy(reference.model).to(torch.bfloat16).eval()
+        model.vision = ipex.optimize(model.vision, dtype=torch.bfloat16, inplace=True)
+        decoder: Any = ipex.llm.optimize(
+            model.language_model, dtype=torch.bfloat16, inplace=True, deployment_mode=False
+        )
+        model.language_model = decoder
+        runner = IpexLlmRunner(model, reference.processor)
+        runner.generate(example, 2, force_length=True)
+        self.prepare_info.seconds = perf_counter() - start
+        return runner

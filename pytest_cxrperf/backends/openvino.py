@@ -42,12 +42,19 @@ def _precision_name(ov_type: Any) -> str:
 
 
 class OpenVINORunner:
-    """Greedy generation over the three compiled parts; same loop and timing as TorchRunner."""
+    """Greedy generation over the compiled parts; same loop and timing as TorchRunner.
+
+    ``prefill`` is the decoder IR made stateless again (past in, present out): it runs the prompt
+    (and :meth:`score`) and its present KV is loaded into the stateful ``decoder``'s variables,
+    which then runs one token per step with the cache kept inside OpenVINO. See the module
+    docstring of :mod:`.openvino_export` for why prefill does not use the stateful model.
+    """
 
     def __init__(
         self,
         vision: ov.CompiledModel,
         embed: ov.CompiledModel,
+        prefill: ov.CompiledModel,
         decoder: ov.CompiledModel,
         processor: CXRProcessor,
     ) -> None:
@@ -56,8 +63,25 @@ class OpenVINORunner:
         self.eos_token_id = processor.config.eos_token_id
         self._vision = vision.create_infer_request()
         self._embed = embed.create_infer_request()
+        self._prefill = prefill.create_infer_request()
         self._decoder = decoder.create_infer_request()
         self._beam = np.zeros(1, dtype=np.int32)
+        self._empty_past: dict[str, np.ndarray] = {}
+        for port in prefill.inputs:
+            name = port.get_any_name()
+            if name.startswith("past_key_values."):
+                shape = [d.get_length() if d.is_static else 0 for d in port.get_partial_shape()]
+                self._empty_past[name] = np.zeros(shape, dtype=np.float32)
+        presents = [
+            o.get_any_name() for o in prefill.outputs if o.get_any_name().startswith("present.")
+        ]
+        # variables are named input+output ("past_key_values.0.keypresent.0.key")
+        self._state_sources = []
+        for state in self._decoder.query_state():
+            matches = [name for name in presents if state.name.endswith(name)]
+            if len(matches) != 1:
+                raise RuntimeError(f"cannot tell which prefill output feeds state {state.name!r}")
+            self._state_sources.append((state, matches[0]))
 
     def _encode(self, pixel_values: torch.Tensor) -> np.ndarray:
         pixels = np.ascontiguousarray(pixel_values.float().numpy())
@@ -79,19 +103,32 @@ class OpenVINORunner:
         embeds[0, mask] = image_embeds
         return embeds
 
-    def _run(self, embeds: np.ndarray, past: int, logits_indices: np.ndarray) -> np.ndarray:
-        """One decoder call on top of ``past`` cached positions; logits [K, vocab] (a view)."""
+    @staticmethod
+    def _feed(embeds: np.ndarray, past: int, logits_indices: np.ndarray) -> dict[str, np.ndarray]:
         length = embeds.shape[1]
-        outputs = self._decoder.infer(
-            {
-                "inputs_embeds": embeds,
-                "attention_mask": np.ones((1, past + length), dtype=np.int64),
-                "position_ids": np.arange(past, past + length, dtype=np.int64)[None, :],
-                "logits_indices": logits_indices,
-                "beam_idx": self._beam,
-            }
-        )
-        return outputs["logits"][0]
+        return {
+            "inputs_embeds": embeds,
+            "attention_mask": np.ones((1, past + length), dtype=np.int64),
+            "position_ids": np.arange(past, past + length, dtype=np.int64)[None, :],
+            "logits_indices": logits_indices,
+        }
+
+    def _run_prefill(self, embeds: np.ndarray, logits_indices: np.ndarray) -> np.ndarray:
+        """The whole sequence through the stateless decoder; logits [K, vocab] (a view)."""
+        self._prefill.infer({**self._feed(embeds, 0, logits_indices), **self._empty_past})
+        return self._prefill.get_tensor("logits").data[0]
+
+    def _load_cache(self) -> None:
+        """Prefill's present KV -> the stateful decoder's variables (converted to its cache type)."""
+        self._decoder.reset_state()
+        for state, output in self._state_sources:
+            state.state = self._prefill.get_tensor(output)
+
+    def _step(self, embeds: np.ndarray, past: int, last: np.ndarray) -> np.ndarray:
+        feed = self._feed(embeds, past, last)
+        feed["beam_idx"] = self._beam
+        self._decoder.infer(feed)
+        return self._decoder.get_tensor("logits").data[0]
 
     def generate(
         self,
@@ -107,9 +144,9 @@ class OpenVINORunner:
         image_embeds = self._encode(inputs.pixel_values)
         vision_done = perf_counter()
         embeds = self._embed_prompt(inputs.input_ids, image_embeds)
-        self._decoder.reset_state()
         past = embeds.shape[1]
-        logits = self._run(embeds, 0, np.array([past - 1], dtype=np.int64))[-1]
+        logits = self._run_prefill(embeds, np.array([past - 1], dtype=np.int64))[-1].copy()
+        self._load_cache()
         token = int(np.argmax(logits))
         prefill_done = perf_counter()
         ids, decode = [token], []
@@ -119,7 +156,7 @@ class OpenVINORunner:
         while len(ids) < max_new_tokens and (force_length or token != self.eos_token_id):
             step = perf_counter()
             step_ids[0, 0] = token
-            logits = self._run(self._embed_ids(step_ids), past, last)[-1]
+            logits = self._step(self._embed_ids(step_ids), past, last)[-1]
             past += 1
             token = int(np.argmax(logits))
             decode.append(perf_counter() - step)
@@ -140,11 +177,9 @@ class OpenVINORunner:
         prompt = self._embed_prompt(inputs.input_ids, self._encode(inputs.pixel_values))
         targets = self._embed_ids(np.asarray(target_ids, dtype=np.int64))
         embeds = np.concatenate([prompt, targets], axis=1)
-        self._decoder.reset_state()
         first = inputs.prompt_length - 1
         indices = np.arange(first, first + len(target_ids), dtype=np.int64)
-        logits = self._run(embeds, 0, indices)
-        self._decoder.reset_state()  # the next generate starts clean even if it forgets to
+        logits = self._run_prefill(embeds, indices)
         return torch.from_numpy(logits.astype(np.float32, copy=True))
 
 
@@ -178,19 +213,18 @@ class _OpenVINOBackend(Backend):
     def prepare(self, reference: ReferenceModel, example: ModelInputs) -> Runner:
         import openvino as ov
 
-        from .openvino_export import DECODER_FILE, EMBED_FILE, VISION_FILE, export_entry
+        from .openvino_export import IR_FILES, export_entry, stateless_copy
 
         start = perf_counter()
         entry = export_entry(reference, weights=self.weights, cache_dir=self.cache_dir)
         compile_start = perf_counter()
         core = ov.Core()
         config = self.compile_config()
-        parts = [
-            core.compile_model(core.read_model(str(Path(entry.path) / name)), "CPU", config)
-            for name in (VISION_FILE, EMBED_FILE, DECODER_FILE)
-        ]
+        models = [core.read_model(str(Path(entry.path) / name)) for name in IR_FILES]
+        models.insert(2, stateless_copy(models[2]))  # the prefill decoder
+        parts = [core.compile_model(model, "CPU", config) for model in models]
         compile_s = perf_counter() - compile_start
-        decoder = parts[2]
+        decoder = parts[3]
         inference = decoder.get_property("INFERENCE_PRECISION_HINT")
         self.precision = "int8-weights" if self.weights == "int8" else _precision_name(inference)
         runner = OpenVINORunner(*parts, processor=reference.processor)

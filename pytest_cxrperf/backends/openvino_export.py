@@ -322,3 +322,12 @@ def export_entry(
         lambda folder: export_parts(reference.model, folder, weights),
         metadata,
     )
+
+
+def stateless_copy(stateful: ov.Model) -> ov.Model:
+    """The stateful decoder with its cache variables turned back into inputs and outputs."""
+    from openvino._offline_transformations import stateful_to_stateless_transformation
+
+    model = stateful.clone()
+    stateful_to_stateless_transformation(model)
+    return model

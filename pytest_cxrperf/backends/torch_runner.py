@@ -52,6 +52,21 @@ class TorchRunner:
         features = self._vision(pixel_values.to(self.model.dtype))
         return features.reshape(-1, features.shape[-1])
 
+    def _prefill(self, embeds: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """Run the prompt; return the next-token logits (float32 [vocab]) and the decode state."""
+        cache = DynamicCache()
+        out = self._decoder(
+            inputs_embeds=embeds, use_cache=True, logits_to_keep=1, **{self._cache_kw: cache}
+        )
+        return out.logits[0, -1].float(), cache
+
+    def _step(self, token: int, state: Any) -> tuple[torch.Tensor, Any]:
+        """Feed one token; return its next-token logits and the updated state."""
+        out = self._decoder(
+            input_ids=torch.tensor([[token]]), use_cache=True, **{self._cache_kw: state}
+        )
+        return out.logits[0, -1].float(), state
+
     @torch.inference_mode()
     def generate(
         self,
@@ -67,20 +82,13 @@ class TorchRunner:
         image_embeds = self._encode(inputs.pixel_values)
         vision_done = perf_counter()
         embeds = self.model.embed_prompt(inputs.input_ids, image_embeds)
-        cache = DynamicCache()
-        out = self._decoder(
-            inputs_embeds=embeds, use_cache=True, logits_to_keep=1, **{self._cache_kw: cache}
-        )
-        logits = out.logits[0, -1].float()
+        logits, state = self._prefill(embeds)
         token = int(torch.argmax(logits))
         prefill_done = perf_counter()
         ids, kept, decode = [token], [logits] if return_logits else [], []
         while len(ids) < max_new_tokens and (force_length or token != self.eos_token_id):
             step = perf_counter()
-            out = self._decoder(
-                input_ids=torch.tensor([[token]]), use_cache=True, **{self._cache_kw: cache}
-            )
-            logits = out.logits[0, -1].float()
+            logits, state = self._step(token, state)
             token = int(torch.argmax(logits))
             decode.append(perf_counter() - step)
             ids.append(token)

@@ -33,3 +33,131 @@ class Summary:
     @property
     def cv(self) -> float:
         return self.stdev / self.mean if self.mean else 0.0
+
+
+# ---- two-sample tests on raw latency samples ---------------------------------------------------
+#
+# The gate compares the raw samples of a baseline with those of the current run. Timing samples on
+# shared CI runners are skewed and heavy-tailed (a neighbour steals the cores for a while), so the
+# test must not assume normality: the Mann-Whitney U test (a rank test) and a percentile bootstrap
+# of the median ratio make no assumption about the distribution's shape.
+
+EXACT_LIMIT = 60  # combined sample size up to which the U test uses its exact distribution
+
+
+@dataclass(frozen=True)
+class RankTest:
+    """Mann-Whitney U of ``current`` against ``baseline``; one-sided p-values both ways."""
+
+    u: float  # U of the current samples: pairs (current, baseline) with current > baseline, ties 1/2
+    n_current: int
+    n_baseline: int
+    p_greater: float  # evidence that current is slower (stochastically greater)
+    p_less: float  # evidence that current is faster
+    exact: bool
+
+    @property
+    def p_two_sided(self) -> float:
+        return min(1.0, 2.0 * min(self.p_greater, self.p_less))
+
+
+def _midranks(values: Sequence[float]) -> list[float]:
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        rank = (i + j) / 2.0 + 1.0
+        for k in range(i, j + 1):
+            ranks[order[k]] = rank
+        i = j + 1
+    return ranks
+
+
+def mann_whitney_u(current: Sequence[float], baseline: Sequence[float]) -> RankTest:
+    """Mann-Whitney U test of ``current`` against ``baseline``.
+
+    Up to :data:`EXACT_LIMIT` samples in all the p-values come from the exact permutation
+    distribution of the rank sum, conditional on the ties (so a tie-heavy sample such as a constant
+    baseline is handled exactly); beyond it, the normal approximation with tie and continuity
+    correction. With 5 vs 5 samples the smallest one-sided p-value is 1/252 = 0.004.
+    """
+    x = [float(v) for v in current]
+    y = [float(v) for v in baseline]
+    n1, n2 = len(x), len(y)
+    if n1 == 0 or n2 == 0:
+        raise ValueError("the U test needs samples on both sides")
+    ranks = _midranks(x + y)
+    rank_sum = sum(ranks[:n1])
+    u = rank_sum - n1 * (n1 + 1) / 2.0
+    n = n1 + n2
+    if n <= EXACT_LIMIT:
+        p_greater, p_less = _exact_rank_sum_tails(ranks, n1, rank_sum)
+        return RankTest(u, n1, n2, p_greater, p_less, exact=True)
+    import math
+
+    mean = n1 * n2 / 2.0
+    counts: dict[float, int] = {}
+    for r in ranks:
+        counts[r] = counts.get(r, 0) + 1
+    tie_term = sum(t**3 - t for t in counts.values()) / (n * (n - 1))
+    variance = n1 * n2 / 12.0 * ((n + 1) - tie_term)
+    if variance <= 0:  # every value tied: no evidence either way
+        return RankTest(u, n1, n2, 1.0, 1.0, exact=False)
+    sd = math.sqrt(variance)
+    z_greater = (u - mean - 0.5) / sd
+    z_less = (u - mean + 0.5) / sd
+    p_greater = 0.5 * math.erfc(z_greater / math.sqrt(2.0))
+    p_less = 0.5 * math.erfc(-z_less / math.sqrt(2.0))
+    return RankTest(u, n1, n2, min(1.0, p_greater), min(1.0, p_less), exact=False)
+
+
+def _exact_rank_sum_tails(ranks: list[float], n1: int, observed: float) -> tuple[float, float]:
+    """P(rank sum >= observed) and P(rank sum <= observed) over all ways to pick n1 of the pooled
+    samples, by dynamic programming over doubled (hence integer) mid-ranks."""
+    import numpy as np
+
+    scores = [round(2 * r) for r in ranks]
+    total = sum(scores)
+    # ways[k, s]: subsets of size k with doubled rank sum s (floats: C(60, 30) ~ 1e17 is exact
+    # enough, and a p-value needs no more than a few significant digits)
+    ways = np.zeros((n1 + 1, total + 1))
+    ways[0, 0] = 1.0
+    for score in scores:
+        ways[1:, score:] += ways[:-1, : total + 1 - score].copy()
+    dist = ways[n1]
+    target = round(2 * observed)
+    count = dist.sum()
+    p_greater = float(dist[target:].sum() / count)
+    p_less = float(dist[: target + 1].sum() / count)
+    return min(1.0, p_greater), min(1.0, p_less)
+
+
+def median_ratio_interval(
+    current: Sequence[float],
+    baseline: Sequence[float],
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of median(current) / median(baseline).
+
+    Each side is resampled independently with a seeded generator, so the same samples always give
+    the same interval. With few samples the interval is coarse (a 5-sample median can only take a
+    handful of values): it is reported to show the uncertainty, the decision uses the U test.
+    """
+    import numpy as np
+
+    x = np.asarray(current, dtype=float)
+    y = np.asarray(baseline, dtype=float)
+    if x.size == 0 or y.size == 0:
+        raise ValueError("the interval needs samples on both sides")
+    rng = np.random.default_rng(seed)
+    mx = np.median(x[rng.integers(0, x.size, size=(resamples, x.size))], axis=1)
+    my = np.median(y[rng.integers(0, y.size, size=(resamples, y.size))], axis=1)
+    ratios = mx / my
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(ratios, [tail, 1.0 - tail])
+    return float(low), float(high)

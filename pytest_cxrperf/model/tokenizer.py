@@ -47,6 +47,33 @@ opacity opacities support devices lesion fracture pneumonia enlarged cardiomedia
 apex apical basilar perihilar retrocardiac hemithorax diaphragm hemidiaphragm trachea carina
 left right bilateral small moderate large mild severe trace minimal likely possible probable
 0 1 2 3 4 5 6 7 8 9 10 cm mm . , ; : ( ) - / year old male female patient
+FINDINGS: Endotracheal tube and left central venous catheter in place. An endotracheal tube is in
+FINDINGS: place. Endotracheal tube tip above the carina. Right internal jugular catheter tip in the
+FINDINGS: superior vena cava. Right-sided central line in place. Left-sided central line in place.
+FINDINGS: No focal consolidation. There is no focal consolidation. The lungs are free of consolidation.
+FINDINGS: The lungs are clear without focal consolidation. Left lower lobe consolidation. Right lower
+FINDINGS: lobe consolidation. There is consolidation in the left lower lobe. Focal consolidation in the
+FINDINGS: right lung base. Patchy opacity in the left lower lobe may represent consolidation. Hazy
+FINDINGS: right basilar opacity, possibly consolidation. Left lower lobe opacity, which may represent
+FINDINGS: early consolidation. A small nodule is seen in the right upper lung. Left mid lung nodule.
+FINDINGS: Right upper lung nodule. There is a nodular opacity in the left mid lung.
+FINDINGS: No pleural effusion or pneumothorax. There is no pleural effusion or pneumothorax. No
+FINDINGS: effusion or pneumothorax is seen. The costophrenic angles are sharp. No pneumothorax.
+FINDINGS: Small right pleural effusion. No pneumothorax. There is a moderate left pleural effusion
+FINDINGS: without pneumothorax. Large bilateral pleural effusions are present. There is no
+FINDINGS: pneumothorax. Blunting of the right costophrenic angle, consistent with small pleural
+FINDINGS: effusion. Blunting of both costophrenic angles, consistent with small pleural effusions.
+FINDINGS: Large left pneumothorax. No pleural effusion. There is a small right apical pneumothorax.
+FINDINGS: No pleural effusion is seen. Small left apical pneumothorax without pleural effusion.
+FINDINGS: Moderate right pleural effusion and large left pneumothorax. There are small bilateral
+FINDINGS: pleural effusions. There is also a large right pneumothorax. Heart size is normal. The
+FINDINGS: cardiac silhouette is normal in size. Normal heart size. Mild cardiomegaly. The heart is
+FINDINGS: mildly enlarged. The cardiac silhouette is mildly enlarged. Moderate cardiomegaly. The heart
+FINDINGS: is moderately enlarged. Moderate enlargement of the cardiac silhouette.
+INDICATION: Hypoxia. INDICATION: Line placement. INDICATION: Preoperative evaluation.
+INDICATION: Shortness of breath. INDICATION: Cough and fever. INDICATION: Chest pain. INDICATION: Trauma.
+TECHNIQUE: Portable AP view of the chest. TECHNIQUE: PA view of the chest. TECHNIQUE: Frontal view.
+COMPARISON: Chest radiograph from yesterday. COMPARISON: Prior study. COMPARISON: None.
 """
 
 

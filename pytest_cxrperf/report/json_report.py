@@ -39,6 +39,7 @@ def build_report(session: CxrSession) -> dict[str, Any]:
         entry["equivalence"] = result.equivalence
         entry["equivalence_ok"] = (not result.equivalence_failures()) if result.equivalence else None
         entry["outputs"] = result.outputs
+        entry["latency_gate"] = result.gate.as_dict() if result.gate is not None else None
         backends[label] = entry
     reference = session._reference
     return {
@@ -52,6 +53,12 @@ def build_report(session: CxrSession) -> dict[str, Any]:
             "warmup": settings.warmup,
             "threads": settings.threads,
             "max_new_tokens": settings.max_new_tokens,
+            "baseline_dir": str(settings.baseline_dir),
+            "update_baselines": settings.update_baselines,
+            "threshold": settings.threshold,
+            "thresholds": dict(settings.thresholds),
+            "alpha": settings.alpha,
+            "missing_baseline": settings.missing_baseline,
         },
         "backends": backends,
         "unavailable": {r.label: r.availability.reason for r in session.unavailable},

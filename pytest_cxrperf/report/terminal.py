@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..gate.decision import Verdict
 from ..gate.stats import Summary
 from ..session import CxrSession, stage_medians
 
@@ -40,6 +41,7 @@ def summary_lines(session: CxrSession) -> list[str]:
         "prefill s",
         "decode ms/tok",
         "prepare s",
+        "latency gate",
         "equivalence",
     ]
     rows: list[list[str]] = []
@@ -69,6 +71,7 @@ def summary_lines(session: CxrSession) -> list[str]:
                 _fmt(medians.get("prefill_s")),
                 _fmt(medians["per_token_s"] * 1000, 1) if "per_token_s" in medians else "-",
                 _fmt(result.prepare_seconds, 1),
+                result.gate.short() if result.gate is not None else "-",
                 verdict,
             ]
         )
@@ -87,6 +90,43 @@ def summary_lines(session: CxrSession) -> list[str]:
     for label, result in session.results.items():
         for failure in result.equivalence_failures():
             lines.append(f"equivalence FAILED: {label}: {failure}")
+    lines += gate_lines(session)
     for notice in session.notices:
         lines.append(f"note: {notice}")
     return lines
+
+
+def gate_lines(session: CxrSession) -> list[str]:
+    """Details of every latency verdict that is not a plain pass, and the before -> after table of
+    the baselines this run wrote."""
+    from ..gate.decision import OK, UPDATED
+
+    verdicts = [r.gate for r in session.results.values() if r.gate is not None]
+    lines: list[str] = []
+    for verdict in verdicts:
+        if verdict.status == UPDATED or (verdict.status == OK and not verdict.notes):
+            continue
+        prefix = "latency gate FAILED" if verdict.failed else "latency gate"
+        first, *rest = verdict.message.splitlines()
+        lines.append(f"{prefix}: {first}")
+        lines += rest
+    updated = [v for v in verdicts if v.status == UPDATED]
+    if updated:
+        lines.append(f"baselines written under {session.settings.baseline_dir} (before -> after):")
+        lines += _table(
+            ["backend", "median s", "change", "p", "change vs eager", "file"],
+            [_change_row(v) for v in updated],
+        )
+    return lines
+
+
+def _change_row(verdict: Verdict) -> list[str]:
+    """One row of the before -> after table."""
+    path = verdict.baseline_path or "-"
+    if verdict.absolute is None:
+        return [verdict.backend, "new", "-", "-", "-", path]
+    a, r = verdict.absolute, verdict.relative
+    median = f"{a.baseline_median:.4f} -> {a.current_median:.4f}"
+    p = a.p_slower if a.ratio >= 1 else a.p_faster
+    relative = f"{r.change:+.1%}" if r is not None else "-"
+    return [verdict.backend, median, f"{a.change:+.1%}", f"{p:.2g}", relative, path]

@@ -132,10 +132,21 @@ def _segment_distance(
 def _polyline(
     yy: np.ndarray, xx: np.ndarray, points: list[tuple[float, float]], width: float
 ) -> np.ndarray:
-    dist = np.full(yy.shape, np.inf, dtype=np.float32)
+    size = yy.shape[0]
+    edge = max(width * 0.6, 1.0 / size)
+    pad = width + edge + 2.0 / size
+    ys, xs = [p[0] for p in points], [p[1] for p in points]
+    r0, r1 = max(0, int((min(ys) - pad) * size)), min(size, int((max(ys) + pad) * size) + 2)
+    c0, c1 = max(0, int((min(xs) - pad) * size)), min(size, int((max(xs) + pad) * size) + 2)
+    out = np.zeros(yy.shape, dtype=np.float32)
+    if r0 >= r1 or c0 >= c1:
+        return out
+    wy, wx = yy[r0:r1, c0:c1], xx[r0:r1, c0:c1]  # only the bounding box is computed
+    dist = np.full(wy.shape, np.inf, dtype=np.float32)
     for a, b in zip(points[:-1], points[1:], strict=True):
-        dist = np.minimum(dist, _segment_distance(yy, xx, a, b))
-    return _soft(width - dist, max(width * 0.6, 1.0 / yy.shape[0]))
+        dist = np.minimum(dist, _segment_distance(wy, wx, a, b))
+    out[r0:r1, c0:c1] = _soft(width - dist, edge)
+    return out
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from ..findings import Finding
 from .phantom import PhantomSpec
 
 Choice = list[str]
+MAX_REPORT_WORDS = 32
 
 
 def _cap(text: str) -> str:
@@ -29,7 +30,6 @@ def _devices(spec: PhantomSpec) -> Choice:
         return [
             f"Endotracheal tube and {cvc} central venous catheter in place.",
             f"Endotracheal tube in place. {_cap(cvc)} central line in place.",
-            f"An endotracheal tube and a {cvc} internal jugular catheter are in place.",
         ]
     if ett:
         return [
@@ -137,13 +137,20 @@ def report_sections(spec: PhantomSpec) -> list[Choice]:
     return [_devices(spec), _lungs(spec), _pleura(spec), _heart(spec)]
 
 
-def write_report(
-    spec: PhantomSpec, rng: np.random.Generator | int = 0
-) -> str:
-    """One phrasing of ``spec``'s findings, drawn with ``rng``."""
+def write_report(spec: PhantomSpec, rng: np.random.Generator | int = 0) -> str:
+    """One phrasing of ``spec``'s findings, drawn with ``rng``.
+
+    A draw longer than :data:`MAX_REPORT_WORDS` words (about 40 tokens) falls back to the shortest
+    phrasing of every part.
+    """
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    parts = [options[int(gen.integers(len(options)))] for options in report_sections(spec)]
-    return " ".join(p for p in parts if p)
+    sections = report_sections(spec)
+    parts = [options[int(gen.integers(len(options)))] for options in sections]
+    text = " ".join(p for p in parts if p)
+    if len(text.split()) > MAX_REPORT_WORDS:
+        shortest = [min(options, key=lambda o: (len(o.split()), len(o))) for options in sections]
+        text = " ".join(p for p in shortest if p)
+    return text
 
 
 def canonical_report(spec: PhantomSpec) -> str:

@@ -1,0 +1,540 @@
+"""``cxrperf``: review and refresh latency baselines, and measure how sharp the gate is here.
+
+    cxrperf baselines refresh [--backend eager,compile] [--rounds 20] [-- PYTEST ARGS]
+    cxrperf baselines show [--baseline-dir DIR] [--model tiny] [--backend eager]
+    cxrperf baselines compare A B        # directories, files, or git REV:PATH; exit 1 on regression
+    cxrperf calibrate [--backend ...] [--rounds 5] [--samples 30]
+    cxrperf findings ...
+
+``refresh`` and ``calibrate`` run the suite with ``pytest.main`` in this process; options they do not
+know are passed through to pytest unchanged (``--cxr-studies=...``, ``-n 2``, test paths).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .gate.baselines import Baseline, BaselineError, BaselineStore, read_baseline
+from .gate.decision import (
+    DEFAULT_ALPHA,
+    DEFAULT_THRESHOLD,
+    IMPROVED,
+    REGRESSED,
+    Timings,
+    Verdict,
+    judge,
+)
+
+Snapshot = dict[str, "Baseline | str"]  # relative path -> baseline, or why it cannot be read
+
+
+# ---- small helpers -----------------------------------------------------------------------------
+def _table(header: Sequence[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False)).rstrip()]
+    out.append("  ".join("-" * w for w in widths))
+    out += [
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()
+        for row in rows
+    ]
+    return out
+
+
+def _print(lines: list[str]) -> None:
+    for line in lines:
+        print(line)
+
+
+def _cv(values: Sequence[float]) -> float:
+    return statistics.stdev(values) / statistics.fmean(values) if len(values) > 1 else 0.0
+
+
+def _fraction(text: str) -> float:
+    from .settings import parse_fraction
+
+    try:
+        return parse_fraction("value", text)
+    except Exception as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _pytest_options(args: argparse.Namespace) -> list[str]:
+    """The selection options shared by ``refresh`` and ``calibrate``, as pytest options."""
+    options = []
+    for name in ("backend", "model", "rounds", "warmup", "threads", "max_new_tokens", "studies"):
+        value = getattr(args, name, None)
+        if value is not None:
+            options.append(f"--cxr-{name.replace('_', '-')}={value}")
+    if getattr(args, "baseline_dir", None) is not None:
+        options.append(f"--cxr-baseline-dir={args.baseline_dir}")
+    return options
+
+
+def _add_selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", help="'all' or a comma list (default: the ini's cxr_backend)")
+    parser.add_argument("--model", help="model preset or checkpoint directory")
+    parser.add_argument("--rounds", type=int, help="timed rounds per backend")
+    parser.add_argument("--warmup", type=int, help="untimed warm-up rounds")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    parser.add_argument("--max-new-tokens", type=int, help="new tokens per generation")
+    parser.add_argument("--studies", help="folder of study *.json files")
+
+
+class _Watcher:
+    """A pytest plugin object passed to ``pytest.main``: it snapshots the baseline store that the
+    run's settings point to before and after the run, and keeps the session's results."""
+
+    def __init__(self) -> None:
+        self.baseline_dir: Path | None = None
+        self.before: Snapshot = {}
+        self.after: Snapshot = {}
+        self.results: dict[str, Any] = {}
+        self.settings: Any = None
+
+    def pytest_configure(self, config: Any) -> None:
+        from .plugin import session_key
+
+        if session_key in config.stash:
+            self.settings = config.stash[session_key].settings
+            self.baseline_dir = self.settings.baseline_dir
+            self.before = snapshot(self.baseline_dir)
+
+    def pytest_sessionfinish(self, session: Any) -> None:
+        from .plugin import session_key
+
+        if session_key in session.config.stash:
+            self.results = dict(session.config.stash[session_key].results)
+
+    def pytest_unconfigure(self, config: Any) -> None:
+        if self.baseline_dir is not None:
+            self.after = snapshot(self.baseline_dir)
+
+
+def _run_pytest(arguments: list[str], watcher: _Watcher) -> int:
+    import pytest
+
+    print("cxrperf: pytest " + " ".join(arguments), flush=True)
+    return int(pytest.main(arguments, plugins=[watcher]))
+
+
+# ---- reading stores: directories, files, git revisions -----------------------------------------
+def snapshot(root: Path) -> Snapshot:
+    found: Snapshot = {}
+    for path, record in BaselineStore(root).records():
+        key = path.relative_to(root).as_posix()
+        found[key] = record if isinstance(record, Baseline) else str(record)
+    return found
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BaselineError(f"git {' '.join(args)}: {done.stderr.strip() or 'failed'}")
+    return done.stdout
+
+
+def load_side(spec: str) -> tuple[Snapshot, bool]:
+    """A store, one file, or ``REV:PATH`` read from git (``origin/main:baselines``).
+
+    Returns the baselines by path relative to the store root, and whether ``spec`` is one file."""
+    import json
+
+    path = Path(spec)
+    if path.is_file():
+        try:
+            return {path.name: read_baseline(path)}, True
+        except BaselineError as exc:
+            return {path.name: str(exc)}, True
+    if path.is_dir():
+        return snapshot(path), False
+    rev, sep, inside = spec.partition(":")
+    if not sep or not rev:
+        raise BaselineError(f"{spec}: no such file or directory (nor a git REV:PATH)")
+    inside = inside.rstrip("/")
+    kind = _git("cat-file", "-t", f"{rev}:{inside}").strip()
+    if kind == "blob":
+        names, single = [inside], True
+    else:
+        listed = _git("ls-tree", "-r", "--name-only", rev, "--", inside).splitlines()
+        names, single = [n for n in listed if n.endswith(".json")], False
+    found: Snapshot = {}
+    for name in names:
+        key = Path(name).name if single else Path(name).relative_to(inside).as_posix()
+        if not single and len(Path(key).parts) != 3:
+            continue
+        where = f"{rev}:{name}"
+        try:
+            found[key] = Baseline.from_json(json.loads(_git("show", where)), where)
+        except json.JSONDecodeError as exc:
+            found[key] = f"{where}: corrupt JSON ({exc.msg} at line {exc.lineno})"
+        except BaselineError as exc:
+            found[key] = str(exc)
+    return found, single
+
+
+# ---- before -> after ---------------------------------------------------------------------------
+def _judge_pair(
+    before: Baseline, after: Baseline, threshold: float, alpha: float, fail_on_improvement: bool
+) -> Verdict:
+    return judge(
+        after.backend,
+        after.timings(),
+        before.timings(),
+        threshold=threshold,
+        alpha=alpha,
+        missing="fail",
+        fail_on_improvement=fail_on_improvement,
+    )
+
+
+def change_rows(
+    before: Snapshot,
+    after: Snapshot,
+    threshold: float = DEFAULT_THRESHOLD,
+    alpha: float = DEFAULT_ALPHA,
+    fail_on_improvement: bool = False,
+    only_changed: bool = True,
+) -> tuple[list[list[str]], int, int]:
+    """Rows of a before -> after table; also the number of failing verdicts and unreadable files."""
+    rows: list[list[str]] = []
+    failures = errors = 0
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if only_changed and isinstance(old, Baseline) and isinstance(new, Baseline) and old == new:
+            continue
+        for side in (old, new):
+            if isinstance(side, str):
+                errors += 1
+                rows.append([key, "-", "-", "-", "-", "-", f"ERROR: {side}"])
+                break
+        else:
+            if new is None:
+                assert isinstance(old, Baseline)
+                rows.append([key, f"{old.median_s:.4f}", "removed", "-", "-", "-", "removed"])
+                continue
+            assert isinstance(new, Baseline)
+            if old is None:
+                rows.append([key, "new", f"{new.median_s:.4f}", "-", "-", _speedup(None, new), "new"])
+                continue
+            assert isinstance(old, Baseline)
+            verdict = _judge_pair(old, new, threshold, alpha, fail_on_improvement)
+            failures += verdict.failed
+            a = verdict.absolute or verdict.relative
+            assert a is not None
+            p = a.p_slower if a.ratio >= 1 else a.p_faster
+            change = f"{a.change:+.1%}" + ("" if a.kind == "absolute" else " (rel)")
+            rows.append(
+                [key, f"{old.median_s:.4f}", f"{new.median_s:.4f}", change, f"{p:.2g}",
+                 _speedup(old, new), verdict.short()]
+            )
+    return rows, failures, errors
+
+
+def _speedup(old: Baseline | None, new: Baseline) -> str:
+    def fmt(b: Baseline | None) -> str:
+        return "-" if b is None or b.speedup is None else f"{b.speedup:.2f}x"
+
+    if old is None:
+        return fmt(new)
+    return f"{fmt(old)} -> {fmt(new)}"
+
+
+CHANGE_HEADER = ["baseline", "before s", "after s", "change", "p", "speedup", "verdict"]
+
+
+# ---- commands ------------------------------------------------------------------------------------
+def cmd_refresh(args: argparse.Namespace, passthrough: list[str]) -> int:
+    watcher = _Watcher()
+    code = _run_pytest(
+        ["-m", "cxr_latency", "--cxr-update-baselines", *_pytest_options(args), *passthrough],
+        watcher,
+    )
+    if watcher.baseline_dir is None:
+        print("cxrperf: the pytest run did not start the cxrperf plugin; nothing was written")
+        return code or 2
+    rows, _, errors = change_rows(watcher.before, watcher.after)
+    print()
+    if rows:
+        print(f"baselines in {watcher.baseline_dir} (before -> after):")
+        _print(_table(CHANGE_HEADER, rows))
+    else:
+        print(f"no baseline in {watcher.baseline_dir} changed")
+    return code or (2 if errors else 0)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .machine import cpu_count, fingerprint
+
+    root = Path(args.baseline_dir or "baselines")
+    here = fingerprint(args.threads or cpu_count())
+    rows, errors = [], 0
+    for path, record in BaselineStore(root).records():
+        key = path.relative_to(root).as_posix()
+        if isinstance(record, BaselineError):
+            errors += 1
+            rows.append([key, "", "", "", "", "", "", "", "", f"ERROR: {record}"])
+            continue
+        if args.model and record.model != args.model:
+            continue
+        if args.backend and record.backend != args.backend:
+            continue
+        if args.machine and args.machine not in record.fingerprint:
+            continue
+        rows.append(
+            [
+                ("* " if record.fingerprint == here else "  ") + record.fingerprint,
+                record.model,
+                record.backend,
+                record.precision,
+                str(len(record.samples_s)),
+                f"{record.median_s:.4f}",
+                f"{_cv(record.samples_s):.1%}",
+                _speedup(None, record),
+                str(record.new_tokens),
+                f"{record.created[:10]} torch {record.libraries.get('torch', '?')}",
+            ]
+        )
+    if not rows:
+        print(f"no baselines under {root}")
+        return 0
+    header = ["machine", "model", "backend", "precision", "n", "median s", "cv", "speedup",
+              "tokens", "recorded"]
+    _print(_table(header, rows))
+    print(f"* = this machine ({here})")
+    return 2 if errors else 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    try:
+        (before, single_a), (after, single_b) = load_side(args.a), load_side(args.b)
+    except BaselineError as exc:
+        print(f"cxrperf: {exc}", file=sys.stderr)
+        return 2
+    if single_a and single_b:  # two files: compare them whatever their names
+        (name_a, old), (name_b, new) = next(iter(before.items())), next(iter(after.items()))
+        key = name_a if name_a == name_b else f"{name_a} -> {name_b}"
+        before, after = {key: old}, {key: new}
+    elif single_a != single_b:
+        print("cxrperf: compare two files or two stores, not one of each", file=sys.stderr)
+        return 2
+    rows, failures, errors = change_rows(
+        before, after, args.threshold, args.alpha, args.fail_on_improvement, only_changed=False
+    )
+    if not rows:
+        print("no baselines on either side")
+        return 0
+    print(f"{args.a} -> {args.b} (threshold {args.threshold:.0%}, alpha {args.alpha:g}):")
+    _print(_table(CHANGE_HEADER, rows))
+    if failures:
+        print(f"{failures} baseline(s) regressed" + (" or improved" if args.fail_on_improvement else ""))
+    return 1 if failures else (2 if errors else 0)
+
+
+def cmd_calibrate(args: argparse.Namespace, passthrough: list[str]) -> int:
+    from .settings import DEFAULT_ROUNDS
+
+    rounds = args.rounds or DEFAULT_ROUNDS
+    baseline_rounds = args.baseline_rounds or rounds
+    samples = max(args.samples, rounds, baseline_rounds)
+    watcher = _Watcher()
+    with tempfile.TemporaryDirectory(prefix="cxrperf-calibrate-") as empty:
+        options = _pytest_options(argparse.Namespace(**{**vars(args), "rounds": samples}))
+        code = _run_pytest(
+            ["-m", "cxr_latency", f"--cxr-baseline-dir={empty}", "-p", "no:xdist",
+             "-W", "ignore::pytest_cxrperf.gate.baselines.BaselineWarning",
+             *options, *passthrough],
+            watcher,
+        )
+    measured = {k: r for k, r in watcher.results.items() if r.samples_s}
+    if code not in (0, 1) or not measured:
+        print("cxrperf: calibration run failed; nothing to report")
+        return code or 2
+    settings = watcher.settings
+    print()
+    print(
+        f"gate noise on this machine: {samples} rounds measured per backend; the gate compares "
+        f"{rounds} rounds with a {baseline_rounds}-round baseline, alpha {args.alpha:g}"
+    )
+    header = ["backend", "threshold", "cv abs", "cv ratio", "checks", "false alarm",
+              "x1.10", "x1.25", "x1.50", f"smallest caught ({args.target:.0%})"]
+    rows = []
+    for label, result in measured.items():
+        name = label.split("+", 1)[0]
+        threshold = args.threshold or settings.threshold_for(name)
+        is_reference = label == "eager"
+        control = None if is_reference else list(result.control_samples_s)
+        cal = calibrate_backend(
+            list(result.samples_s), control, rounds=rounds, baseline_rounds=baseline_rounds,
+            threshold=threshold, alpha=args.alpha, trials=args.trials, target=args.target,
+            is_reference=is_reference,
+        )
+        ratios = [s / c for s, c in zip(result.samples_s, control, strict=True)] if control else []
+        rows.append(
+            [label, f"{threshold:.0%}", f"{_cv(result.samples_s):.1%}",
+             f"{_cv(ratios):.1%}" if ratios else "-",
+             "absolute" if is_reference else "relative+absolute",
+             f"{cal['false_alarm']:.1%}", f"{cal[1.1]:.0%}", f"{cal[1.25]:.0%}", f"{cal[1.5]:.0%}",
+             f"x{cal['smallest']:.2f}" if cal["smallest"] else "> x3"]
+        )
+    _print(_table(header, rows))
+    print(
+        "simulated by resampling this run's samples (same machine, same minute): real false "
+        "alarms across days and runners are higher; scripts/gate_accuracy.py measures them with "
+        "repeated runs"
+    )
+    return 0
+
+
+def calibrate_backend(
+    samples: list[float],
+    control: list[float] | None,
+    *,
+    rounds: int,
+    baseline_rounds: int,
+    threshold: float,
+    alpha: float,
+    trials: int = 200,
+    target: float = 0.9,
+    is_reference: bool = False,
+    seed: int = 0,
+) -> dict[Any, Any]:
+    """Detection rate of the gate for synthetic slowdowns, by resampling measured rounds (pairs of
+    backend and control stay together), and the smallest slowdown caught ``target`` of the time."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    values = np.asarray(samples, dtype=float)
+    ctrl = np.asarray(control, dtype=float) if control is not None else None
+
+    def draw(n: int, factor: float, fingerprint: str) -> Timings:
+        index = rng.integers(0, values.size, size=n)
+        return Timings(
+            tuple(values[index] * factor),
+            tuple(ctrl[index]) if ctrl is not None else None,
+            fingerprint,
+            new_tokens=1,
+            is_reference=is_reference,
+        )
+
+    def rate(factor: float) -> float:
+        hits = 0
+        for _ in range(trials):
+            base = draw(baseline_rounds, 1.0, "m")
+            cur = draw(rounds, factor, "m")
+            verdict = judge("b", cur, base, threshold=threshold, alpha=alpha, interval=False)
+            hits += verdict.status == REGRESSED
+        return hits / trials
+
+    out: dict[Any, Any] = {"false_alarm": rate(1.0)}
+    for factor in (1.1, 1.25, 1.5):
+        out[factor] = rate(factor)
+    # bisection: the detection rate grows with the slowdown (up to simulation noise)
+    low, high = 1.0 + threshold, 3.0
+    out["smallest"] = None
+    if rate(high) >= target:
+        while high - low > 0.01:
+            middle = (low + high) / 2
+            if rate(middle) >= target:
+                high = middle
+            else:
+                low = middle
+        out["smallest"] = high
+    return out
+
+
+def cmd_findings(argv: list[str]) -> int:
+    try:
+        from .findings_cli import findings_main  # type: ignore[import-not-found]
+    except ImportError as exc:
+        print(f"cxrperf findings is not available in this installation ({exc})", file=sys.stderr)
+        return 2
+    return int(findings_main(argv) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cxrperf", description="pytest-cxrperf: latency baselines and the regression gate"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    baselines = commands.add_parser("baselines", help="refresh, show and compare latency baselines")
+    sub = baselines.add_subparsers(dest="action", required=True)
+
+    refresh = sub.add_parser(
+        "refresh",
+        help="run the latency suite with --cxr-update-baselines and print before -> after",
+        description="Other options (and test paths) are passed to pytest unchanged.",
+    )
+    _add_selection(refresh)
+    refresh.add_argument("--baseline-dir", help="baseline store (default: the ini, or baselines/)")
+
+    show = sub.add_parser("show", help="list stored baselines")
+    show.add_argument("--baseline-dir", help="baseline store (default: ./baselines)")
+    show.add_argument("--model", help="only this model")
+    show.add_argument("--backend", help="only this backend")
+    show.add_argument("--machine", help="only fingerprints containing this text")
+    show.add_argument("--threads", type=int, help="thread setting of 'this machine' (default: all)")
+
+    compare = sub.add_parser(
+        "compare",
+        help="judge store (or file) B against A; exit 1 on a regression",
+        description="A and B are baseline stores, files, or git REV:PATH (origin/main:baselines).",
+    )
+    compare.add_argument("a", help="before: store, file, or REV:PATH")
+    compare.add_argument("b", help="after: store, file, or REV:PATH")
+    compare.add_argument("--threshold", type=_fraction, default=DEFAULT_THRESHOLD)
+    compare.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
+    compare.add_argument("--fail-on-improvement", action="store_true")
+
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="measure noise per backend and the smallest regression the gate would catch",
+        description="Other options (and test paths) are passed to pytest unchanged.",
+    )
+    _add_selection(calibrate)
+    calibrate.add_argument("--samples", type=int, default=30, help="rounds measured (default 30)")
+    calibrate.add_argument("--baseline-rounds", type=int, help="rounds in a baseline (default: --rounds)")
+    calibrate.add_argument("--threshold", type=_fraction, help="default: the ini's, or 10%%")
+    calibrate.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
+    calibrate.add_argument("--trials", type=int, default=200, help="simulated runs per slowdown")
+    calibrate.add_argument("--target", type=float, default=0.9, help="detection rate to reach")
+
+    commands.add_parser("findings", help="clinical findings of generated reports", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["findings"]:
+        return cmd_findings(argv[1:])
+    passthrough: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1 :]
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    wants_pytest = (args.command, getattr(args, "action", None)) in (
+        ("baselines", "refresh"),
+        ("calibrate", None),
+    )
+    if unknown and not wants_pytest:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    passthrough = unknown + passthrough
+    if args.command == "calibrate":
+        return cmd_calibrate(args, passthrough)
+    if args.action == "refresh":
+        return cmd_refresh(args, passthrough)
+    if args.action == "show":
+        return cmd_show(args)
+    return cmd_compare(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

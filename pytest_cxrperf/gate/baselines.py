@@ -1,0 +1,328 @@
+"""The baseline store: ``<dir>/<machine-fingerprint>/<model>/<backend>.json``.
+
+Plain JSON, one file per backend, so that a refresh shows up in a pull request as a readable diff.
+Each file carries a schema version, the machine facts behind the fingerprint, the settings that
+affect timing, library versions, the date, the raw samples (backend and interleaved eager control)
+and the stage medians.
+
+Writes go through a temp file in the same folder and a rename, under a file lock at the store's
+root, so parallel workers (pytest-xdist) never leave a half-written or interleaved file. A file
+that cannot be read back - corrupt, truncated, a merge conflict, another schema - is an error that
+names it, and it is never overwritten: the user decides what happens to it.
+
+No pytest and no torch here: the ``cxrperf`` command uses this module on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import CxrPerfError
+from .decision import Timings
+
+SCHEMA = "pytest-cxrperf/latency-baseline"
+SCHEMA_VERSION = 1
+LOCK_NAME = ".cxrperf.lock"
+REFERENCE_BACKEND = "eager"
+
+
+class BaselineError(CxrPerfError):
+    """A baseline file or the baseline store cannot be used."""
+
+
+class BaselineWarning(UserWarning):
+    """A backend's latency could not be judged (no comparable baseline) under the warn policy."""
+
+
+def model_key(name: str, source: str = "preset", weights_hash: str = "") -> str:
+    """The store's folder for a model: the preset name, or ``<dir-name>-<weights-hash8>`` for a
+    checkpoint (two checkpoints in folders of the same name must not share baselines)."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(name).name or name).strip("-") or "model"
+    if source == "preset":
+        return slug
+    return f"{slug}-{weights_hash[:8]}" if weights_hash else slug
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """One backend's timings on one machine and model, as stored."""
+
+    backend: str
+    model: str
+    fingerprint: str
+    samples_s: tuple[float, ...]
+    control_samples_s: tuple[float, ...] | None  # interleaved eager fp32; None for eager itself
+    new_tokens: int
+    threads: int
+    rounds: int
+    warmup: int = 0
+    precision: str = ""
+    created: str = ""
+    machine: Mapping[str, Any] = field(default_factory=dict)
+    libraries: Mapping[str, str] = field(default_factory=dict)
+    stage_medians_s: Mapping[str, float] = field(default_factory=dict)
+    model_info: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def relpath(self) -> Path:
+        return Path(self.fingerprint) / self.model / f"{self.backend}.json"
+
+    def timings(self) -> Timings:
+        return Timings(
+            samples_s=self.samples_s,
+            control_samples_s=self.control_samples_s,
+            fingerprint=self.fingerprint,
+            new_tokens=self.new_tokens,
+            is_reference=self.backend == REFERENCE_BACKEND,
+        )
+
+    @property
+    def median_s(self) -> float:
+        import statistics
+
+        return statistics.median(self.samples_s)
+
+    @property
+    def speedup(self) -> float | None:
+        """Median eager control / median backend (higher is faster); None for eager itself."""
+        import statistics
+
+        if not self.control_samples_s:
+            return None
+        return statistics.median(self.control_samples_s) / self.median_s
+
+    def to_json(self) -> dict[str, Any]:
+        def rounded(values: tuple[float, ...]) -> list[float]:
+            return [round(v, 7) for v in values]
+
+        return {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "backend": self.backend,
+            "model": self.model,
+            "fingerprint": self.fingerprint,
+            "created": self.created,
+            "precision": self.precision,
+            "settings": {
+                "new_tokens": self.new_tokens,
+                "threads": self.threads,
+                "rounds": self.rounds,
+                "warmup": self.warmup,
+            },
+            "median_s": round(self.median_s, 7),
+            "speedup_vs_eager": round(self.speedup, 4) if self.speedup is not None else None,
+            "stage_medians_s": {k: round(float(v), 7) for k, v in self.stage_medians_s.items()},
+            "samples_s": rounded(self.samples_s),
+            "control_samples_s": (
+                rounded(self.control_samples_s) if self.control_samples_s is not None else None
+            ),
+            "machine": dict(self.machine),
+            "libraries": dict(self.libraries),
+            "model_info": dict(self.model_info),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "baseline") -> Baseline:
+        """Validate and build; every problem is a :class:`BaselineError` naming ``where``."""
+
+        def bad(problem: str) -> BaselineError:
+            return BaselineError(
+                f"{where}: {problem}. The file was left as it is: fix it, or delete it and record "
+                "a new baseline with --cxr-update-baselines"
+            )
+
+        if not isinstance(data, dict):
+            raise bad("not a JSON object")
+        if data.get("schema") != SCHEMA:
+            raise bad(f"not a pytest-cxrperf latency baseline (schema {data.get('schema')!r})")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise bad(
+                f"schema_version {version!r}, this pytest-cxrperf reads version {SCHEMA_VERSION}"
+            )
+
+        def samples(key: str, optional: bool = False) -> tuple[float, ...] | None:
+            value = data.get(key)
+            if value is None and optional:
+                return None
+            if (
+                not isinstance(value, list)
+                or not value
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+                or not all(v > 0 for v in value)
+            ):
+                raise bad(f"{key!r} must be a non-empty list of positive seconds")
+            return tuple(float(v) for v in value)
+
+        try:
+            settings = data["settings"]
+            if not isinstance(settings, dict):
+                raise bad("'settings' must be an object")
+            values = samples("samples_s")
+            assert values is not None
+            control = samples("control_samples_s", optional=True)
+            if control is not None and len(control) != len(values):
+                raise bad("'control_samples_s' and 'samples_s' differ in length")
+            for key in ("backend", "model", "fingerprint"):
+                if not isinstance(data[key], str) or not data[key]:
+                    raise bad(f"{key!r} must be a non-empty string")
+            return cls(
+                backend=data["backend"],
+                model=data["model"],
+                fingerprint=data["fingerprint"],
+                samples_s=values,
+                control_samples_s=control,
+                new_tokens=int(settings["new_tokens"]),
+                threads=int(settings["threads"]),
+                rounds=int(settings.get("rounds", len(values))),
+                warmup=int(settings.get("warmup", 0)),
+                precision=str(data.get("precision", "")),
+                created=str(data.get("created", "")),
+                machine=dict(data.get("machine") or {}),
+                libraries=dict(data.get("libraries") or {}),
+                stage_medians_s=dict(data.get("stage_medians_s") or {}),
+                model_info=dict(data.get("model_info") or {}),
+            )
+        except KeyError as exc:
+            raise bad(f"missing key {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            raise bad(f"invalid value ({exc})") from None
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def read_baseline(path: Path) -> Baseline:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BaselineError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        stripped = text.strip()
+        if stripped.startswith(("<<<<<<<", "=======", ">>>>>>>")) or "\n<<<<<<< " in text:
+            problem = "corrupt JSON (a merge conflict marker)"
+        elif not stripped.endswith("}"):
+            problem = "truncated JSON"
+        else:
+            problem = "corrupt JSON"
+        raise BaselineError(
+            f"{path}: {problem} ({exc.msg} at line {exc.lineno}, column {exc.colno}). "
+            "The file was left as it is: fix it, or delete it and record a new baseline with "
+            "--cxr-update-baselines"
+        ) from None
+    return Baseline.from_json(data, str(path))
+
+
+def _write_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class Found:
+    """The result of a look-up: the baseline (or None), its path, and whether it was recorded on
+    another machine (fingerprint) than the one asked for."""
+
+    baseline: Baseline | None
+    path: Path | None
+    foreign: bool = False
+
+
+class BaselineStore:
+    def __init__(self, root: Path | str, lock_timeout: float = 120.0) -> None:
+        self.root = Path(root)
+        self.lock_timeout = lock_timeout
+
+    def path_for(self, fingerprint: str, model: str, backend: str) -> Path:
+        return self.root / fingerprint / model / f"{backend}.json"
+
+    def _lock(self) -> Any:
+        from filelock import FileLock
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.root / LOCK_NAME), timeout=self.lock_timeout)
+
+    def load(self, path: Path) -> Baseline:
+        baseline = read_baseline(path)
+        expected = (path.parent.parent.name, path.parent.name, path.stem)
+        found = (baseline.fingerprint, baseline.model, baseline.backend)
+        if found != expected:
+            raise BaselineError(
+                f"{path}: it says it holds {'/'.join(found)} but lies at {'/'.join(expected)}; "
+                "baselines must not be moved between machines by hand (a different machine has "
+                "different absolute times): move it back, or record one here with "
+                "--cxr-update-baselines"
+            )
+        return baseline
+
+    def find(self, fingerprint: str, model: str, backend: str) -> Found:
+        """This machine's baseline, else the newest one of another machine (for the relative
+        check), else nothing. Raises :class:`BaselineError` for an unreadable file."""
+        own = self.path_for(fingerprint, model, backend)
+        if own.exists():
+            return Found(self.load(own), own)
+        others = []
+        if self.root.is_dir():
+            for path in sorted(self.root.glob(f"*/{model}/{backend}.json")):
+                baseline = self.load(path)
+                others.append((baseline.created, str(path), baseline, path))
+        if not others:
+            return Found(None, None)
+        _, _, baseline, path = max(others, key=lambda item: (item[0], item[1]))
+        return Found(baseline, path, foreign=True)
+
+    def write(self, baseline: Baseline) -> tuple[Baseline | None, Path]:
+        """Write atomically under the store lock; returns the baseline it replaced (if any).
+
+        An existing file that cannot be read is not overwritten (:class:`BaselineError`)."""
+        if "+" in baseline.backend:
+            raise BaselineError(
+                f"{baseline.backend}: a synthetic slowdown is never stored as a baseline; it is "
+                "compared with the base backend's baseline"
+            )
+        from filelock import Timeout
+
+        path = self.path_for(baseline.fingerprint, baseline.model, baseline.backend)
+        lock = self._lock()
+        try:
+            with lock:
+                before = self.load(path) if path.exists() else None
+                _write_atomic(path, baseline.to_json())
+        except Timeout:
+            raise BaselineError(
+                f"{path}: not written, another process held the store lock {lock.lock_file} for "
+                f"{self.lock_timeout:g} s; if none is running, delete the lock file"
+            ) from None
+        return before, path
+
+    def records(self) -> Iterator[tuple[Path, Baseline | BaselineError]]:
+        """Every baseline file in the store (sorted), or the error that reading it gave."""
+        if not self.root.is_dir():
+            return
+        for path in sorted(self.root.glob("*/*/*.json")):
+            try:
+                yield path, self.load(path)
+            except BaselineError as exc:
+                yield path, exc

@@ -1,0 +1,393 @@
+"""Train the embedded toy radiologist on synthetic phantom studies.
+
+    python scripts/train_toy.py            # train, evaluate on held-out phantoms, save, write samples
+
+One seeded command. It renders a pool of phantom studies (:mod:`pytest_cxrperf.synth`), trains the
+toy architecture (:data:`pytest_cxrperf.model.toy.TOY_CONFIG`) with teacher forcing on
+``prompt + report + </s>`` (prompts built by :class:`CXRProcessor`; the loss is on the report
+tokens only, plus a small auxiliary multi-label loss on the mean image embedding that speeds up
+learning the image encoder), then decodes held-out phantoms greedily with :class:`TorchRunner`
+and scores the extracted findings against the ground truth. The checkpoint (``model.safetensors``,
+``cxrperf_config.json``, ``tokenizer.json``) and ``metrics.json`` go to ``pytest_cxrperf/data/toy``;
+sample studies the model reads correctly go to ``pytest_cxrperf/data/studies``.
+
+It uses one CPU thread by default (``--threads``): on a busy shared machine that is faster than two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pytest_cxrperf.backends.torch_runner import TorchRunner  # noqa: E402
+from pytest_cxrperf.findings import LABELS, Finding, extract  # noqa: E402
+from pytest_cxrperf.model.architecture import CXRReportModel  # noqa: E402
+from pytest_cxrperf.model.loader import ReferenceModel, save_checkpoint  # noqa: E402
+from pytest_cxrperf.model.processor import CXRProcessor  # noqa: E402
+from pytest_cxrperf.model.study import Study, load_study  # noqa: E402
+from pytest_cxrperf.model.tokenizer import load_tokenizer  # noqa: E402
+from pytest_cxrperf.model.toy import METRICS_FILE, TOY_CONFIG, pixel_values_from_arrays  # noqa: E402
+from pytest_cxrperf.synth.phantom import PhantomSpec  # noqa: E402
+from pytest_cxrperf.synth.reports import write_report  # noqa: E402
+from pytest_cxrperf.synth.studies import (  # noqa: E402
+    HELD_OUT_SEED_BASE,
+    SyntheticStudy,
+    sample_study,
+    write_study,
+)
+
+DEFAULT_OUT = ROOT / "pytest_cxrperf" / "data" / "toy"
+DEFAULT_SAMPLES = ROOT / "pytest_cxrperf" / "data" / "studies"
+RENDER_SIZES = (224, 256, 288, 320)
+MAX_NEW_TOKENS = 48
+
+
+def aux_targets(spec: PhantomSpec) -> list[float]:
+    """Binary image-level targets for the auxiliary head."""
+    eff = spec.effusion
+    return [
+        float(eff in ("left", "bilateral")),
+        float(eff in ("right", "bilateral")),
+        float(eff is not None and spec.effusion_size != "small"),
+        float(eff is not None and spec.effusion_size == "large"),
+        float(spec.pneumothorax == "left"),
+        float(spec.pneumothorax == "right"),
+        float(spec.pneumothorax is not None and spec.pneumothorax_size == "large"),
+        float(spec.cardiomegaly is not None),
+        float(spec.cardiomegaly == "moderate"),
+        float(spec.consolidation == "left"),
+        float(spec.consolidation == "right"),
+        float(spec.consolidation is not None and spec.consolidation_density == "faint"),
+        float(spec.nodule == "left"),
+        float(spec.nodule == "right"),
+        float(spec.nodule is not None and spec.nodule_zone == "mid"),
+        float("ett" in spec.devices),
+        float("cvc-left" in spec.devices),
+        float("cvc-right" in spec.devices),
+    ]
+
+
+N_AUX = len(aux_targets(PhantomSpec()))
+
+
+@dataclass
+class Example:
+    seed: int
+    spec: PhantomSpec
+    pixels: torch.Tensor  # [n_images, H, W] single channel, normalised
+    prompt: list[int]
+    aux: list[float]
+
+
+def _as_study(study: SyntheticStudy) -> Study:
+    """A Study with placeholder paths: CXRProcessor.prompt_ids only needs the views and text."""
+    return Study(
+        name=f"synthetic-{study.seed}",
+        frontal=Path("frontal.png"),
+        lateral=Path("lateral.png") if study.lateral is not None else None,
+        indication=study.indication,
+        technique=study.technique,
+        comparison=study.comparison,
+    )
+
+
+_PROCESSOR: list[CXRProcessor] = []
+
+
+def _render(seed: int) -> tuple[int, np.ndarray, list[int], PhantomSpec]:
+    if not _PROCESSOR:
+        _PROCESSOR.append(CXRProcessor(TOY_CONFIG, load_tokenizer()))
+    size = RENDER_SIZES[seed % len(RENDER_SIZES)]
+    study = sample_study(seed, size=size, lateral=None)
+    images = [study.frontal] + ([study.lateral] if study.lateral is not None else [])
+    pixels = pixel_values_from_arrays(TOY_CONFIG, images)[:, 0].numpy().astype(np.float32)
+    prompt, _ = _PROCESSOR[0].prompt_ids(_as_study(study))
+    return seed, pixels, prompt, study.spec
+
+
+def build_pool(seeds: list[int], workers: int) -> list[Example]:
+    if workers > 1:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            rendered = pool.map(_render, seeds, chunksize=32)
+    else:
+        rendered = [_render(s) for s in seeds]
+    return [
+        Example(seed, spec, torch.from_numpy(px), prompt, aux_targets(spec))
+        for seed, px, prompt, spec in rendered
+    ]
+
+
+class Batcher:
+    """Batches of studies with the same number of images (frontal-only or frontal + lateral)."""
+
+    def __init__(self, pool: list[Example], batch_size: int, seed: int, tokenizer) -> None:
+        self.rng = np.random.default_rng([seed, 11])
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.groups = [
+            [e for e in pool if e.pixels.shape[0] == 1],
+            [e for e in pool if e.pixels.shape[0] == 2],
+        ]
+        self.weights = np.array([len(g) for g in self.groups], dtype=np.float64)
+        self.weights /= self.weights.sum()
+
+    def target(self, spec: PhantomSpec) -> list[int]:
+        report = write_report(spec, self.rng)  # a fresh phrasing each time the study is used
+        ids = self.tokenizer.encode(" " + report, add_special_tokens=False).ids
+        return [*ids, TOY_CONFIG.eos_token_id]
+
+    def next(self) -> dict[str, torch.Tensor]:
+        group = self.groups[int(self.rng.choice(2, p=self.weights))]
+        picks = [group[int(i)] for i in self.rng.integers(len(group), size=self.batch_size)]
+        seqs, starts = [], []
+        for ex in picks:
+            target = self.target(ex.spec)
+            seqs.append(ex.prompt + target)
+            starts.append(len(ex.prompt))
+        length = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), length), TOY_CONFIG.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), length), dtype=torch.long)
+        pred = torch.zeros((len(seqs), length), dtype=torch.bool)  # hidden positions to score
+        for i, (seq, start) in enumerate(zip(seqs, starts, strict=True)):
+            ids[i, : len(seq)] = torch.tensor(seq)
+            mask[i, : len(seq)] = 1
+            pred[i, start - 1 : len(seq) - 1] = True
+        nxt = torch.zeros_like(ids)
+        nxt[:, :-1] = ids[:, 1:]
+        pixels = torch.cat([ex.pixels for ex in picks]).unsqueeze(1).expand(-1, 3, -1, -1)
+        return {
+            "ids": ids,
+            "mask": mask,
+            "pred": pred,
+            "next": nxt,
+            "pixels": pixels.contiguous(),
+            "aux": torch.tensor([ex.aux for ex in picks]),
+            "views": torch.tensor(picks[0].pixels.shape[0]),
+        }
+
+
+def train_step(model: CXRReportModel, aux_head: nn.Module, batch: dict, aux_weight: float):
+    views = int(batch["views"])
+    image_embeds = model.vision(batch["pixels"])  # [n_images, T, D]
+    embeds = model.embed_prompt(batch["ids"], image_embeds.reshape(-1, image_embeds.shape[-1]))
+    hidden = model.language_model.model(
+        inputs_embeds=embeds, attention_mask=batch["mask"]
+    ).last_hidden_state
+    logits = model.language_model.lm_head(hidden[batch["pred"]])
+    lm_loss = F.cross_entropy(logits.float(), batch["next"][batch["pred"]])
+    frontal = image_embeds[::views].mean(dim=1)
+    aux_loss = F.binary_cross_entropy_with_logits(aux_head(frontal), batch["aux"])
+    return lm_loss + aux_weight * aux_loss, lm_loss, aux_loss
+
+
+def _by_label(findings: list[Finding]) -> dict[str, Finding]:
+    return {f.label: f for f in findings}
+
+
+def evaluate(
+    reference: ReferenceModel, count: int, verbose: int = 0
+) -> tuple[dict, list[tuple[SyntheticStudy, str, bool]]]:
+    """Greedy-decode ``count`` held-out phantoms through real files and score their findings."""
+    runner = TorchRunner(reference.model, reference.processor)
+    results: list[tuple[SyntheticStudy, str, bool]] = []
+    label_hits: Counter[str] = Counter()
+    label_seen: Counter[str] = Counter()
+    ended = 0
+    token_counts = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(count):
+            seed = HELD_OUT_SEED_BASE + i
+            bits = 16 if i % 5 == 4 else 8
+            size = 320 if bits == 16 else 256
+            study = sample_study(seed, size=size, lateral=None)
+            path = write_study(study, tmp, f"heldout-{i}", bits=bits)
+            inputs = reference.processor(load_study(path))
+            generation = runner.generate(inputs, MAX_NEW_TOKENS)
+            ended += generation.token_ids[-1] == TOY_CONFIG.eos_token_id
+            token_counts.append(len(generation.token_ids))
+            predicted = extract(generation.text)
+            truth = list(study.findings)
+            ok = predicted == truth
+            results.append((study, generation.text, ok))
+            p, t = _by_label(predicted), _by_label(truth)
+            for label in LABELS:
+                if label in p or label in t:
+                    label_seen[label] += 1
+                    label_hits[label] += p.get(label) == t.get(label)
+            if not ok and verbose > 0:
+                verbose -= 1
+                print(f"  MISS seed={seed} truth: {study.report}\n       got:   {generation.text}")
+    exact = sum(ok for _, _, ok in results) / max(count, 1)
+    metrics = {
+        "held_out_studies": count,
+        "held_out_seed_base": HELD_OUT_SEED_BASE,
+        "exact_match": round(exact, 4),
+        "per_finding_accuracy": {
+            label: round(label_hits[label] / label_seen[label], 4)
+            for label in LABELS
+            if label_seen[label]
+        },
+        "per_finding_count": {label: label_seen[label] for label in LABELS if label_seen[label]},
+        "ended_with_eos": round(ended / max(count, 1), 4),
+        "mean_generated_tokens": round(float(np.mean(token_counts)), 2) if token_counts else 0.0,
+    }
+    return metrics, results
+
+
+SAMPLE_PLAN = (  # (name, bits, size, lateral, predicate on the spec)
+    ("study-001", 8, 256, False, lambda s: s.is_normal and not s.devices),
+    ("study-002", 16, 320, True, lambda s: s.effusion is not None and s.cardiomegaly is not None),
+    ("study-003", 8, 256, False, lambda s: s.consolidation is not None and s.consolidation_density == "faint" and bool(s.devices)),
+    ("study-004", 8, 256, False, lambda s: s.pneumothorax is not None or s.nodule is not None),
+)
+
+
+def write_samples(reference: ReferenceModel, folder: Path, start: int) -> list[str]:
+    """Pick held-out studies (seeds from ``start``) that the model reads correctly; save them."""
+    runner = TorchRunner(reference.model, reference.processor)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in list(folder.glob("study-*.json")) + list(folder.glob("study-*.png")):
+        old.unlink()
+    written = []
+    seed = start
+    for name, bits, size, lateral, wanted in SAMPLE_PLAN:
+        while True:
+            seed += 1
+            study = sample_study(seed, size=size, lateral=lateral)
+            if not wanted(study.spec):
+                continue
+            path = write_study(study, folder, name, bits=bits)
+            text = runner.generate(reference.processor(load_study(path)), MAX_NEW_TOKENS).text
+            if extract(text) == list(study.findings):
+                written.append(f"{name}: seed {seed}: {study.report}")
+                break
+            for p in folder.glob(f"{name}*"):
+                p.unlink()
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pool", type=int, default=4000, help="training studies rendered")
+    parser.add_argument("--steps", type=int, default=1100)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--aux-weight", type=float, default=0.5)
+    parser.add_argument("--held-out", type=int, default=300, help="held-out studies scored")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2, help="processes rendering the pool")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--samples", type=Path, default=DEFAULT_SAMPLES)
+    parser.add_argument("--no-samples", action="store_true", help="leave the sample studies alone")
+    parser.add_argument("--eval-only", action="store_true", help="score the checkpoint in --out")
+    parser.add_argument("--show-misses", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    tokenizer = load_tokenizer()
+    if args.eval_only:
+        from pytest_cxrperf.model.toy import build_toy
+
+        reference = build_toy(args.out)
+        metrics, _ = evaluate(reference, args.held_out, verbose=args.show_misses)
+        print(json.dumps(metrics, indent=2))
+        return 0
+
+    seeds = list(range(args.seed * 100_000, args.seed * 100_000 + args.pool))
+    assert seeds[-1] < HELD_OUT_SEED_BASE
+    pool = build_pool(seeds, args.workers)
+    render_s = time.perf_counter() - started
+    print(f"rendered {len(pool)} training studies in {render_s:.0f}s "
+          f"({sum(e.pixels.shape[0] == 2 for e in pool)} with a lateral view)", flush=True)
+
+    torch.manual_seed(args.seed)
+    model = CXRReportModel(TOY_CONFIG)
+    aux_head = nn.Linear(int(TOY_CONFIG.decoder["hidden_size"]), N_AUX)
+    params = list(model.parameters()) + list(aux_head.parameters())
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+        betas=(0.9, 0.98),
+    )
+    warmup = max(1, args.steps // 20)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return args.lr * (step + 1) / warmup
+        progress = (step - warmup) / max(1, args.steps - warmup)
+        return args.lr * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    batcher = Batcher(pool, args.batch_size, args.seed, tokenizer)
+    model.train()
+    train_started = time.perf_counter()
+    running = None
+    for step in range(args.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step)
+        loss, lm_loss, aux_loss = train_step(model, aux_head, batcher.next(), args.aux_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        values = np.array([lm_loss.item(), aux_loss.item()])
+        running = values if running is None else 0.95 * running + 0.05 * values
+        if step % 50 == 0 or step == args.steps - 1:
+            elapsed = time.perf_counter() - train_started
+            print(f"step {step:5d}  lm {running[0]:.4f}  aux {running[1]:.4f}  "
+                  f"lr {lr_at(step):.2e}  {elapsed:.0f}s", flush=True)
+    train_s = time.perf_counter() - train_started
+
+    model.eval()
+    reference = ReferenceModel(
+        name="toy", source="preset", config=TOY_CONFIG, model=model, tokenizer=tokenizer
+    )
+    eval_started = time.perf_counter()
+    metrics, _ = evaluate(reference, args.held_out, verbose=args.show_misses)
+    eval_s = time.perf_counter() - eval_started
+    metrics.update(
+        seed=args.seed,
+        training_studies=args.pool,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        parameters=model.parameter_count(),
+        render_seconds=round(render_s, 1),
+        train_seconds=round(train_s, 1),
+        eval_seconds=round(eval_s, 1),
+        threads=args.threads,
+        torch=torch.__version__,
+        command="python scripts/train_toy.py" + "".join(f" {a}" for a in (argv or sys.argv[1:])),
+    )
+    save_checkpoint(reference, args.out)
+    (args.out / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps({k: metrics[k] for k in ("exact_match", "per_finding_accuracy")}, indent=2))
+    print(f"saved {args.out} ({model.parameter_count():,} parameters)")
+    if not args.no_samples:
+        for line in write_samples(reference, args.samples, HELD_OUT_SEED_BASE + 500_000):
+            print("sample", line)
+    print(f"total {time.perf_counter() - started:.0f}s "
+          f"(render {render_s:.0f}s, train {train_s:.0f}s, eval {eval_s:.0f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""The baseline store: layout, schema, atomic and locked writes, and clear errors."""
+
+import json
+import multiprocessing
+import os
+from dataclasses import replace
+
+import pytest
+
+from pytest_cxrperf.gate.baselines import (
+    SCHEMA_VERSION,
+    Baseline,
+    BaselineError,
+    BaselineStore,
+    model_key,
+    read_baseline,
+)
+
+FP = "amd-epyc-2c-t2-c2df9d65"
+
+
+def make(backend="openvino", fingerprint=FP, scale=1.0, created="2025-01-01T00:00:00+00:00", n=5):
+    samples = tuple(scale * (0.5 + i / 1000) for i in range(n))
+    control = None if backend == "eager" else tuple(1.0 + i / 1000 for i in range(n))
+    return Baseline(
+        backend=backend, model="tiny", fingerprint=fingerprint, samples_s=samples,
+        control_samples_s=control, new_tokens=32, threads=2, rounds=n, warmup=1,
+        precision="fp32", created=created, machine={"cpu": "AMD EPYC", "cores": 2},
+        libraries={"torch": "2.13.0"}, stage_medians_s={"vision_s": 0.1},
+    )
+
+
+def test_round_trip_and_layout(tmp_path):
+    store = BaselineStore(tmp_path)
+    before, path = store.write(make())
+    assert before is None
+    assert path == tmp_path / FP / "tiny" / "openvino.json"
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert data["settings"] == {"new_tokens": 32, "threads": 2, "rounds": 5, "warmup": 1}
+    assert data["libraries"] == {"torch": "2.13.0"} and data["created"].startswith("2025")
+    assert len(data["samples_s"]) == 5 and len(data["control_samples_s"]) == 5
+    assert store.load(path) == make()
+    assert path.read_text().endswith("}\n")  # diff-friendly: one value per line, final newline
+
+
+def test_write_returns_what_it_replaced(tmp_path):
+    store = BaselineStore(tmp_path)
+    store.write(make())
+    before, _ = store.write(make(scale=1.2))
+    assert before == make()
+    assert store.find(FP, "tiny", "openvino").baseline.samples_s == pytest.approx(
+        make(scale=1.2).samples_s
+    )
+
+
+def test_no_temp_files_are_left(tmp_path):
+    store = BaselineStore(tmp_path)
+    for scale in (1.0, 1.1, 1.2):
+        store.write(make(scale=scale))
+    assert sorted(p.name for p in (tmp_path / FP / "tiny").iterdir()) == ["openvino.json"]
+
+
+def test_find_prefers_this_machine_then_the_newest_foreign_one(tmp_path):
+    store = BaselineStore(tmp_path)
+    assert store.find(FP, "tiny", "openvino").baseline is None
+    store.write(make(fingerprint="old-machine", created="2024-01-01T00:00:00+00:00"))
+    store.write(make(fingerprint="new-machine", created="2025-06-01T00:00:00+00:00"))
+    found = store.find(FP, "tiny", "openvino")
+    assert found.foreign and found.baseline.fingerprint == "new-machine"
+    store.write(make())
+    found = store.find(FP, "tiny", "openvino")
+    assert not found.foreign and found.baseline.fingerprint == FP
+
+
+def test_a_synthetic_slowdown_is_never_stored(tmp_path):
+    with pytest.raises(BaselineError, match="never stored"):
+        BaselineStore(tmp_path).write(make(backend="eager+slow=1.5"))
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def corrupt_variants():
+    good = make().to_json()
+    text = json.dumps(good, indent=2)
+    yield "truncated", text[: len(text) // 2], "truncated JSON"
+    yield "conflict", "<<<<<<< HEAD\n" + text, "corrupt JSON"
+    yield "not-object", "[1, 2]", "not a JSON object"
+    yield "schema", json.dumps({**good, "schema": "other"}), "not a pytest-cxrperf latency baseline"
+    yield "version", json.dumps({**good, "schema_version": 99}), "schema_version 99"
+    yield "missing", json.dumps({k: v for k, v in good.items() if k != "settings"}), "missing key 'settings'"
+    yield "negative", json.dumps({**good, "samples_s": [0.5, -1]}), "positive seconds"
+    yield "empty", json.dumps({**good, "samples_s": []}), "positive seconds"
+    yield "lengths", json.dumps({**good, "control_samples_s": [1.0]}), "differ in length"
+
+
+@pytest.mark.parametrize("name, text, problem", list(corrupt_variants()), ids=lambda v: str(v)[:12])
+def test_unreadable_file_is_a_clear_error_and_never_overwritten(tmp_path, name, text, problem):
+    store = BaselineStore(tmp_path)
+    path = store.path_for(FP, "tiny", "openvino")
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    with pytest.raises(BaselineError) as info:
+        store.find(FP, "tiny", "openvino")
+    message = str(info.value)
+    assert str(path) in message and problem in message
+    assert "--cxr-update-baselines" in message
+    with pytest.raises(BaselineError):
+        store.write(make())
+    assert path.read_text() == text
+
+
+def test_a_file_moved_to_another_machine_folder_is_an_error(tmp_path):
+    store = BaselineStore(tmp_path)
+    _, path = store.write(make())
+    moved = tmp_path / "other-machine" / "tiny" / "openvino.json"
+    moved.parent.mkdir(parents=True)
+    os.replace(path, moved)
+    with pytest.raises(BaselineError, match="must not be moved"):
+        store.load(moved)
+
+
+def test_records_lists_every_file_with_errors_in_place(tmp_path):
+    store = BaselineStore(tmp_path)
+    store.write(make())
+    store.write(make(backend="eager"))
+    bad = store.path_for(FP, "tiny", "compile")
+    bad.write_text("{")
+    records = dict(store.records())
+    assert isinstance(records[bad], BaselineError)
+    assert {p.stem for p, r in records.items() if isinstance(r, Baseline)} == {"eager", "openvino"}
+
+
+def test_read_baseline_names_a_missing_file(tmp_path):
+    with pytest.raises(BaselineError, match="cannot be read"):
+        read_baseline(tmp_path / "nope.json")
+
+
+def test_model_key():
+    assert model_key("tiny") == "tiny"
+    assert model_key("/ckpt/my model", "checkpoint", "abcdef0123456789") == "my-model-abcdef01"
+
+
+# ---- parallel writers ------------------------------------------------------------------------
+def _writer(root, worker, count):
+    store = BaselineStore(root)
+    for i in range(count):
+        store.write(make(scale=1.0 + worker / 10 + i / 1000))
+
+
+def _reader(root, count, errors):
+    store = BaselineStore(root)
+    path = store.path_for(FP, "tiny", "openvino")
+    for _ in range(count):
+        if path.exists():
+            try:
+                store.load(path)
+            except BaselineError as exc:  # a half-written file would land here
+                errors.put(str(exc))
+
+
+def test_parallel_writers_never_corrupt_the_store(tmp_path):
+    # fork where there is one (fast: no re-import of torch through the package), else spawn
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    errors = context.Queue()
+    workers = [context.Process(target=_writer, args=(tmp_path, w, 40)) for w in range(4)]
+    workers += [context.Process(target=_reader, args=(tmp_path, 400, errors)) for _ in range(2)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(120)
+        assert process.exitcode == 0
+    assert errors.empty()
+    store = BaselineStore(tmp_path)
+    final = store.find(FP, "tiny", "openvino").baseline
+    written = {replace(make(scale=1.0 + w / 10 + i / 1000)).samples_s for w in range(4) for i in range(40)}
+    assert final.samples_s in {tuple(round(v, 7) for v in s) for s in written}
+    leftovers = [p.name for p in (tmp_path / FP / "tiny").iterdir() if p.name != "openvino.json"]
+    assert leftovers == []
+
+
+def test_writes_wait_for_the_store_lock(tmp_path):
+    from filelock import FileLock
+
+    store = BaselineStore(tmp_path, lock_timeout=0.2)
+    store.write(make())
+    with FileLock(str(tmp_path / ".cxrperf.lock")):
+        # filelock locks are re-entrant per object only: a second FileLock must wait
+        with pytest.raises(BaselineError, match="held the store lock"):
+            BaselineStore(tmp_path, lock_timeout=0.2).write(make(scale=2.0))
+    assert store.find(FP, "tiny", "openvino").baseline.samples_s == make().samples_s
