@@ -6,8 +6,8 @@
     cxrperf calibrate [--backend ...] [--rounds 5] [--samples 30]
     cxrperf findings ...
 
-``refresh`` and ``calibrate`` run the suite with ``pytest.main`` in this process; options they do not
-know are passed through to pytest unchanged (``--cxr-studies=...``, ``-n 2``, test paths).
+``refresh`` and ``calibrate`` run the suite with ``pytest.main`` in this process; options they do
+not know are passed through to pytest unchanged (``--cxr-studies=...``, ``-n 2``, test paths).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from .gate.baselines import Baseline, BaselineError, BaselineStore, read_baselin
 from .gate.decision import (
     DEFAULT_ALPHA,
     DEFAULT_THRESHOLD,
-    IMPROVED,
     REGRESSED,
     Timings,
     Verdict,
@@ -98,11 +97,11 @@ class _Watcher:
         self.results: dict[str, Any] = {}
         self.settings: Any = None
 
-    def pytest_configure(self, config: Any) -> None:
+    def pytest_sessionstart(self, session: Any) -> None:  # after every plugin's configure
         from .plugin import session_key
 
-        if session_key in config.stash:
-            self.settings = config.stash[session_key].settings
+        if session_key in session.config.stash:
+            self.settings = session.config.stash[session_key].settings
             self.baseline_dir = self.settings.baseline_dir
             self.before = snapshot(self.baseline_dir)
 
@@ -158,7 +157,11 @@ def load_side(spec: str) -> tuple[Snapshot, bool]:
     if not sep or not rev:
         raise BaselineError(f"{spec}: no such file or directory (nor a git REV:PATH)")
     inside = inside.rstrip("/")
-    kind = _git("cat-file", "-t", f"{rev}:{inside}").strip()
+    _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")  # an unknown REV is an error
+    try:
+        kind = _git("cat-file", "-t", f"{rev}:{inside}").strip()
+    except BaselineError:  # the revision has no baselines yet: everything on the other side is new
+        return {}, False
     if kind == "blob":
         names, single = [inside], True
     else:
@@ -221,7 +224,9 @@ def change_rows(
                 continue
             assert isinstance(new, Baseline)
             if old is None:
-                rows.append([key, "new", f"{new.median_s:.4f}", "-", "-", _speedup(None, new), "new"])
+                rows.append(
+                    [key, "new", f"{new.median_s:.4f}", "-", "-", _speedup(None, new), "new"]
+                )
                 continue
             assert isinstance(old, Baseline)
             verdict = _judge_pair(old, new, threshold, alpha, fail_on_improvement)
@@ -231,8 +236,15 @@ def change_rows(
             p = a.p_slower if a.ratio >= 1 else a.p_faster
             change = f"{a.change:+.1%}" + ("" if a.kind == "absolute" else " (rel)")
             rows.append(
-                [key, f"{old.median_s:.4f}", f"{new.median_s:.4f}", change, f"{p:.2g}",
-                 _speedup(old, new), verdict.short()]
+                [
+                    key,
+                    f"{old.median_s:.4f}",
+                    f"{new.median_s:.4f}",
+                    change,
+                    f"{p:.2g}",
+                    _speedup(old, new),
+                    verdict.short(),
+                ]
             )
     return rows, failures, errors
 
@@ -304,8 +316,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no baselines under {root}")
         return 0
-    header = ["machine", "model", "backend", "precision", "n", "median s", "cv", "speedup",
-              "tokens", "recorded"]
+    header = [
+        "machine",
+        "model",
+        "backend",
+        "precision",
+        "n",
+        "median s",
+        "cv",
+        "speedup",
+        "tokens",
+        "recorded",
+    ]
     _print(_table(header, rows))
     print(f"* = this machine ({here})")
     return 2 if errors else 0
@@ -333,7 +355,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(f"{args.a} -> {args.b} (threshold {args.threshold:.0%}, alpha {args.alpha:g}):")
     _print(_table(CHANGE_HEADER, rows))
     if failures:
-        print(f"{failures} baseline(s) regressed" + (" or improved" if args.fail_on_improvement else ""))
+        print(
+            f"{failures} baseline(s) regressed"
+            + (" or improved" if args.fail_on_improvement else "")
+        )
     return 1 if failures else (2 if errors else 0)
 
 
@@ -347,9 +372,17 @@ def cmd_calibrate(args: argparse.Namespace, passthrough: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="cxrperf-calibrate-") as empty:
         options = _pytest_options(argparse.Namespace(**{**vars(args), "rounds": samples}))
         code = _run_pytest(
-            ["-m", "cxr_latency", f"--cxr-baseline-dir={empty}", "-p", "no:xdist",
-             "-W", "ignore::pytest_cxrperf.gate.baselines.BaselineWarning",
-             *options, *passthrough],
+            [
+                "-m",
+                "cxr_latency",
+                f"--cxr-baseline-dir={empty}",
+                "-p",
+                "no:xdist",
+                "-W",
+                "ignore::pytest_cxrperf.gate.baselines.BaselineWarning",
+                *options,
+                *passthrough,
+            ],
             watcher,
         )
     measured = {k: r for k, r in watcher.results.items() if r.samples_s}
@@ -362,8 +395,18 @@ def cmd_calibrate(args: argparse.Namespace, passthrough: list[str]) -> int:
         f"gate noise on this machine: {samples} rounds measured per backend; the gate compares "
         f"{rounds} rounds with a {baseline_rounds}-round baseline, alpha {args.alpha:g}"
     )
-    header = ["backend", "threshold", "cv abs", "cv ratio", "checks", "false alarm",
-              "x1.10", "x1.25", "x1.50", f"smallest caught ({args.target:.0%})"]
+    header = [
+        "backend",
+        "threshold",
+        "cv abs",
+        "cv ratio",
+        "checks",
+        "false alarm",
+        "x1.10",
+        "x1.25",
+        "x1.50",
+        f"smallest caught ({args.target:.0%})",
+    ]
     rows = []
     for label, result in measured.items():
         name = label.split("+", 1)[0]
@@ -371,17 +414,30 @@ def cmd_calibrate(args: argparse.Namespace, passthrough: list[str]) -> int:
         is_reference = label == "eager"
         control = None if is_reference else list(result.control_samples_s)
         cal = calibrate_backend(
-            list(result.samples_s), control, rounds=rounds, baseline_rounds=baseline_rounds,
-            threshold=threshold, alpha=args.alpha, trials=args.trials, target=args.target,
+            list(result.samples_s),
+            control,
+            rounds=rounds,
+            baseline_rounds=baseline_rounds,
+            threshold=threshold,
+            alpha=args.alpha,
+            trials=args.trials,
+            target=args.target,
             is_reference=is_reference,
         )
         ratios = [s / c for s, c in zip(result.samples_s, control, strict=True)] if control else []
         rows.append(
-            [label, f"{threshold:.0%}", f"{_cv(result.samples_s):.1%}",
-             f"{_cv(ratios):.1%}" if ratios else "-",
-             "absolute" if is_reference else "relative+absolute",
-             f"{cal['false_alarm']:.1%}", f"{cal[1.1]:.0%}", f"{cal[1.25]:.0%}", f"{cal[1.5]:.0%}",
-             f"x{cal['smallest']:.2f}" if cal["smallest"] else "> x3"]
+            [
+                label,
+                f"{threshold:.0%}",
+                f"{_cv(result.samples_s):.1%}",
+                f"{_cv(ratios):.1%}" if ratios else "-",
+                "absolute" if is_reference else "relative+absolute",
+                f"{cal['false_alarm']:.1%}",
+                f"{cal[1.1]:.0%}",
+                f"{cal[1.25]:.0%}",
+                f"{cal[1.5]:.0%}",
+                f"x{cal['smallest']:.2f}" if cal["smallest"] else "> x3",
+            ]
         )
     _print(_table(header, rows))
     print(
@@ -500,7 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_selection(calibrate)
     calibrate.add_argument("--samples", type=int, default=30, help="rounds measured (default 30)")
-    calibrate.add_argument("--baseline-rounds", type=int, help="rounds in a baseline (default: --rounds)")
+    calibrate.add_argument(
+        "--baseline-rounds", type=int, help="rounds in a baseline (default: --rounds)"
+    )
     calibrate.add_argument("--threshold", type=_fraction, help="default: the ini's, or 10%%")
     calibrate.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
     calibrate.add_argument("--trials", type=int, default=200, help="simulated runs per slowdown")

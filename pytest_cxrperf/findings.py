@@ -122,7 +122,10 @@ class Finding:
 # --------------------------------------------------------------------------------------------
 # Patterns. Each is matched on lower-cased text with word boundaries around the whole pattern.
 
-_ADVERB = r"(?:mildly|moderately|severely|markedly|slightly|massively|significantly|substantially|again|still|now|minimally) "
+_ADVERB = (
+    r"(?:mildly|moderately|severely|markedly|slightly|massively|significantly|substantially|"
+    r"again|still|now|minimally) "
+)
 _MENTIONS: dict[str, str] = {
     "Enlarged Cardiomediastinum": (
         r"enlarged cardiomediastin\w*|(?:widened|widening of the|wide) mediastinum|"
@@ -140,8 +143,8 @@ _MENTIONS: dict[str, str] = {
         + r"?(?:enlarged|increased)"
     ),
     "Lung Opacity": (
-        r"opacit(?:y|ies)|opacification|infiltrat(?:e|es|ion|ive)|air-?space (?:disease|opacit(?:y|ies))|"
-        r"densit(?:y|ies)|haziness"
+        r"opacit(?:y|ies)|opacification|infiltrat(?:e|es|ion|ive)|"
+        r"air-?space (?:disease|opacit(?:y|ies))|densit(?:y|ies)|haziness"
     ),
     "Lung Lesion": (
         r"nodul(?:e|es)|nodular (?:opacit(?:y|ies)|densit(?:y|ies))|mass(?:es)?|"
@@ -200,8 +203,8 @@ _NORMALS: dict[str, str] = {  # statements of normality: the observation is abse
 # normal statements that say something about the chest without naming an observation
 _NORMAL_STATEMENTS = (
     r"no acute (?:cardiopulmonary|intrathoracic|cardiothoracic)? ?(?:process|abnormality|"
-    r"abnormalities|disease|findings?)|lungs are clear|clear lungs|normal chest(?: radiograph| x-ray)?|"
-    r"unremarkable chest(?: radiograph| x-ray)?"
+    r"abnormalities|disease|findings?)|lungs are clear|clear lungs|"
+    r"normal chest(?: radiograph| x-ray)?|unremarkable chest(?: radiograph| x-ray)?"
 )
 
 _NEG_PRE = (
@@ -210,7 +213,8 @@ _NEG_PRE = (
     r"interval resolution of|no evidence of|never"
 )
 _NEG_POST = (
-    r"(?:is |are )?not (?:seen|identified|present|visualized|appreciated|demonstrated|evident|noted)|"
+    r"(?:is |are )?not (?:seen|identified|present|visualized|appreciated|demonstrated|evident|"
+    r"noted)|"
     r"(?:has|have|had) (?:since )?(?:resolved|cleared)|(?:is|are) absent|"
     r"(?:is |are )?no longer (?:seen|present|visualized|evident|identified|noted|appreciated)|"
     r"(?:has|have) been ruled out"
@@ -243,8 +247,8 @@ _SEPARATOR = r",|;|and|or|with|without|but|no|versus|vs\.?|as well as|plus"
 _LINK = (
     r"may represent|may be|could represent|could be|might represent|may reflect|possible|"
     r"possibly|probable|probably|likely|suggestive of|suggesting|concerning for|concern for|"
-    r"worrisome for|suspicious for|consistent with|compatible with|represents?|representing|reflects?|"
-    r"reflecting|"
+    r"worrisome for|suspicious for|consistent with|compatible with|represents?|representing|"
+    r"reflects?|reflecting|"
     r"due to|secondary to|with (?:adjacent|associated|surrounding)|versus|vs\.?|"
     r"related to|from"
 )
@@ -465,7 +469,9 @@ def extract(text: str) -> list[Finding]:
         statuses = [_status(sentence, m, pre, post) for m in mentions]
         sides = _lateralities(sentence, mentions, statuses)
         for versus in _VERSUS_RE.finditer(sentence):  # "A versus B": both uncertain
-            before = max((i for i, m in enumerate(mentions) if m.end <= versus.start()), default=None)
+            before = max(
+                (i for i, m in enumerate(mentions) if m.end <= versus.start()), default=None
+            )
             after = next((i for i, m in enumerate(mentions) if m.start >= versus.end()), None)
             pair = [i for i in (before, after) if i is not None]
             shared = set().union(*(sides[i] for i in pair)) if pair else set()
@@ -492,10 +498,7 @@ def _by_label(findings: Iterable[Finding]) -> dict[str, Finding]:
     for finding in findings:
         if finding.label in table and table[finding.label] != finding:
             merged = _merge(
-                [
-                    (f.label, f.status, _sides(f.laterality))
-                    for f in (table[finding.label], finding)
-                ]
+                [(f.label, f.status, _sides(f.laterality)) for f in (table[finding.label], finding)]
             )
             table[finding.label] = merged[0]
         else:
@@ -504,13 +507,19 @@ def _by_label(findings: Iterable[Finding]) -> dict[str, Finding]:
 
 
 def _sides(laterality: str) -> set[str]:
-    return {"left", "right"} if laterality == "bilateral" else (
-        set() if laterality == "none" else {laterality}
+    return (
+        {"left", "right"}
+        if laterality == "bilateral"
+        else (set() if laterality == "none" else {laterality})
     )
 
 
 def _state(finding: Finding) -> str:
-    return finding.status if finding.laterality == "none" else f"{finding.status} ({finding.laterality})"
+    return (
+        finding.status
+        if finding.laterality == "none"
+        else f"{finding.status} ({finding.laterality})"
+    )
 
 
 def compare(reference: Sequence[Finding], candidate: Sequence[Finding]) -> list[str]:

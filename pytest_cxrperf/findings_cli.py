@@ -1,8 +1,8 @@
 """``cxrperf findings``: print the findings a report states, as JSON.
 
-    cxrperf findings "Small left pleural effusion. No pneumothorax."
-    echo "No acute process." | cxrperf findings -
-    cxrperf findings --compare "REFERENCE TEXT" "CANDIDATE TEXT"
+cxrperf findings "Small left pleural effusion. No pneumothorax."
+echo "No acute process." | cxrperf findings -
+cxrperf findings --compare "REFERENCE TEXT" "CANDIDATE TEXT"
 """
 
 from __future__ import annotations

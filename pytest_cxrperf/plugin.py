@@ -11,7 +11,7 @@ import pytest
 
 from .errors import CxrPerfError
 from .session import CxrSession, PreparedBackend, ReferenceOutput, resolve_backends
-from .settings import Settings, build_settings
+from .settings import BackendSpec, Settings, build_settings
 
 session_key = pytest.StashKey[CxrSession]()
 
@@ -119,6 +119,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize(
             "cxr_study", studies, ids=[s.name for s in studies], indirect=True, scope="session"
         )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With --cxr-update-baselines, synthetic slowdowns (``eager+slow=1.5``) run last, so that they
+    are judged against the baselines this run has just written (pytest may reorder
+    session-parametrized tests otherwise)."""
+    if session_key not in config.stash or not _session(config).settings.update_baselines:
+        return
+
+    def slowed(item: pytest.Item) -> bool:
+        spec = getattr(getattr(item, "callspec", None), "params", {}).get("cxr_backend")
+        return isinstance(spec, BackendSpec) and spec.slow != 1.0
+
+    items.sort(key=slowed)  # stable: everything else keeps its order
 
 
 def _fail_run(exc: CxrPerfError) -> None:

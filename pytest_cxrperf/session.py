@@ -20,11 +20,11 @@ from .settings import BackendSpec, Settings
 if TYPE_CHECKING:
     import torch
 
+    from .gate.baselines import Baseline
+    from .gate.decision import Verdict
     from .model.loader import ReferenceModel
     from .model.processor import ModelInputs
     from .model.study import Study
-    from .gate.baselines import Baseline
-    from .gate.decision import Verdict
 
 REFERENCE_BACKEND = "eager"
 
@@ -287,38 +287,47 @@ class CxrSession:
 
         settings = self.settings
         label = prepared.label
-        options = {"threshold": settings.threshold_for(prepared.name), "alpha": settings.alpha}
+        threshold, alpha = settings.threshold_for(prepared.name), settings.alpha
         store = BaselineStore(settings.baseline_dir)
         try:
             record = self.latency_baseline(prepared)
             current = Timings(
-                record.samples_s, record.control_samples_s, record.fingerprint,
-                record.new_tokens, is_reference=label == REFERENCE_BACKEND,
+                record.samples_s,
+                record.control_samples_s,
+                record.fingerprint,
+                record.new_tokens,
+                is_reference=label == REFERENCE_BACKEND,
             )
             if settings.update_baselines and prepared.spec.slow == 1.0:
                 before, path = store.write(record)
                 if before is None:
-                    verdict = Verdict(label, UPDATED, False, baseline_path=str(path),
-                                      notes=("new baseline",), **options)
+                    notes: tuple[str, ...] = ("new baseline",)
+                    verdict = Verdict(label, UPDATED, False, threshold, alpha, str(path), notes=notes)
                 else:
-                    compared = judge(label, current, before.timings(), baseline_path=str(path),
-                                     **options)
-                    verdict = replace(compared, status=UPDATED, failed=False,
-                                      notes=(f"replaced the baseline of {before.created}",))
+                    compared = judge(
+                        label, current, before.timings(), threshold=threshold, alpha=alpha
+                    )
+                    notes = (f"replaced the baseline of {before.created}",)
+                    verdict = replace(
+                        compared, status=UPDATED, failed=False, baseline_path=str(path), notes=notes
+                    )
             else:
                 found = store.find(record.fingerprint, record.model, prepared.name)
                 verdict = judge(
-                    label, current, found.baseline.timings() if found.baseline else None,
+                    label,
+                    current,
+                    found.baseline.timings() if found.baseline else None,
                     missing=settings.missing_baseline,
                     fail_on_improvement=settings.fail_on_improvement,
                     baseline_path=str(found.path) if found.path else None,
-                    **options,
+                    threshold=threshold,
+                    alpha=alpha,
                 )
                 if settings.update_baselines:
-                    verdict = replace(verdict, notes=(
-                        *verdict.notes, "a synthetic slowdown is never stored as a baseline"))
+                    notes = (*verdict.notes, "a synthetic slowdown is never stored as a baseline")
+                    verdict = replace(verdict, notes=notes)
         except BaselineError as exc:
-            verdict = Verdict(label, ERROR, True, notes=(str(exc),), **options)
+            verdict = Verdict(label, ERROR, True, threshold, alpha, notes=(str(exc),))
         self.result(label).gate = verdict
         return verdict
 

@@ -213,9 +213,8 @@ def build_settings(
             baseline_dir = (rootdir or Path.cwd()) / baseline_dir
     missing = str(pick("cxr_missing_baseline") or "warn").strip()
     if missing not in MISSING_BASELINE_POLICIES:
-        raise SettingsError(
-            f"--cxr-missing-baseline={missing!r}: choose one of {', '.join(MISSING_BASELINE_POLICIES)}"
-        )
+        choices = ", ".join(MISSING_BASELINE_POLICIES)
+        raise SettingsError(f"--cxr-missing-baseline={missing!r}: choose one of {choices}")
     return Settings(
         backend_request=request,
         backends=specs,

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,10 @@ from pytest_cxrperf.synth.studies import (  # noqa: E402
 
 DEFAULT_OUT = ROOT / "pytest_cxrperf" / "data" / "toy"
 DEFAULT_SAMPLES = ROOT / "pytest_cxrperf" / "data" / "studies"
-RENDER_SIZES = (224, 256, 288, 320)
+RENDER_SIZES = (192, 224, 256, 288)
+LATERAL_EVERY = 10  # one training study in ten has a lateral view
+# training oversamples the findings that are small on the image (held-out studies use the defaults)
+TRAIN_PREVALENCE = {"devices": 0.4, "pneumothorax": 0.3, "nodule": 0.3, "consolidation": 0.3}
 MAX_NEW_TOKENS = 48
 
 
@@ -84,6 +88,36 @@ def aux_targets(spec: PhantomSpec) -> list[float]:
 
 
 N_AUX = len(aux_targets(PhantomSpec()))
+# per-patch supervision: fraction of a patch covered by a finding, scaled by these thresholds
+DENSE_THRESHOLDS = {
+    "heart": 0.5,
+    "effusion": 0.15,
+    "pneumothorax": 0.1,
+    "consolidation": 0.1,
+    "nodule": 0.04,
+    "devices": 0.02,
+}
+# positives of the small findings weigh more: they cover few patches
+DENSE_POS_WEIGHT = {
+    "heart": 1.0,
+    "effusion": 2.0,
+    "pneumothorax": 3.0,
+    "consolidation": 2.0,
+    "nodule": 20.0,
+    "devices": 10.0,
+}
+GRID = TOY_CONFIG.image_size // TOY_CONFIG.patch_size
+
+
+def dense_targets(masks: dict[str, np.ndarray]) -> np.ndarray:
+    """[GRID*GRID, len(DENSE_THRESHOLDS)] soft targets in patch order (row-major)."""
+    out = []
+    for name, threshold in DENSE_THRESHOLDS.items():
+        mask = masks[name]
+        cell = mask.shape[0] // GRID
+        frac = mask[: cell * GRID, : cell * GRID].reshape(GRID, cell, GRID, cell).mean(axis=(1, 3))
+        out.append(np.clip(frac / threshold, 0.0, 1.0).reshape(-1))
+    return np.stack(out, axis=1).astype(np.float32)
 
 
 @dataclass
@@ -93,6 +127,8 @@ class Example:
     pixels: torch.Tensor  # [n_images, H, W] single channel, normalised
     prompt: list[int]
     aux: list[float]
+    dense: torch.Tensor  # [GRID*GRID, n_masks] for the frontal image
+    features: torch.Tensor | None = None  # encoder patch tokens [n_images, T, C] (phase 2)
 
 
 def _as_study(study: SyntheticStudy) -> Study:
@@ -110,15 +146,22 @@ def _as_study(study: SyntheticStudy) -> Study:
 _PROCESSOR: list[CXRProcessor] = []
 
 
-def _render(seed: int) -> tuple[int, np.ndarray, list[int], PhantomSpec]:
+def _render(seed: int) -> tuple[int, np.ndarray, list[int], PhantomSpec, np.ndarray]:
     if not _PROCESSOR:
         _PROCESSOR.append(CXRProcessor(TOY_CONFIG, load_tokenizer()))
     size = RENDER_SIZES[seed % len(RENDER_SIZES)]
-    study = sample_study(seed, size=size, lateral=None)
+    study = sample_study(
+        seed,
+        size=size,
+        lateral=seed % LATERAL_EVERY == 0,
+        with_masks=True,
+        prevalence=TRAIN_PREVALENCE,
+    )
     images = [study.frontal] + ([study.lateral] if study.lateral is not None else [])
     pixels = pixel_values_from_arrays(TOY_CONFIG, images)[:, 0].numpy().astype(np.float32)
     prompt, _ = _PROCESSOR[0].prompt_ids(_as_study(study))
-    return seed, pixels, prompt, study.spec
+    assert study.masks is not None
+    return seed, pixels, prompt, study.spec, dense_targets(study.masks)
 
 
 def build_pool(seeds: list[int], workers: int) -> list[Example]:
@@ -128,9 +171,99 @@ def build_pool(seeds: list[int], workers: int) -> list[Example]:
     else:
         rendered = [_render(s) for s in seeds]
     return [
-        Example(seed, spec, torch.from_numpy(px), prompt, aux_targets(spec))
-        for seed, px, prompt, spec in rendered
+        Example(seed, spec, torch.from_numpy(px), prompt, aux_targets(spec), torch.from_numpy(dense))
+        for seed, px, prompt, spec, dense in rendered
     ]
+
+
+def _rgb(single: torch.Tensor) -> torch.Tensor:
+    return single.unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
+
+
+def cosine_lr(base: float, steps: int) -> Callable[[int], float]:
+    warmup = max(1, steps // 20)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return base * (step + 1) / warmup
+        progress = (step - warmup) / max(1, steps - warmup)
+        return base * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    return lr_at
+
+
+def optimise(
+    name: str,
+    params: list[nn.Parameter],
+    steps: int,
+    lr: float,
+    loss_fn: Callable[[], tuple[torch.Tensor, dict[str, float]]],
+) -> float:
+    """AdamW with warm-up and cosine decay; prints running losses; returns the seconds taken."""
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr,
+        betas=(0.9, 0.98),
+    )
+    lr_at = cosine_lr(lr, steps)
+    started = time.perf_counter()
+    running: dict[str, float] = {}
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step)
+        loss, parts = loss_fn()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        for key, value in parts.items():
+            running[key] = value if key not in running else 0.95 * running[key] + 0.05 * value
+        if step % 100 == 0 or step == steps - 1:
+            shown = "  ".join(f"{k} {v:.4f}" for k, v in running.items())
+            print(f"{name} step {step:5d}  {shown}  lr {lr_at(step):.2e}  "
+                  f"{time.perf_counter() - started:.0f}s", flush=True)
+    return time.perf_counter() - started
+
+
+def pretrain_vision(
+    model: CXRReportModel, heads: nn.ModuleDict, pool: list[Example], args: argparse.Namespace
+) -> float:
+    """Phase 1: the image encoder learns where findings are (per-patch) and what the study shows."""
+    rng = np.random.default_rng([args.seed, 21])
+    pos_weight = torch.tensor(list(DENSE_POS_WEIGHT.values()))
+
+    def loss_fn() -> tuple[torch.Tensor, dict[str, float]]:
+        picks = [pool[int(i)] for i in rng.integers(len(pool), size=args.vision_batch)]
+        pixels = _rgb(torch.stack([ex.pixels[0] for ex in picks]))  # frontal views
+        patches = model.vision.encoder(pixel_values=pixels).last_hidden_state[:, 1:]
+        embeds = model.vision.projector(patches)
+        dense = F.binary_cross_entropy_with_logits(
+            heads["dense"](patches), torch.stack([ex.dense for ex in picks]), pos_weight=pos_weight
+        )
+        aux = F.binary_cross_entropy_with_logits(
+            heads["aux"](embeds.mean(dim=1)), torch.tensor([ex.aux for ex in picks])
+        )
+        return dense + args.aux_weight * aux, {"dense": dense.item(), "aux": aux.item()}
+
+    params = list(model.vision.parameters()) + list(heads.parameters())
+    return optimise("vision", params, args.vision_steps, args.lr, loss_fn)
+
+
+@torch.no_grad()
+def cache_features(model: CXRReportModel, pool: list[Example], batch: int = 128) -> None:
+    """Encoder patch tokens of every pool image (the encoder is frozen from here on)."""
+    model.vision.encoder.eval()
+    for i in range(0, len(pool), batch):
+        chunk = pool[i : i + batch]
+        pixels = _rgb(torch.cat([ex.pixels for ex in chunk]))
+        patches = model.vision.encoder(pixel_values=pixels).last_hidden_state[:, 1:]
+        offset = 0
+        for ex in chunk:
+            n = ex.pixels.shape[0]
+            ex.features = patches[offset : offset + n].clone()
+            offset += n
 
 
 class Batcher:
@@ -170,30 +303,50 @@ class Batcher:
             pred[i, start - 1 : len(seq) - 1] = True
         nxt = torch.zeros_like(ids)
         nxt[:, :-1] = ids[:, 1:]
-        pixels = torch.cat([ex.pixels for ex in picks]).unsqueeze(1).expand(-1, 3, -1, -1)
+        features = [ex.features for ex in picks]
+        assert all(f is not None for f in features)
         return {
             "ids": ids,
             "mask": mask,
             "pred": pred,
             "next": nxt,
-            "pixels": pixels.contiguous(),
+            "features": torch.cat(features),  # type: ignore[arg-type]
             "aux": torch.tensor([ex.aux for ex in picks]),
             "views": torch.tensor(picks[0].pixels.shape[0]),
         }
 
 
-def train_step(model: CXRReportModel, aux_head: nn.Module, batch: dict, aux_weight: float):
-    views = int(batch["views"])
-    image_embeds = model.vision(batch["pixels"])  # [n_images, T, D]
-    embeds = model.embed_prompt(batch["ids"], image_embeds.reshape(-1, image_embeds.shape[-1]))
-    hidden = model.language_model.model(
-        inputs_embeds=embeds, attention_mask=batch["mask"]
-    ).last_hidden_state
-    logits = model.language_model.lm_head(hidden[batch["pred"]])
-    lm_loss = F.cross_entropy(logits.float(), batch["next"][batch["pred"]])
-    frontal = image_embeds[::views].mean(dim=1)
-    aux_loss = F.binary_cross_entropy_with_logits(aux_head(frontal), batch["aux"])
-    return lm_loss + aux_weight * aux_loss, lm_loss, aux_loss
+def train_decoder(
+    model: CXRReportModel,
+    heads: nn.ModuleDict,
+    pool: list[Example],
+    tokenizer,
+    args: argparse.Namespace,
+) -> float:
+    """Phase 2: projector + decoder, teacher forcing on prompt + report, loss on report tokens."""
+    batcher = Batcher(pool, args.batch_size, args.seed, tokenizer)
+
+    def loss_fn() -> tuple[torch.Tensor, dict[str, float]]:
+        batch = batcher.next()
+        views = int(batch["views"])
+        image_embeds = model.vision.projector(batch["features"])  # as VisionTower.forward
+        embeds = model.embed_prompt(batch["ids"], image_embeds.reshape(-1, image_embeds.shape[-1]))
+        hidden = model.language_model.model(
+            inputs_embeds=embeds, attention_mask=batch["mask"]
+        ).last_hidden_state
+        logits = model.language_model.lm_head(hidden[batch["pred"]])
+        lm = F.cross_entropy(logits.float(), batch["next"][batch["pred"]])
+        aux = F.binary_cross_entropy_with_logits(
+            heads["aux"](image_embeds[::views].mean(dim=1)), batch["aux"]
+        )
+        return lm + args.aux_weight * aux, {"lm": lm.item(), "aux": aux.item()}
+
+    params = (
+        list(model.vision.projector.parameters())
+        + list(model.language_model.parameters())
+        + list(heads["aux"].parameters())
+    )
+    return optimise("decoder", params, args.steps, args.lr, loss_fn)
 
 
 def _by_label(findings: list[Finding]) -> dict[str, Finding]:
@@ -285,8 +438,10 @@ def write_samples(reference: ReferenceModel, folder: Path, start: int) -> list[s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pool", type=int, default=4000, help="training studies rendered")
-    parser.add_argument("--steps", type=int, default=1100)
+    parser.add_argument("--pool", type=int, default=3000, help="training studies rendered")
+    parser.add_argument("--vision-steps", type=int, default=900, help="phase 1 steps")
+    parser.add_argument("--vision-batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=600, help="phase 2 (decoder) steps")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--aux-weight", type=float, default=0.5)
@@ -320,42 +475,17 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(args.seed)
     model = CXRReportModel(TOY_CONFIG)
-    aux_head = nn.Linear(int(TOY_CONFIG.decoder["hidden_size"]), N_AUX)
-    params = list(model.parameters()) + list(aux_head.parameters())
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.lr,
-        betas=(0.9, 0.98),
+    heads = nn.ModuleDict(
+        {
+            "aux": nn.Linear(int(TOY_CONFIG.decoder["hidden_size"]), N_AUX),
+            "dense": nn.Linear(int(TOY_CONFIG.vision["hidden_size"]), len(DENSE_THRESHOLDS)),
+        }
     )
-    warmup = max(1, args.steps // 20)
-
-    def lr_at(step: int) -> float:
-        if step < warmup:
-            return args.lr * (step + 1) / warmup
-        progress = (step - warmup) / max(1, args.steps - warmup)
-        return args.lr * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-    batcher = Batcher(pool, args.batch_size, args.seed, tokenizer)
     model.train()
-    train_started = time.perf_counter()
-    running = None
-    for step in range(args.steps):
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step)
-        loss, lm_loss, aux_loss = train_step(model, aux_head, batcher.next(), args.aux_weight)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        values = np.array([lm_loss.item(), aux_loss.item()])
-        running = values if running is None else 0.95 * running + 0.05 * values
-        if step % 50 == 0 or step == args.steps - 1:
-            elapsed = time.perf_counter() - train_started
-            print(f"step {step:5d}  lm {running[0]:.4f}  aux {running[1]:.4f}  "
-                  f"lr {lr_at(step):.2e}  {elapsed:.0f}s", flush=True)
-    train_s = time.perf_counter() - train_started
+    vision_s = pretrain_vision(model, heads, pool, args)
+    cache_features(model, pool)
+    decoder_s = train_decoder(model, heads, pool, tokenizer, args)
+    train_s = vision_s + decoder_s
 
     model.eval()
     reference = ReferenceModel(
@@ -367,8 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     metrics.update(
         seed=args.seed,
         training_studies=args.pool,
-        steps=args.steps,
-        batch_size=args.batch_size,
+        vision_steps=args.vision_steps,
+        decoder_steps=args.steps,
         parameters=model.parameter_count(),
         render_seconds=round(render_s, 1),
         train_seconds=round(train_s, 1),
@@ -384,8 +514,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_samples:
         for line in write_samples(reference, args.samples, HELD_OUT_SEED_BASE + 500_000):
             print("sample", line)
-    print(f"total {time.perf_counter() - started:.0f}s "
-          f"(render {render_s:.0f}s, train {train_s:.0f}s, eval {eval_s:.0f}s)")
+    print(f"total {time.perf_counter() - started:.0f}s (render {render_s:.0f}s, "
+          f"vision {vision_s:.0f}s, decoder {decoder_s:.0f}s, eval {eval_s:.0f}s)")
     return 0
 
 

@@ -55,7 +55,10 @@ def library_versions(*extra: str) -> dict[str, str]:
     return {name: _version(name) for name in ("openvino", "torch", "transformers", *extra)}
 
 
-def cache_key(weights_hash: str, settings: Mapping[str, object], versions: Mapping[str, str]) -> str:
+def cache_key(
+    weights_hash: str, settings: Mapping[str, object], versions: Mapping[str, str]
+) -> str:
+    """Short sha256 of everything that determines the exported files."""
     payload = {
         "format": FORMAT_VERSION,
         "weights": weights_hash,

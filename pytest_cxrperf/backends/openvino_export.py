@@ -1,34 +1,46 @@
-"""Export a :class:`CXRReportModel` to OpenVINO IR in three parts, the layout optimum-intel uses for VLMs.
+"""Export a :class:`CXRReportModel` to OpenVINO IR in three parts (optimum-intel's VLM layout).
 
-* ``vision``: pixels ``[n, 3, H, W]`` -> image-token embeddings ``[n, T, D]`` (encoder + projector);
-* ``embed``: token ids ``[1, L]`` -> token embeddings ``[1, L, D]``;
-* ``decoder``: a *stateful* LLM: inputs ``inputs_embeds [1, S, D]``, ``attention_mask [1, P+S]``
-  (2-D: the model builds its causal mask in the graph), ``position_ids [1, S]``,
-  ``logits_indices [K]`` (positions whose logits are wanted) and ``beam_idx [1]``; output
-  ``logits [1, K, V]``. The KV cache lives in OpenVINO state variables, one per layer and per
-  key/value, so a decode step passes one embedding and nothing else.
+* ``vision.xml``: pixels ``[n, 3, H, W]`` -> image-token embeddings ``[n, T, D]`` (encoder and
+  projector);
+* ``embed.xml``: token ids ``[1, L]`` -> token embeddings ``[1, L, D]``;
+* ``decoder.xml``: a *stateful* LLM. Inputs ``inputs_embeds [1, S, D]``, ``attention_mask
+  [1, P+S]`` (2-D: the model builds its causal mask in the graph), ``position_ids [1, S]``,
+  ``logits_indices [K]`` (the positions whose logits are wanted) and ``beam_idx [1]``; output
+  ``logits [1, K, V]``. The KV cache lives in OpenVINO variables, one per layer and key/value
+  (``past_key_values.{i}.{key,value}`` -> ``present.{i}.{key,value}``), so a decode step passes
+  one embedding and nothing else.
 
 Why not optimum-intel: it pins transformers and openvino to older releases than this project
-supports (transformers 5.x renamed the cache argument and rewrote the cache classes) and would
-drag its whole exporter stack in for three ``convert_model`` calls. We reproduce the two graph
-edits of its ``patch_stateful`` that matter for speed on CPU:
+supports (transformers 5.x renamed the cache argument and rewrote the cache classes) and brings its
+whole exporter stack for three ``convert_model`` calls. We reproduce the graph edits of its
+``patch_stateful`` that matter on CPU:
 
-* ``fuse_cache_reorder``: a ``Gather(past, beam_idx)`` in front of every cache read. The CPU
-  plugin's stateful-SDPA fusion (``ReadValue -> Gather -> Concat -> SDPA -> Assign`` into one
-  ``ScaledDotProductAttentionWithKVCache`` node that appends to its own cache buffer) matches that
-  pattern; without it the cache is concatenated (copied) every step and stored in full precision.
+* ``fuse_cache_reorder``: ``Gather(past, beam_idx)`` in front of every cache read. The CPU
+  plugin's stateful-SDPA fusion matches ``ReadValue -> Gather -> Concat -> SDPA`` and turns it into
+  one ``ScaledDotProductAttentionWithKVCache`` node that appends to its own cache buffer (in the
+  KV-cache precision). Without the gather the cache is concatenated, i.e. copied, every step.
 * ``build_state_initializer``: every ``ReadValue`` starts from ``zeros[batch, heads, 0, head_dim]``
-  computed from the input's shape. Without an initializer the variables have no defined initial
-  shape and compilation fails or the fusion is skipped.
+  computed from the input's shape; without it the variables have no defined initial shape.
 
-Why ``logits_indices`` instead of ``logits_to_keep=1``: :meth:`score` needs logits at every target
-position in one pass, while prefill only needs the last one. Computing the vocabulary projection
-over a 1,400-token prompt costs ~15 % of prefill for nothing, so the index vector is an input
-(``Gather`` before ``lm_head``) and one IR serves both.
+Why ``logits_indices`` and not ``logits_to_keep=1``: :meth:`OpenVINORunner.score` needs logits at
+every target position in one pass while prefill needs only the last one. The vocabulary projection
+over a 1,400-token prompt would cost ~15 % of prefill for nothing, so the positions are an input
+(a ``Gather`` before ``lm_head``; transformers' ``logits_to_keep`` accepts an index tensor) and one
+IR serves both.
 
-Trap avoided: transformers 5.x's ``DynamicCache(ddp_cache_data)`` builds each layer by
-concatenating onto an empty 1-D tensor, which the PyTorch frontend cannot convert (``aten::cat``
-with a rank-1 empty input); we fill the cache layers directly.
+Why prefill runs on a stateless copy (:func:`stateless_copy`): measured on a 2-core AVX512-BF16 CPU
+without AMX (OpenVINO 2026.4), the fused KV-cache SDPA node computes a 1,400-token prompt ~4x
+slower than the stateless graph, where the CPU plugin tokenizes attention into a Snippets MHA
+subgraph (0.43 s against 0.09 s per layer in bf16). So the runner compiles the decoder twice: the
+IR as stored, for decode steps, and a copy made stateless again (past in, present out), for prefill
+and scoring; after prefill the present KV is written into the stateful model's variables. The cost
+is a second copy of the decoder's weights in memory.
+
+Traps handled while tracing (transformers 5.x): ``DynamicCache(ddp_cache_data)`` builds each layer
+by concatenating onto an empty 1-D tensor, which the PyTorch frontend cannot convert (``aten::cat``
+of a rank-1 empty input), so the cache layers are filled directly; and the trace uses a non-empty
+past and a multi-token query so that transformers materialises the causal mask (it skips the mask
+or packs GQA heads only for ``q_len == 1`` or an empty cache, choices a trace would freeze).
 """
 
 from __future__ import annotations
@@ -55,6 +67,7 @@ if TYPE_CHECKING:
 
 VISION_FILE, EMBED_FILE, DECODER_FILE = "vision.xml", "embed.xml", "decoder.xml"
 IR_FILES = (VISION_FILE, EMBED_FILE, DECODER_FILE)
+EXPORTER_VERSION = 1  # bump when a change here changes the IR: old cache entries stop matching
 DECODER_INPUTS = ("inputs_embeds", "attention_mask", "position_ids", "logits_indices")
 _TRACE_PAST = 3  # cache length used while tracing (any non-zero value: shapes stay symbolic)
 _TRACE_NEW = 5
@@ -68,11 +81,10 @@ class DecoderLayout:
     kv_heads: int
     head_dim: int
     hidden: int
-    vocab: int
 
 
 def decoder_layout(model: CXRReportModel) -> DecoderLayout:
-    cfg = model.language_model.config
+    cfg: Any = model.language_model.config
     heads = int(cfg.num_attention_heads)
     head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // heads)
     return DecoderLayout(
@@ -80,7 +92,6 @@ def decoder_layout(model: CXRReportModel) -> DecoderLayout:
         kv_heads=int(getattr(cfg, "num_key_value_heads", None) or heads),
         head_dim=head_dim,
         hidden=int(cfg.hidden_size),
-        vocab=int(cfg.vocab_size),
     )
 
 
@@ -92,12 +103,16 @@ def _prefilled_cache(past: Sequence[torch.Tensor]) -> Any:
     try:
         from transformers.cache_utils import DynamicLayer
     except ImportError:  # transformers < 4.56: legacy tuples are stored as given
-        return DynamicCache.from_legacy_cache(tuple(pairs))
+        legacy: Any = DynamicCache
+        return legacy.from_legacy_cache(tuple(pairs))
     cache = DynamicCache()
     for keys, values in pairs:
-        layer = DynamicLayer()
-        layer.lazy_initialization(keys, values)
+        layer: Any = DynamicLayer()
+        # what lazy_initialization sets, minus its empty placeholder tensors (and its signature
+        # changed between releases)
+        layer.dtype, layer.device = keys.dtype, keys.device
         layer.keys, layer.values = keys, values
+        layer.is_initialized = True
         cache.layers.append(layer)
     return cache
 
@@ -163,7 +178,8 @@ def convert_vision(model: CXRReportModel, image_size: int) -> ov.Model:
 def convert_embed(model: CXRReportModel) -> ov.Model:
     import openvino as ov
 
-    embedding = model.language_model.get_input_embeddings()
+    language_model: Any = model.language_model
+    embedding = language_model.get_input_embeddings()
     with torch.no_grad():
         ov_model = ov.convert_model(
             _EmbedForExport(embedding).eval(),
@@ -257,6 +273,7 @@ def make_stateful(ov_model: ov.Model, kv_inputs: list[str], kv_outputs: list[str
 def export_settings(weights: str) -> dict[str, object]:
     """Everything about an export besides the weights and library versions (part of the key)."""
     settings: dict[str, object] = {
+        "exporter": EXPORTER_VERSION,
         "parts": list(IR_FILES),
         "decoder_inputs": [*DECODER_INPUTS, "beam_idx"],
         "stateful": True,
@@ -304,6 +321,14 @@ def _compress_int8(ov_model: ov.Model) -> ov.Model:
         nncf_logger.setLevel(level)
 
 
+def entry_key(reference: ReferenceModel, weights: str) -> tuple[str, dict[str, object]]:
+    """The cache key of ``reference`` exported with ``weights``, and the manifest's metadata."""
+    settings = export_settings(weights)
+    versions = library_versions(*(("nncf",) if weights == "int8" else ()))
+    key = cache_key(reference.weights_hash, settings, versions)
+    return key, {"model": reference.name, "settings": settings, "versions": versions}
+
+
 def export_entry(
     reference: ReferenceModel,
     *,
@@ -311,11 +336,7 @@ def export_entry(
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> CacheEntry:
     """A verified cache entry holding ``reference`` as IR, exported now if it is not cached."""
-    extra = ("nncf",) if weights == "int8" else ()
-    settings = export_settings(weights)
-    versions = library_versions(*extra)
-    key = cache_key(reference.weights_hash, settings, versions)
-    metadata = {"model": reference.name, "settings": settings, "versions": versions}
+    key, metadata = entry_key(reference, weights)
     return ensure_entry(
         cache_root(cache_dir),
         key,

@@ -68,7 +68,9 @@ class Comparison:
     def describe(self) -> str:
         unit = "s" if self.kind in ("absolute", "control") else "x eager time"
         interval = (
-            f" [{self.interval[0]:.3f}, {self.interval[1]:.3f}]" if self.interval is not None else ""
+            f" [{self.interval[0]:.3f}, {self.interval[1]:.3f}]"
+            if self.interval is not None
+            else ""
         )
         p = self.p_slower if self.ratio >= 1 else self.p_faster
         way = "slower" if self.ratio >= 1 else "faster"
@@ -201,9 +203,7 @@ class Verdict:
             ERROR: "latency baseline unusable",
             UPDATED: "latency baseline written",
         }.get(self.status, self.status)
-        lines = [
-            f"{self.backend}: {head} (threshold {self.threshold:.0%}, alpha {self.alpha:g})"
-        ]
+        lines = [f"{self.backend}: {head} (threshold {self.threshold:.0%}, alpha {self.alpha:g})"]
         if self.baseline_path:
             lines.append(f"  baseline: {self.baseline_path}")
         lines += [f"  {c.describe()}  -> {c.status}" for c in self.comparisons]
@@ -237,25 +237,32 @@ def judge(
     interval: bool = True,
 ) -> Verdict:
     """Decide one backend. ``missing`` is the policy for no (comparable) baseline: warn | fail."""
-    common = {"threshold": threshold, "alpha": alpha, "baseline_path": baseline_path}
     if missing not in MISSING_POLICIES:
         raise ValueError(f"missing-baseline policy must be one of {MISSING_POLICIES}")
+
+    def verdict(
+        status: str,
+        failed: bool,
+        notes: Sequence[str],
+        absolute: Comparison | None = None,
+        relative: Comparison | None = None,
+        control: Comparison | None = None,
+    ) -> Verdict:
+        return Verdict(
+            backend, status, failed, threshold, alpha, baseline_path,
+            absolute, relative, control, tuple(notes),
+        )  # fmt: skip
+
     if baseline is None:
-        return Verdict(
-            backend, MISSING, missing == "fail",
-            notes=("record one with --cxr-update-baselines (or `cxrperf baselines refresh`)",),
-            **common,
-        )
+        hint = "record one with --cxr-update-baselines (or `cxrperf baselines refresh`)"
+        return verdict(MISSING, missing == "fail", [hint])
     if baseline.new_tokens != current.new_tokens:
-        return Verdict(
-            backend, INCOMPARABLE, missing == "fail",
-            notes=(
-                f"the baseline was recorded with {baseline.new_tokens} new tokens, this run "
-                f"generates {current.new_tokens}: rerun with --cxr-max-new-tokens="
-                f"{baseline.new_tokens} or refresh the baseline",
-            ),
-            **common,
+        hint = (
+            f"the baseline was recorded with {baseline.new_tokens} new tokens, this run "
+            f"generates {current.new_tokens}: rerun with --cxr-max-new-tokens="
+            f"{baseline.new_tokens} or refresh the baseline"
         )
+        return verdict(INCOMPARABLE, missing == "fail", [hint])
     notes: list[str] = []
     same_machine = baseline.fingerprint == current.fingerprint
     absolute = relative = control = None
@@ -277,21 +284,23 @@ def judge(
             notes.append("relative check against the reference's own speedup (1 by definition)")
         elif same_machine and current.control_samples_s is not None:
             control = compare_samples(
-                "control", baseline.control_samples_s, current.control_samples_s, threshold,
-                alpha, interval=False,
+                "control",
+                baseline.control_samples_s,
+                current.control_samples_s,
+                threshold,
+                alpha,
+                interval=False,
             )
     elif not current.is_reference:
         notes.append("relative check skipped: no interleaved eager control samples on one side")
     if absolute is None and relative is None:
-        return Verdict(
-            backend, INCOMPARABLE, missing == "fail",
-            notes=(
-                *notes,
-                "the reference backend has only the absolute check, which needs a baseline from "
-                "this machine: record one with --cxr-update-baselines",
-            ),
-            **common,
+        notes.append(
+            "the reference backend has only the absolute check, which needs a baseline from this "
+            "machine: record one with --cxr-update-baselines"
+            if current.is_reference
+            else "no check applies: record a baseline here with --cxr-update-baselines"
         )
+        return verdict(INCOMPARABLE, missing == "fail", notes)
     counted = [c for c in (relative, absolute) if c is not None]
     if absolute is not None and relative is not None and control is not None:
         shifted = absolute.status != UNCHANGED and absolute.status != relative.status
@@ -311,8 +320,9 @@ def judge(
     elif IMPROVED in statuses:
         status, failed = IMPROVED, fail_on_improvement
         if fail_on_improvement:
-            notes.append("--cxr-fail-on-improvement: refresh the baseline with --cxr-update-baselines")
+            notes.append(
+                "--cxr-fail-on-improvement: refresh the baseline with --cxr-update-baselines"
+            )
     else:
         status, failed = OK, False
-    return Verdict(backend, status, failed, absolute=absolute, relative=relative, control=control,
-                   notes=tuple(notes), **common)
+    return verdict(status, failed, notes, absolute, relative, control)

@@ -49,7 +49,7 @@ EXACT_LIMIT = 60  # combined sample size up to which the U test uses its exact d
 class RankTest:
     """Mann-Whitney U of ``current`` against ``baseline``; one-sided p-values both ways."""
 
-    u: float  # U of the current samples: pairs (current, baseline) with current > baseline, ties 1/2
+    u: float  # pairs (current, baseline) with current > baseline, ties counting 1/2
     n_current: int
     n_baseline: int
     p_greater: float  # evidence that current is slower (stochastically greater)

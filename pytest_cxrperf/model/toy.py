@@ -83,7 +83,9 @@ def toy_metrics(directory: str | Path | None = None) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def pixel_values_from_arrays(config: ArchitectureConfig, images: list[np.ndarray], bits: int = 8) -> torch.Tensor:
+def pixel_values_from_arrays(
+    config: ArchitectureConfig, images: list[np.ndarray], bits: int = 8
+) -> torch.Tensor:
     """What :class:`CXRProcessor` makes of ``images`` saved as ``bits``-bit PNGs, without files.
 
     Quantise, min-max scale, resize and centre-crop, replicate to 3 channels, normalise: the same

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..gate.decision import Verdict
 from ..gate.stats import Summary
@@ -115,14 +117,16 @@ def gate_lines(session: CxrSession) -> list[str]:
         lines.append(f"baselines written under {session.settings.baseline_dir} (before -> after):")
         lines += _table(
             ["backend", "median s", "change", "p", "change vs eager", "file"],
-            [_change_row(v) for v in updated],
+            [_change_row(v, session.settings.baseline_dir) for v in updated],
         )
     return lines
 
 
-def _change_row(verdict: Verdict) -> list[str]:
+def _change_row(verdict: Verdict, root: Path) -> list[str]:
     """One row of the before -> after table."""
     path = verdict.baseline_path or "-"
+    if path.startswith(f"{root}{os.sep}"):
+        path = path[len(str(root)) + 1 :]
     if verdict.absolute is None:
         return [verdict.backend, "new", "-", "-", "-", path]
     a, r = verdict.absolute, verdict.relative

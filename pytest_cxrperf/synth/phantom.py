@@ -26,6 +26,7 @@ so that effusion and cardiomegaly are visible on it too.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -89,8 +90,13 @@ class PhantomSpec:
         """How many findings are drawn (devices count as one)."""
         return sum(
             x is not None
-            for x in (self.effusion, self.pneumothorax, self.cardiomegaly, self.consolidation,
-                      self.nodule)
+            for x in (
+                self.effusion,
+                self.pneumothorax,
+                self.cardiomegaly,
+                self.consolidation,
+                self.nodule,
+            )
         ) + bool(self.devices)
 
 
@@ -109,7 +115,9 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     return yy, xx
 
 
-def _ellipse_d(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
+def _ellipse_d(
+    yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, ry: float, rx: float
+) -> np.ndarray:
     """Normalised elliptic radius: < 1 inside."""
     return np.sqrt(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2)
 
@@ -143,7 +151,7 @@ def _polyline(
         return out
     wy, wx = yy[r0:r1, c0:c1], xx[r0:r1, c0:c1]  # only the bounding box is computed
     dist = np.full(wy.shape, np.inf, dtype=np.float32)
-    for a, b in zip(points[:-1], points[1:], strict=True):
+    for a, b in itertools.pairwise(points):
         dist = np.minimum(dist, _segment_distance(wy, wx, a, b))
     out[r0:r1, c0:c1] = _soft(width - dist, edge)
     return out
@@ -250,7 +258,7 @@ def _pneumothorax(
     if size == "large":
         f, shift_y, shift_x = 0.6, 0.06, -image_x * 0.035
     else:
-        f, shift_y, shift_x = 0.8, 0.05, -image_x * 0.012
+        f, shift_y, shift_x = 0.74, 0.06, -image_x * 0.015
     d_in = _ellipse_d(
         yy, xx, anat.lung_cy + shift_y, cx + shift_x, anat.lung_ry * f, anat.lung_rx * f
     )
@@ -280,19 +288,26 @@ def _consolidation(
 
 
 def _nodule(
-    yy: np.ndarray, xx: np.ndarray, anat: _Anatomy, image_x: int, zone: str, rng: np.random.Generator
+    yy: np.ndarray,
+    xx: np.ndarray,
+    anat: _Anatomy,
+    image_x: int,
+    zone: str,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     cy = anat.lung_cy + (rng.uniform(-0.23, -0.13) if zone == "upper" else rng.uniform(-0.07, 0.03))
     cx = anat.lung_cx(image_x) + image_x * rng.uniform(-0.04, 0.05)
-    radius = rng.uniform(0.022, 0.03)
+    radius = rng.uniform(0.034, 0.042)
     d = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)
     return _soft(radius - d, 0.006)
 
 
-def _devices(yy: np.ndarray, xx: np.ndarray, devices: tuple[str, ...], rng: np.random.Generator) -> np.ndarray:
+def _devices(
+    yy: np.ndarray, xx: np.ndarray, devices: tuple[str, ...], rng: np.random.Generator
+) -> np.ndarray:
     out = np.zeros(yy.shape, dtype=np.float32)
     size = yy.shape[0]
-    width = max(0.0045, 1.1 / size)
+    width = max(0.0065, 1.2 / size)
     for device in devices:
         if device == "ett":
             tip = rng.uniform(0.25, 0.31)
@@ -302,17 +317,35 @@ def _devices(yy: np.ndarray, xx: np.ndarray, devices: tuple[str, ...], rng: np.r
             ix = -1 if device == "cvc-right" else 1
             j = rng.normal(0, 0.01, 6)
             if ix < 0:  # right internal jugular: nearly straight down into the SVC
-                pts = [(0.04, 0.5 - 0.13 + j[0]), (0.17 + j[1], 0.5 - 0.09 + j[2]),
-                       (0.28 + j[3], 0.5 - 0.05), (0.41 + j[4], 0.5 - 0.035 + j[5])]
+                pts = [
+                    (0.04, 0.5 - 0.13 + j[0]),
+                    (0.17 + j[1], 0.5 - 0.09 + j[2]),
+                    (0.28 + j[3], 0.5 - 0.05),
+                    (0.41 + j[4], 0.5 - 0.035 + j[5]),
+                ]
             else:  # left: crosses the mediastinum to the SVC
-                pts = [(0.04, 0.5 + 0.14 + j[0]), (0.17 + j[1], 0.5 + 0.11 + j[2]),
-                       (0.25 + j[3], 0.5 + 0.02), (0.40 + j[4], 0.5 - 0.03 + j[5])]
+                pts = [
+                    (0.04, 0.5 + 0.14 + j[0]),
+                    (0.17 + j[1], 0.5 + 0.11 + j[2]),
+                    (0.25 + j[3], 0.5 + 0.02),
+                    (0.40 + j[4], 0.5 - 0.03 + j[5]),
+                ]
             out = np.maximum(out, _polyline(yy, xx, pts, width))
     return out
 
 
+MASK_NAMES = ("heart", "effusion", "pneumothorax", "consolidation", "nodule", "devices")
+
+
 def render(spec: PhantomSpec | None = None, size: int = 256, seed: int = 0) -> np.ndarray:
     """A frontal (PA) chest phantom showing ``spec``'s findings, float32 in [0, 1]."""
+    return render_with_masks(spec, size, seed)[0]
+
+
+def render_with_masks(
+    spec: PhantomSpec | None = None, size: int = 256, seed: int = 0
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """:func:`render` plus where each finding was drawn: one [0, 1] map per :data:`MASK_NAMES`."""
     spec = spec or PhantomSpec()
     if size < 32:
         raise ValueError("phantom size must be at least 32 pixels")
@@ -321,6 +354,7 @@ def render(spec: PhantomSpec | None = None, size: int = 256, seed: int = 0) -> n
     finding_rng = np.random.default_rng([seed, 1])  # findings do not perturb the anatomy
     yy, xx = _grid(size)
     image = np.full((size, size), 0.03, dtype=np.float32)
+    masks = {name: np.zeros((size, size), dtype=np.float32) for name in MASK_NAMES}
 
     # body: soft tissue of the thorax and shoulders
     body = _soft((1.0 - _ellipse_d(yy, xx, 0.58, 0.5, 0.52, 0.44)) * 0.3, 0.01)
@@ -334,27 +368,41 @@ def render(spec: PhantomSpec | None = None, size: int = 256, seed: int = 0) -> n
         marks = _markings(yy, xx, anat, ix, rng)
         if spec.pneumothorax == ("right" if ix < 0 else "left"):
             rim, line, collapsed = _pneumothorax(yy, xx, anat, ix, spec.pneumothorax_size)
-            tissue = (air_level + marks * collapsed + 0.04 * collapsed * (spec.pneumothorax_size == "large")) * (1 - rim)
-            tissue += (air_level - 0.1) * rim + 0.22 * line * lung
+            masks["pneumothorax"] = np.maximum(masks["pneumothorax"], np.maximum(rim, line) * lung)
+            tissue = (
+                air_level
+                + marks * collapsed
+                + 0.04 * collapsed * (spec.pneumothorax_size == "large")
+            ) * (1 - rim)
+            tissue += (air_level - 0.12) * rim + 0.3 * line * lung
             value = tissue
         else:
             value = air_level + marks
         image = image * (1 - lung) + value * lung
     # gastric bubble under the left hemidiaphragm (image right)
-    bubble = _soft((1.0 - _ellipse_d(yy, xx, anat.dia_y[1] + 0.045, 0.64, 0.025, 0.045)) * 0.03, 0.006)
+    bubble = _soft(
+        (1.0 - _ellipse_d(yy, xx, anat.dia_y[1] + 0.045, 0.64, 0.025, 0.045)) * 0.03, 0.006
+    )
     image = image * (1 - bubble) + 0.12 * bubble
     # mediastinum, spine, trachea
-    mediastinum = _soft(0.055 - np.abs(xx - 0.5), 0.01) * _soft(yy - 0.1, 0.02) * _soft(0.62 - yy, 0.03)
+    mediastinum = (
+        _soft(0.055 - np.abs(xx - 0.5), 0.01) * _soft(yy - 0.1, 0.02) * _soft(0.62 - yy, 0.03)
+    )
     image = np.maximum(image, anat.tissue_level * mediastinum)
     heart_scale = _HEART_SCALE[spec.cardiomegaly]
     heart_rx = anat.heart_rx * heart_scale
     heart_cx = anat.heart_cx + (heart_scale - 1.0) * 0.045
     heart_ry = anat.heart_ry * (1.0 + (heart_scale - 1.0) * 0.35)
-    heart = _soft((1.0 - _ellipse_d(yy, xx, anat.heart_cy, heart_cx, heart_ry, heart_rx)) * heart_rx, 0.008)
+    heart = _soft(
+        (1.0 - _ellipse_d(yy, xx, anat.heart_cy, heart_cx, heart_ry, heart_rx)) * heart_rx, 0.008
+    )
     heart *= _soft(anat.diaphragm(xx, 1) + 0.03 - yy, 0.01)  # sits on the diaphragm
     image = image * (1 - heart) + (anat.tissue_level + 0.05) * heart
+    masks["heart"] = heart
     image += 0.16 * _soft(0.022 - np.abs(xx - 0.5), 0.006) * _soft(yy - 0.02, 0.01)  # spine
-    trachea = _soft(0.013 - np.abs(xx - 0.5), 0.005) * _soft(yy - 0.03, 0.01) * _soft(0.34 - yy, 0.01)
+    trachea = (
+        _soft(0.013 - np.abs(xx - 0.5), 0.005) * _soft(yy - 0.03, 0.01) * _soft(0.34 - yy, 0.01)
+    )
     for ix in (-1, 1):  # main bronchi
         trachea = np.maximum(
             trachea, _polyline(yy, xx, [(0.335, 0.5), (0.41, 0.5 + ix * 0.06)], 0.009)
@@ -362,7 +410,12 @@ def render(spec: PhantomSpec | None = None, size: int = 256, seed: int = 0) -> n
     image -= 0.2 * trachea
     # clavicles and posterior ribs
     for ix in (-1, 1):
-        image += 0.12 * _polyline(yy, xx, [(0.15, 0.5 + ix * 0.04), (0.13, 0.5 + ix * 0.18), (0.1, 0.5 + ix * 0.32)], 0.012)
+        image += 0.12 * _polyline(
+            yy,
+            xx,
+            [(0.15, 0.5 + ix * 0.04), (0.13, 0.5 + ix * 0.18), (0.1, 0.5 + ix * 0.32)],
+            0.012,
+        )
         for k in range(9):
             y0 = 0.2 + 0.062 * k
             t = np.clip((xx - 0.5) * ix, 0.0, None)
@@ -373,20 +426,26 @@ def render(spec: PhantomSpec | None = None, size: int = 256, seed: int = 0) -> n
     # findings
     if spec.consolidation is not None:
         ix = _image_x(spec.consolidation)
-        level = 0.32 if spec.consolidation_density == "dense" else 0.17
-        image += level * _consolidation(yy, xx, anat, ix, finding_rng) * lungs[ix]
+        level = 0.35 if spec.consolidation_density == "dense" else 0.15
+        patches = _consolidation(yy, xx, anat, ix, finding_rng) * lungs[ix]
+        image += level * patches
+        masks["consolidation"] = patches
     if spec.nodule is not None:
         ix = _image_x(spec.nodule)
         nodule = _nodule(yy, xx, anat, ix, spec.nodule_zone, finding_rng)
-        image += 0.3 * nodule * lungs[ix]
+        image += 0.4 * nodule * lungs[ix]
+        masks["nodule"] = nodule * lungs[ix]
     if spec.effusion is not None:
         sides = (-1, 1) if spec.effusion == "bilateral" else (_image_x(spec.effusion),)
         for ix in sides:
             fluid = _effusion(yy, xx, anat, ix, spec.effusion_size, lungs[ix])
             depth = np.clip((yy - 0.5) / 0.35, 0.0, 1.0)  # denser towards the base
             image = image * (1 - fluid) + (anat.tissue_level - 0.04 + 0.05 * depth) * fluid
+            masks["effusion"] = np.maximum(masks["effusion"], fluid)
     if spec.devices:
-        image = np.maximum(image, 0.93 * _devices(yy, xx, spec.devices, finding_rng))
+        lines = _devices(yy, xx, spec.devices, finding_rng)
+        image = np.maximum(image, 0.93 * lines)
+        masks["devices"] = lines
 
     # side marker (patient's right = image left) pins the brightest value for min-max scaling
     marker = (np.abs(yy - 0.06) < 0.018) & (np.abs(xx - 0.07) < 0.012)
@@ -394,14 +453,14 @@ def render(spec: PhantomSpec | None = None, size: int = 256, seed: int = 0) -> n
     image += rng.normal(0.0, anat.noise, image.shape).astype(np.float32)
     image[marker] = 1.0
     image[:1, :1] = 0.0
-    return np.clip(image, 0.0, 1.0).astype(np.float32)
+    return np.clip(image, 0.0, 1.0).astype(np.float32), masks
 
 
 def render_lateral(spec: PhantomSpec | None = None, size: int = 256, seed: int = 0) -> np.ndarray:
     """A left-lateral phantom (anterior to the image left) of the same patient, float32 in [0, 1].
 
-    Shows the heart (larger with cardiomegaly), spine, sternum, diaphragm, and fluid in the posterior
-    costophrenic sulcus when there is an effusion. Laterality cannot be read from it.
+    Shows the heart (larger with cardiomegaly), spine, sternum, diaphragm, and fluid in the
+    posterior costophrenic sulcus when there is an effusion. Laterality cannot be read from it.
     """
     spec = spec or PhantomSpec()
     rng = np.random.default_rng([seed, 2])
@@ -417,18 +476,40 @@ def render_lateral(spec: PhantomSpec | None = None, size: int = 256, seed: int =
     image = image * (1 - lung) + (anat.lung_level + 0.05) * lung
     heart_scale = _HEART_SCALE[spec.cardiomegaly]
     heart = _soft(
-        (1.0 - _ellipse_d(yy, xx, anat.heart_cy + 0.02, 0.4 - 0.03 * (heart_scale - 1), 0.13 * (1 + 0.35 * (heart_scale - 1)), 0.12 * heart_scale)) * 0.1,
+        (
+            1.0
+            - _ellipse_d(
+                yy,
+                xx,
+                anat.heart_cy + 0.02,
+                0.4 - 0.03 * (heart_scale - 1),
+                0.13 * (1 + 0.35 * (heart_scale - 1)),
+                0.12 * heart_scale,
+            )
+        )
+        * 0.1,
         0.01,
     )
     heart *= _soft(dome + 0.02 - yy, 0.01)
     image = image * (1 - heart * 0.8) + (anat.tissue_level + 0.02) * heart * 0.8
-    image += 0.2 * _soft(0.035 - np.abs(xx - (0.79 - 0.05 * (yy - 0.5))), 0.006) * _soft(yy - 0.05, 0.02)  # spine
-    image += 0.12 * _soft(0.012 - np.abs(xx - (0.17 + 0.06 * (yy - 0.2))), 0.004) * _soft(yy - 0.2, 0.01) * _soft(0.62 - yy, 0.01)  # sternum
+    image += (
+        0.2 * _soft(0.035 - np.abs(xx - (0.79 - 0.05 * (yy - 0.5))), 0.006) * _soft(yy - 0.05, 0.02)
+    )  # spine
+    image += (
+        0.12
+        * _soft(0.012 - np.abs(xx - (0.17 + 0.06 * (yy - 0.2))), 0.004)
+        * _soft(yy - 0.2, 0.01)
+        * _soft(0.62 - yy, 0.01)
+    )  # sternum
     if spec.effusion is not None:
-        height = _EFFUSION_HEIGHT[spec.effusion_size] * (1.3 if spec.effusion == "bilateral" else 1.0)
+        height = _EFFUSION_HEIGHT[spec.effusion_size] * (
+            1.3 if spec.effusion == "bilateral" else 1.0
+        )
         t = np.clip((xx - 0.52) / 0.27, -1.0, 1.0)  # +1 posterior
         top = base - height * (0.3 + 0.7 * (t + 1.0) / 2.0) - 0.04 * np.clip(t, 0, 1) ** 3
-        fluid = _soft(yy - top, 0.012) * np.maximum(lung, _soft(base + 0.01 - yy, 0.01) * _soft(1 - np.abs(t), 0.05))
+        fluid = _soft(yy - top, 0.012) * np.maximum(
+            lung, _soft(base + 0.01 - yy, 0.01) * _soft(1 - np.abs(t), 0.05)
+        )
         image = image * (1 - fluid) + (anat.tissue_level - 0.04) * fluid
     image = np.clip(image, 0.0, 0.97) ** anat.gamma
     image += rng.normal(0.0, anat.noise, image.shape).astype(np.float32)

@@ -122,9 +122,17 @@ def _pleura(spec: PhantomSpec) -> Choice:
 
 def _heart(spec: PhantomSpec) -> Choice:
     if spec.cardiomegaly is None:
-        return ["Heart size is normal.", "The cardiac silhouette is normal in size.", "Normal heart size."]
+        return [
+            "Heart size is normal.",
+            "The cardiac silhouette is normal in size.",
+            "Normal heart size.",
+        ]
     if spec.cardiomegaly == "mild":
-        return ["Mild cardiomegaly.", "The heart is mildly enlarged.", "The cardiac silhouette is mildly enlarged."]
+        return [
+            "Mild cardiomegaly.",
+            "The heart is mildly enlarged.",
+            "The cardiac silhouette is mildly enlarged.",
+        ]
     return [
         "Moderate cardiomegaly.",
         "The heart is moderately enlarged.",

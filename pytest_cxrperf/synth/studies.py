@@ -21,8 +21,8 @@ from .phantom import (
     NODULE_ZONES,
     PNEUMOTHORAX_SIZES,
     PhantomSpec,
-    render,
     render_lateral,
+    render_with_masks,
     to_uint8,
     to_uint16,
 )
@@ -57,31 +57,47 @@ class SyntheticStudy:
     indication: str
     technique: str
     comparison: str
+    masks: dict[str, np.ndarray] | None = None  # where findings were drawn (with_masks=True)
 
 
 def _side(rng: np.random.Generator) -> str:
     return "left" if rng.random() < 0.5 else "right"
 
 
-def sample_spec(rng: np.random.Generator) -> PhantomSpec:
+PREVALENCE = {  # probability that a study shows each finding (before the MAX_POSITIVES cap)
+    "devices": 0.26,
+    "effusion": 0.3,
+    "pneumothorax": 0.16,
+    "cardiomegaly": 0.25,
+    "consolidation": 0.22,
+    "nodule": 0.14,
+}
+
+
+def sample_spec(
+    rng: np.random.Generator, prevalence: dict[str, float] | None = None
+) -> PhantomSpec:
     """Draw findings with rough clinical prevalences, at most :data:`MAX_POSITIVES` of them."""
+    p = {**PREVALENCE, **(prevalence or {})}
     while True:
         devices: tuple[str, ...] = ()
-        u = rng.random()
-        if u < 0.12:
+        u = rng.random() / p["devices"]  # ett 46%, one line 31%, both 23% of device studies
+        if u < 0.46:
             devices = ("ett",)
-        elif u < 0.2:
+        elif u < 0.77:
             devices = (f"cvc-{_side(rng)}",)
-        elif u < 0.26:
+        elif u < 1.0:
             devices = ("ett", f"cvc-{_side(rng)}")
         effusion = None
-        if rng.random() < 0.3:
+        if rng.random() < p["effusion"]:
             v = rng.random()
             effusion = "bilateral" if v < 0.3 else _side(rng)
-        pneumothorax = _side(rng) if rng.random() < 0.16 else None
-        cardiomegaly = CARDIOMEGALY_GRADES[int(rng.integers(2))] if rng.random() < 0.25 else None
-        consolidation = _side(rng) if rng.random() < 0.22 else None
-        nodule = _side(rng) if rng.random() < 0.14 else None
+        pneumothorax = _side(rng) if rng.random() < p["pneumothorax"] else None
+        cardiomegaly = (
+            CARDIOMEGALY_GRADES[int(rng.integers(2))] if rng.random() < p["cardiomegaly"] else None
+        )
+        consolidation = _side(rng) if rng.random() < p["consolidation"] else None
+        nodule = _side(rng) if rng.random() < p["nodule"] else None
         spec = PhantomSpec(
             effusion=effusion,
             effusion_size=EFFUSION_SIZES[int(rng.integers(3))],
@@ -99,11 +115,19 @@ def sample_spec(rng: np.random.Generator) -> PhantomSpec:
 
 
 def sample_study(
-    seed: int, size: int = 256, lateral: bool | None = False, spec: PhantomSpec | None = None
+    seed: int,
+    size: int = 256,
+    lateral: bool | None = False,
+    spec: PhantomSpec | None = None,
+    with_masks: bool = False,
+    prevalence: dict[str, float] | None = None,
 ) -> SyntheticStudy:
-    """A deterministic study. ``lateral=None`` adds a lateral view to about one study in five."""
+    """A deterministic study. ``lateral=None`` adds a lateral view to about one study in five.
+
+    ``prevalence`` overrides :data:`PREVALENCE` (training oversamples the rarer findings).
+    """
     rng = np.random.default_rng([seed, 7])
-    drawn = sample_spec(rng)
+    drawn = sample_spec(rng, prevalence)
     spec = spec or drawn
     with_lateral = bool(rng.random() < 0.2) if lateral is None else lateral
     report = write_report(spec, rng)
@@ -114,16 +138,18 @@ def sample_study(
         else FRONTAL_TECHNIQUES[int(rng.integers(len(FRONTAL_TECHNIQUES)))]
     )
     comparison = COMPARISONS[int(rng.integers(len(COMPARISONS)))]
+    frontal, masks = render_with_masks(spec, size=size, seed=seed)
     return SyntheticStudy(
         seed=seed,
         spec=spec,
-        frontal=render(spec, size=size, seed=seed),
+        frontal=frontal,
         lateral=render_lateral(spec, size=size, seed=seed) if with_lateral else None,
         findings=tuple(ground_truth(spec)),
         report=report,
         indication=indication,
         technique=technique,
         comparison=comparison,
+        masks=masks if with_masks else None,
     )
 
 
@@ -137,7 +163,7 @@ def _save_png(image: np.ndarray, path: Path, bits: int) -> None:
 
 
 def write_study(study: SyntheticStudy, directory: str | Path, name: str, bits: int = 8) -> Path:
-    """Save ``<name>-frontal.png`` (+ ``-lateral.png``) and ``<name>.json``; returns the JSON path."""
+    """Save ``<name>-frontal.png`` (+ ``-lateral.png``) and ``<name>.json``; returns the JSON."""
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     meta: dict[str, str] = {"name": name, "frontal": f"{name}-frontal.png"}

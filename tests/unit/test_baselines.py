@@ -23,10 +23,20 @@ def make(backend="openvino", fingerprint=FP, scale=1.0, created="2025-01-01T00:0
     samples = tuple(scale * (0.5 + i / 1000) for i in range(n))
     control = None if backend == "eager" else tuple(1.0 + i / 1000 for i in range(n))
     return Baseline(
-        backend=backend, model="tiny", fingerprint=fingerprint, samples_s=samples,
-        control_samples_s=control, new_tokens=32, threads=2, rounds=n, warmup=1,
-        precision="fp32", created=created, machine={"cpu": "AMD EPYC", "cores": 2},
-        libraries={"torch": "2.13.0"}, stage_medians_s={"vision_s": 0.1},
+        backend=backend,
+        model="tiny",
+        fingerprint=fingerprint,
+        samples_s=samples,
+        control_samples_s=control,
+        new_tokens=32,
+        threads=2,
+        rounds=n,
+        warmup=1,
+        precision="fp32",
+        created=created,
+        machine={"cpu": "AMD EPYC", "cores": 2},
+        libraries={"torch": "2.13.0"},
+        stage_medians_s={"vision_s": 0.1},
     )
 
 
@@ -87,7 +97,11 @@ def corrupt_variants():
     yield "not-object", "[1, 2]", "not a JSON object"
     yield "schema", json.dumps({**good, "schema": "other"}), "not a pytest-cxrperf latency baseline"
     yield "version", json.dumps({**good, "schema_version": 99}), "schema_version 99"
-    yield "missing", json.dumps({k: v for k, v in good.items() if k != "settings"}), "missing key 'settings'"
+    yield (
+        "missing",
+        json.dumps({k: v for k, v in good.items() if k != "settings"}),
+        "missing key 'settings'",
+    )
     yield "negative", json.dumps({**good, "samples_s": [0.5, -1]}), "positive seconds"
     yield "empty", json.dumps({**good, "samples_s": []}), "positive seconds"
     yield "lengths", json.dumps({**good, "control_samples_s": [1.0]}), "differ in length"
@@ -173,7 +187,9 @@ def test_parallel_writers_never_corrupt_the_store(tmp_path):
     assert errors.empty()
     store = BaselineStore(tmp_path)
     final = store.find(FP, "tiny", "openvino").baseline
-    written = {replace(make(scale=1.0 + w / 10 + i / 1000)).samples_s for w in range(4) for i in range(40)}
+    written = {
+        replace(make(scale=1.0 + w / 10 + i / 1000)).samples_s for w in range(4) for i in range(40)
+    }
     assert final.samples_s in {tuple(round(v, 7) for v in s) for s in written}
     leftovers = [p.name for p in (tmp_path / FP / "tiny").iterdir() if p.name != "openvino.json"]
     assert leftovers == []
@@ -184,8 +200,10 @@ def test_writes_wait_for_the_store_lock(tmp_path):
 
     store = BaselineStore(tmp_path, lock_timeout=0.2)
     store.write(make())
-    with FileLock(str(tmp_path / ".cxrperf.lock")):
-        # filelock locks are re-entrant per object only: a second FileLock must wait
-        with pytest.raises(BaselineError, match="held the store lock"):
-            BaselineStore(tmp_path, lock_timeout=0.2).write(make(scale=2.0))
+    # filelock locks are re-entrant per object only: the store's own FileLock must wait
+    with (
+        FileLock(str(tmp_path / ".cxrperf.lock")),
+        pytest.raises(BaselineError, match="held the store lock"),
+    ):
+        BaselineStore(tmp_path, lock_timeout=0.2).write(make(scale=2.0))
     assert store.find(FP, "tiny", "openvino").baseline.samples_s == make().samples_s

@@ -30,7 +30,9 @@ def timings(samples, control=None, fingerprint=HERE, tokens=32, reference=False)
 def backend_run(factor=1.0, machine=1.0, seed=0, fingerprint=HERE, n=10):
     """A backend at 0.5 s with an interleaved eager control at 1.0 s; ``machine`` slows both."""
     control = noisy(1.0 * machine, n, seed=seed)
-    samples = tuple(c * 0.5 * factor * r for c, r in zip(control, noisy(1.0, n, 0.02, seed + 100)))
+    samples = tuple(
+        c * 0.5 * factor * r for c, r in zip(control, noisy(1.0, n, 0.02, seed + 100), strict=True)
+    )
     return timings(samples, control, fingerprint)
 
 
@@ -42,7 +44,9 @@ def test_unchanged_passes():
 
 
 def test_regression_fails_with_numbers_in_the_message():
-    verdict = judge("openvino", backend_run(1.5, seed=1), backend_run(seed=2), baseline_path="b.json")
+    verdict = judge(
+        "openvino", backend_run(1.5, seed=1), backend_run(seed=2), baseline_path="b.json"
+    )
     assert verdict.status == REGRESSED and verdict.failed
     assert verdict.relative.status == REGRESSED and verdict.absolute.status == REGRESSED
     message = verdict.message

@@ -53,10 +53,16 @@ CASES: list[tuple[str, list[str]]] = [
         "Right internal jugular central venous catheter tip in the superior vena cava.",
         [NF, "Support Devices: present (right)"],
     ),
-    ("Endotracheal tube and left central venous catheter in place.", [NF, "Support Devices: present (left)"]),
+    (
+        "Endotracheal tube and left central venous catheter in place.",
+        [NF, "Support Devices: present (left)"],
+    ),
     # --- negation
     ("No left pleural effusion.", [NF, "Pleural Effusion: absent (left)"]),
-    ("No pleural effusion or pneumothorax.", [NF, "Pneumothorax: absent", "Pleural Effusion: absent"]),
+    (
+        "No pleural effusion or pneumothorax.",
+        [NF, "Pneumothorax: absent", "Pleural Effusion: absent"],
+    ),
     (
         "No pleural effusion, pneumothorax, or focal consolidation.",
         [NF, "Consolidation: absent", "Pneumothorax: absent", "Pleural Effusion: absent"],
@@ -81,7 +87,10 @@ CASES: list[tuple[str, list[str]]] = [
     ("The lungs are clear.", [NF]),
     # --- list scope: the negation stops at a new noun phrase
     ("No effusion or pneumothorax.", [NF, "Pneumothorax: absent", "Pleural Effusion: absent"]),
-    ("No effusion but a small pneumothorax.", ["Pneumothorax: present", "Pleural Effusion: absent"]),
+    (
+        "No effusion but a small pneumothorax.",
+        ["Pneumothorax: present", "Pleural Effusion: absent"],
+    ),
     (
         "No effusion and a small right pneumothorax.",
         ["Pneumothorax: present (right)", "Pleural Effusion: absent"],
@@ -115,7 +124,10 @@ CASES: list[tuple[str, list[str]]] = [
     ("No left effusion. Small right effusion.", ["Pleural Effusion: present (right)"]),
     # --- uncertainty and hedging
     ("Possible small left effusion.", ["Pleural Effusion: uncertain (left)"]),
-    ("Consolidation in the left lower lobe cannot be excluded.", ["Consolidation: uncertain (left)"]),
+    (
+        "Consolidation in the left lower lobe cannot be excluded.",
+        ["Consolidation: uncertain (left)"],
+    ),
     ("Cannot exclude a small right pneumothorax.", ["Pneumothorax: uncertain (right)"]),
     ("Pulmonary edema is not excluded.", ["Edema: uncertain"]),
     ("Findings suggestive of pulmonary edema.", ["Edema: uncertain"]),
@@ -145,7 +157,11 @@ CASES: list[tuple[str, list[str]]] = [
     ),
     (
         "Left basilar opacity may reflect atelectasis or pneumonia.",
-        ["Lung Opacity: present (left)", "Pneumonia: uncertain (left)", "Atelectasis: uncertain (left)"],
+        [
+            "Lung Opacity: present (left)",
+            "Pneumonia: uncertain (left)",
+            "Atelectasis: uncertain (left)",
+        ],
     ),
     ("Evaluate for pneumonia.", ["Pneumonia: uncertain"]),
     (
@@ -154,8 +170,8 @@ CASES: list[tuple[str, list[str]]] = [
     ),
     # --- several sentences, merging
     (
-        "FINDINGS: Endotracheal tube in place. No focal consolidation. Small left pleural effusion. "
-        "No pneumothorax. Heart size is normal.",
+        "FINDINGS: Endotracheal tube in place. No focal consolidation. "
+        "Small left pleural effusion. No pneumothorax. Heart size is normal.",
         [
             "Cardiomegaly: absent",
             "Consolidation: absent",
@@ -287,7 +303,9 @@ def test_findings_cli_compare(capsys: pytest.CaptureFixture[str]) -> None:
     assert result["equivalent"] is False and result["differences"]
 
 
-def test_findings_cli_reads_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_findings_cli_reads_stdin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import io
 
     monkeypatch.setattr("sys.stdin", io.StringIO("No pneumothorax."))
