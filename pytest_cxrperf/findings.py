@@ -21,7 +21,7 @@ How a report is read:
    *uncertain* by a cue before it (``may represent``, ``possible``, ``likely``, ``suggestive of``,
    ``cannot exclude``, ``concerning for``, ...) or after it (``cannot be excluded``, ``is not
    excluded``, ...); ``A versus B`` makes both uncertain. When several cues reach a mention, the
-   nearest wins.
+   nearest wins. ``no A to suggest B`` negates B too.
 4. A cue before a mention reaches forward through a list (``no effusion or pneumothorax`` negates
    both; ``no effusion, consolidation, or pneumothorax`` all three) and stops at a scope boundary:
    ``but``, ``however``, ``although``, ``though``, ``except``, ``which``, ``whereas``, ``while``,
@@ -234,15 +234,16 @@ _UNC_POST = (
 )
 # a cue before a mention does not reach past these
 _WORD_BOUNDARY = (
-    r":|;|but|however|although|though|except|which|whereas|while|with|there (?:is|are|has|have)"
+    r"but|however|although|though|except|which|whereas|while|with|there (?:is|are|has|have)"
 )
-_BOUNDARY = _WORD_BOUNDARY + (
-    r"|(?:,|and)(?= (?:a|an|the|there|this|these|small|moderate|large|mild|severe|trace|minimal|"
+# a comma or "and" followed by a new noun phrase ends a list
+_NEW_PHRASE = (
+    r"(?= (?:a|an|the|there|this|these|small|moderate|large|mild|severe|trace|minimal|"
     r"tiny|new|increased|decreased|increasing|decreasing|persistent|stable|unchanged|left|right|"
     r"bilateral|mildly|moderately|severely|markedly|slightly|heart|cardiac|lungs?)\b)"
 )
 # words that separate one mention's modifiers from the next's
-_SEPARATOR = r",|;|and|or|with|without|but|no|versus|vs\.?|as well as|plus"
+_SEPARATOR = r"and|or|with|without|but|no|versus|vs\.?|as well as|plus"
 # phrases by which a mention interprets the one before it (laterality is inherited)
 _LINK = (
     r"may represent|may be|could represent|could be|might represent|may reflect|possible|"
@@ -269,15 +270,20 @@ _NEG_PRE_RE = _compile(_NEG_PRE)
 _NEG_POST_RE = _compile(_NEG_POST)
 _UNC_PRE_RE = _compile(_UNC_PRE)
 _UNC_POST_RE = _compile(_UNC_POST)
-_BOUNDARY_RE = re.compile(rf"(?:(?<![\w-])(?:{_BOUNDARY})(?![\w]))|[,:;]")
-_HARD_BOUNDARY_RE = re.compile(rf"(?<![\w-])(?:{_BOUNDARY})(?![\w])")
-_WORD_BOUNDARY_RE = re.compile(rf"(?<![\w-])(?:{_WORD_BOUNDARY})(?![\w])")
-_SEPARATOR_RE = _compile(_SEPARATOR)
+# where a cue before a mention stops reaching forward
+_HARD_BOUNDARY_RE = re.compile(
+    rf"(?<![\w-])(?:{_WORD_BOUNDARY})(?![\w])|[:;]|,{_NEW_PHRASE}|(?<![\w-])and{_NEW_PHRASE}"
+)
+# where a cue after a mention stops reaching back: the same, and any comma
+_BOUNDARY_RE = re.compile(rf"{_HARD_BOUNDARY_RE.pattern}|,")
+_WORD_BOUNDARY_RE = re.compile(rf"(?<![\w-])(?:{_WORD_BOUNDARY})(?![\w])|[:;]")
+_SEPARATOR_RE = re.compile(rf"(?<![\w-])(?:{_SEPARATOR})(?![\w])|[,;]")
 _LIST_GAP_RE = re.compile(r"^\s*(?:,|or|and|, or|, and)\s*$")
 _LINK_RE = _compile(_LINK)
 _LATERALITY_RE = re.compile(rf"(?<![\w])(?:{_LATERALITY})(?![a-z])")
 _VERSUS_RE = _compile(r"versus|vs\.?")
 _WHICH_RE = _compile(r"which|that")
+_TO_SUGGEST_RE = re.compile(r"^\s*(?:to|that would) (?:suggest|indicate)\s*$")
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+|\n+|;")
 
 
@@ -407,7 +413,7 @@ def _lateralities(sentence: str, mentions: list[_Mention], statuses: list[str]) 
             target = before
         elif before is not None and after is not None:
             gap = sentence[mentions[before].end : pos]
-            target = after if _SEPARATOR_RE.search(gap) or "," in gap else before
+            target = after if _SEPARATOR_RE.search(gap) else before
         else:  # pragma: no cover - mentions is not empty
             continue
         sides[target] |= side
@@ -440,8 +446,8 @@ _STATUS_RANK = {"present": 0, "uncertain": 1, "absent": 2}
 
 def _merge(raw: Iterable[tuple[str, str, set[str]]]) -> list[Finding]:
     by_label: dict[str, list[tuple[str, set[str]]]] = {}
-    for label, status, sides in raw:
-        by_label.setdefault(label, []).append((status, sides))
+    for label, status, mention_sides in raw:
+        by_label.setdefault(label, []).append((status, mention_sides))
     findings = []
     for label, entries in by_label.items():
         status = min((s for s, _ in entries), key=_STATUS_RANK.__getitem__)
@@ -467,6 +473,10 @@ def extract(text: str) -> list[Finding]:
             continue
         pre, post = _find_cues(sentence, mentions)
         statuses = [_status(sentence, m, pre, post) for m in mentions]
+        for i in range(1, len(mentions)):  # "no consolidation to suggest pneumonia"
+            gap = sentence[mentions[i - 1].end : mentions[i].start]
+            if statuses[i - 1] == "absent" and _TO_SUGGEST_RE.match(gap):
+                statuses[i] = "absent"
         sides = _lateralities(sentence, mentions, statuses)
         for versus in _VERSUS_RE.finditer(sentence):  # "A versus B": both uncertain
             before = max(

@@ -17,7 +17,7 @@ session_key = pytest.StashKey[CxrSession]()
 
 _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("cxr_backend", "'all' or a comma list of backends (e.g. eager,compile; eager+slow=1.25)", {}),
-    ("cxr_model", "model preset (tiny, bench, cxrreportgen, maira2) or checkpoint directory", {}),
+    ("cxr_model", "model preset (toy, tiny, bench, cxrreportgen, maira2) or checkpoint directory", {}),
     ("cxr_rounds", "timed rounds per backend", {}),
     ("cxr_warmup", "untimed warm-up rounds per backend", {}),
     ("cxr_threads", "CPU threads for every backend (default: all cores available)", {}),

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .model.study import Study
 
 REFERENCE_BACKEND = "eager"
+GROUND_TRUTH_MODELS = ("toy",)  # trained to write the phantom's findings; random models are not
 
 
 @dataclass
@@ -380,11 +381,42 @@ class CxrSession:
                 "ok": agreement.ok, "message": agreement.message, "agreement": agreement.agreement,
                 "positions": agreement.positions,
             },
+            "clinical_findings": clinical_check(
+                reference.generation.text, candidate.text, "the eager fp32 reference"
+            ),
         }
+        if study.reference_findings is not None and self.reference.name in GROUND_TRUTH_MODELS:
+            checks["ground_truth_findings"] = clinical_check(
+                study.reference_findings, candidate.text, "the study's ground truth"
+            )
         result.equivalence[study.name] = checks
         result.outputs[study.name] = candidate.text
         result.precision = prepared.precision
         return checks
+
+
+def clinical_check(reference_text: str, candidate_text: str, against: str) -> dict[str, Any]:
+    """Do two reports assert the same findings (label, present/absent/uncertain, side)?
+
+    Token and n-gram metrics rate "small left effusion" and "no left effusion" as nearly equal;
+    this compares what a radiologist would act on."""
+    from . import findings
+
+    expected, found = findings.extract(reference_text), findings.extract(candidate_text)
+    differences = findings.compare(expected, found)
+    summary = "; ".join(f.describe() for f in found) or "no findings asserted"
+    message = (
+        f"asserts the same findings as {against}: {summary}"
+        if not differences
+        else f"findings differ from {against}: " + "; ".join(differences)
+    )
+    return {
+        "ok": not differences,
+        "message": message,
+        "expected": findings.to_json(expected),
+        "found": findings.to_json(found),
+        "differences": differences,
+    }
 
 
 def stage_medians(stages: list[StageTimings]) -> dict[str, float]:

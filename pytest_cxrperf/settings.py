@@ -16,7 +16,7 @@ from .errors import SettingsError
 from .gate.decision import DEFAULT_ALPHA, DEFAULT_THRESHOLD
 from .gate.decision import MISSING_POLICIES as MISSING_BASELINE_POLICIES
 
-DEFAULT_MODEL = "tiny"
+DEFAULT_MODEL = "toy"
 DEFAULT_ROUNDS = 5
 DEFAULT_WARMUP = 1
 DEFAULT_MAX_NEW_TOKENS = 32

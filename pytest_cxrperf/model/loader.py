@@ -68,7 +68,12 @@ class ReferenceModel:
 
 
 def build_preset(name: str, seed: int = 0) -> ReferenceModel:
-    """A preset architecture with seeded random weights (identical across runs and machines)."""
+    """A preset: the shipped toy radiologist, or an architecture with seeded random weights
+    (identical across runs and machines)."""
+    if name == "toy":
+        from .toy import build_toy
+
+        return build_toy()
     if name not in PRESETS:
         raise ModelLoadError(
             f"unknown model preset {name!r}; choose one of {', '.join(preset_names())} "
@@ -159,7 +164,7 @@ def load_checkpoint(directory: str | Path) -> ReferenceModel:
 
 def load_model(spec: str, seed: int = 0) -> ReferenceModel:
     """``spec`` is a preset name or a checkpoint directory path."""
-    if spec in PRESETS:
+    if spec in preset_names():
         return build_preset(spec, seed=seed)
     if "/" in spec or Path(spec).exists():
         return load_checkpoint(spec)

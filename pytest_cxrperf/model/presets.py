@@ -85,5 +85,8 @@ PRESETS: dict[str, ArchitectureConfig] = {
 }
 
 
+TRAINED_PRESETS = ("toy",)  # shipped trained weights (pytest_cxrperf/data/toy), not random
+
+
 def preset_names() -> list[str]:
-    return sorted(PRESETS)
+    return sorted([*PRESETS, *TRAINED_PRESETS])

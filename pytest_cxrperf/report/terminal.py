@@ -30,6 +30,23 @@ def speedup_vs_eager(control: list[float], samples: list[float]) -> float | None
     return Summary.of(control).median / Summary.of(samples).median
 
 
+def findings_lines(session: CxrSession) -> list[str]:
+    """One line per backend: do its reports assert the reference's (and the truth's) findings?"""
+    lines: list[str] = []
+    for label, result in session.results.items():
+        parts = []
+        for check, against in (
+            ("clinical_findings", "eager fp32"),
+            ("ground_truth_findings", "ground truth"),
+        ):
+            outcomes = [c[check]["ok"] for c in result.equivalence.values() if check in c]
+            if outcomes:
+                parts.append(f"{sum(outcomes)}/{len(outcomes)} studies agree with {against}")
+        if parts:
+            lines.append(f"findings: {label}: " + ", ".join(parts))
+    return lines
+
+
 def summary_lines(session: CxrSession) -> list[str]:
     header = [
         "backend",
@@ -89,6 +106,7 @@ def summary_lines(session: CxrSession) -> list[str]:
         lines += _table(header, rows)
     for resolved in session.unavailable:
         lines.append(f"not run: {resolved.label}: {resolved.availability.reason}")
+    lines += findings_lines(session)
     for label, result in session.results.items():
         for failure in result.equivalence_failures():
             lines.append(f"equivalence FAILED: {label}: {failure}")

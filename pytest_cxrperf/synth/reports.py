@@ -4,8 +4,9 @@ A report walks a fixed search pattern -- support devices, lungs, pleura, heart -
 observation it checks: positives with laterality and severity (``Small left pleural effusion.``),
 negatives (``No pleural effusion or pneumothorax.``), and hedged readings of faint findings
 (``Patchy opacity in the right lower lobe may represent consolidation.``). Each statement has
-several phrasings; every phrasing of a phantom states the same findings, so
-``extract(write_report(spec, rng)) == ground_truth(spec)`` whatever phrasing is drawn (tested).
+several phrasings, the first one preferred (:func:`phrasing_weights`); every phrasing of a phantom
+states the same findings, so ``extract(write_report(spec, rng)) == ground_truth(spec)`` whatever
+phrasing is drawn (tested).
 """
 
 from __future__ import annotations
@@ -145,15 +146,28 @@ def report_sections(spec: PhantomSpec) -> list[Choice]:
     return [_devices(spec), _lungs(spec), _pleura(spec), _heart(spec)]
 
 
+def phrasing_weights(count: int) -> np.ndarray:
+    """How often each phrasing is used: the first is the preferred one (``1/k**2``, normalised).
+
+    A radiologist has a habit; a model trained on these reports therefore writes the first
+    phrasing with a clear margin, and a lower-precision backend does not flip between phrasings.
+    """
+    weights = 1.0 / np.arange(1, count + 1, dtype=np.float64) ** 2
+    return weights / weights.sum()
+
+
 def write_report(spec: PhantomSpec, rng: np.random.Generator | int = 0) -> str:
-    """One phrasing of ``spec``'s findings, drawn with ``rng``.
+    """One phrasing of ``spec``'s findings, drawn with ``rng`` (:func:`phrasing_weights`).
 
     A draw longer than :data:`MAX_REPORT_WORDS` words (about 40 tokens) falls back to the shortest
     phrasing of every part.
     """
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     sections = report_sections(spec)
-    parts = [options[int(gen.integers(len(options)))] for options in sections]
+    parts = [
+        options[int(gen.choice(len(options), p=phrasing_weights(len(options))))]
+        for options in sections
+    ]
     text = " ".join(p for p in parts if p)
     if len(text.split()) > MAX_REPORT_WORDS:
         shortest = [min(options, key=lambda o: (len(o.split()), len(o))) for options in sections]
@@ -162,7 +176,7 @@ def write_report(spec: PhantomSpec, rng: np.random.Generator | int = 0) -> str:
 
 
 def canonical_report(spec: PhantomSpec) -> str:
-    """The first phrasing of every part (what the toy model is expected to favour)."""
+    """The preferred phrasing of every part (what the toy model writes)."""
     return " ".join(p[0] for p in report_sections(spec) if p[0])
 
 

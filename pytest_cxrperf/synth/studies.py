@@ -74,10 +74,25 @@ PREVALENCE = {  # probability that a study shows each finding (before the MAX_PO
 }
 
 
+def obscured(spec: PhantomSpec) -> bool:
+    """True when a moderate or large effusion would hide a finding drawn on the same side.
+
+    Fluid hides the lower lobe (and, when large, the mid lung), so a consolidation or nodule there
+    could not be seen; such combinations are not sampled.
+    """
+    if spec.effusion is None or spec.effusion_size == "small":
+        return False
+    wet = {"left", "right"} if spec.effusion == "bilateral" else {spec.effusion}
+    if spec.consolidation in wet:
+        return True
+    return spec.nodule in wet and spec.nodule_zone == "mid" and spec.effusion_size == "large"
+
+
 def sample_spec(
     rng: np.random.Generator, prevalence: dict[str, float] | None = None
 ) -> PhantomSpec:
-    """Draw findings with rough clinical prevalences, at most :data:`MAX_POSITIVES` of them."""
+    """Draw findings with rough clinical prevalences, at most :data:`MAX_POSITIVES` of them, none
+    of them hidden by an effusion (:func:`obscured`)."""
     p = {**PREVALENCE, **(prevalence or {})}
     while True:
         devices: tuple[str, ...] = ()
@@ -110,7 +125,7 @@ def sample_spec(
             nodule_zone=NODULE_ZONES[int(rng.integers(2))],
             devices=devices,
         )
-        if spec.positives() <= MAX_POSITIVES:
+        if spec.positives() <= MAX_POSITIVES and not obscured(spec):
             return spec
 
 

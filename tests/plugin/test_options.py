@@ -70,7 +70,7 @@ def test_passing_run_prints_the_table_and_writes_json(suite):
     assert data["schema_version"] == 1
     assert data["settings"]["max_new_tokens"] == 4 and data["settings"]["rounds"] == 2
     assert {"cpu", "cores", "isa", "fingerprint", "libraries"} <= set(data["machine"])
-    assert data["model"]["name"] == "tiny" and data["model"]["parameters"] > 0
+    assert data["model"]["name"] == "toy" and data["model"]["parameters"] > 0
     eager = data["backends"]["eager"]
     for key in (
         "median_s",
@@ -104,7 +104,7 @@ def test_settings_from_ini(suite):
     result = suite.runpytest_subprocess("--cxr-warmup=0", "--collect-only")
     assert result.ret == 0
     result.stdout.fnmatch_lines(
-        ["*cxrperf: model=tiny backends=eager-bf16 *rounds=3*new_tokens=3*"]
+        ["*cxrperf: model=toy backends=eager-bf16 *rounds=3*new_tokens=3*"]
     )
 
 

@@ -95,6 +95,11 @@ CASES: list[tuple[str, list[str]]] = [
         "No effusion and a small right pneumothorax.",
         ["Pneumothorax: present (right)", "Pleural Effusion: absent"],
     ),
+    ("No effusion, a small pneumothorax.", ["Pneumothorax: present", "Pleural Effusion: absent"]),
+    (
+        "No pneumothorax, small left effusion.",
+        ["Pneumothorax: absent", "Pleural Effusion: present (left)"],
+    ),
     (
         "Small left pleural effusion without pneumothorax.",
         ["Pneumothorax: absent", "Pleural Effusion: present (left)"],
@@ -164,6 +169,10 @@ CASES: list[tuple[str, list[str]]] = [
         ],
     ),
     ("Evaluate for pneumonia.", ["Pneumonia: uncertain"]),
+    (
+        "There is no consolidation to suggest pneumonia.",
+        [NF, "Consolidation: absent", "Pneumonia: absent"],
+    ),
     (
         "Small left pleural effusion with adjacent atelectasis.",
         ["Atelectasis: present (left)", "Pleural Effusion: present (left)"],
