@@ -1,32 +1,35 @@
-"""pytest-cxrperf: latency and output-equivalence gate for chest-X-ray report models on CPU backends.
+"""pytest-cxrperf: latency and output-equivalence gate for chest-X-ray report models on CPUs.
 
-Public API for backend authors and for scripts that drive the model outside pytest.
+Public API for backend authors and for scripts that drive the model outside pytest. Names are
+imported on first use, so ``import pytest_cxrperf`` (and the ``cxrperf`` command) stays fast and
+does not load torch until it is needed.
 """
 
-from .backends.base import (
-    Availability,
-    Backend,
-    Generation,
-    Runner,
-    StageTimings,
-    backend_names,
-    get_backend_class,
-    register_backend,
-)
-from .errors import BackendUnavailable, CxrPerfError, ModelLoadError, SettingsError, StudyError
+from __future__ import annotations
 
-__all__ = [
-    "Availability",
-    "Backend",
-    "BackendUnavailable",
-    "CxrPerfError",
-    "Generation",
-    "ModelLoadError",
-    "Runner",
-    "SettingsError",
-    "StageTimings",
-    "StudyError",
-    "backend_names",
-    "get_backend_class",
-    "register_backend",
-]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "Availability": "backends.base",
+    "Backend": "backends.base",
+    "Generation": "backends.base",
+    "Runner": "backends.base",
+    "StageTimings": "backends.base",
+    "backend_names": "backends.base",
+    "get_backend_class": "backends.base",
+    "register_backend": "backends.base",
+    "BackendUnavailable": "errors",
+    "CxrPerfError": "errors",
+    "ModelLoadError": "errors",
+    "SettingsError": "errors",
+    "StudyError": "errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'pytest_cxrperf' has no attribute {name!r}")
+    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -30,22 +30,12 @@ from .gate.decision import (
     Verdict,
     judge,
 )
+from .report.table import format_table
 
 Snapshot = dict[str, "Baseline | str"]  # relative path -> baseline, or why it cannot be read
 
 
 # ---- small helpers -----------------------------------------------------------------------------
-def _table(header: Sequence[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False)).rstrip()]
-    out.append("  ".join("-" * w for w in widths))
-    out += [
-        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()
-        for row in rows
-    ]
-    return out
-
-
 def _print(lines: list[str]) -> None:
     for line in lines:
         print(line)
@@ -275,7 +265,7 @@ def cmd_refresh(args: argparse.Namespace, passthrough: list[str]) -> int:
     print()
     if rows:
         print(f"baselines in {watcher.baseline_dir} (before -> after):")
-        _print(_table(CHANGE_HEADER, rows))
+        _print(format_table(CHANGE_HEADER, rows))
     else:
         print(f"no baseline in {watcher.baseline_dir} changed")
     return code or (2 if errors else 0)
@@ -328,7 +318,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         "tokens",
         "recorded",
     ]
-    _print(_table(header, rows))
+    _print(format_table(header, rows))
     print(f"* = this machine ({here})")
     return 2 if errors else 0
 
@@ -353,7 +343,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print("no baselines on either side")
         return 0
     print(f"{args.a} -> {args.b} (threshold {args.threshold:.0%}, alpha {args.alpha:g}):")
-    _print(_table(CHANGE_HEADER, rows))
+    _print(format_table(CHANGE_HEADER, rows))
     if failures:
         print(
             f"{failures} baseline(s) regressed"
@@ -439,7 +429,7 @@ def cmd_calibrate(args: argparse.Namespace, passthrough: list[str]) -> int:
                 f"x{cal['smallest']:.2f}" if cal["smallest"] else "> x3",
             ]
         )
-    _print(_table(header, rows))
+    _print(format_table(header, rows))
     print(
         "simulated by resampling this run's samples (same machine, same minute): real false "
         "alarms across days and runners are higher; scripts/gate_accuracy.py measures them with "

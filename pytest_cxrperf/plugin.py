@@ -17,7 +17,11 @@ session_key = pytest.StashKey[CxrSession]()
 
 _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("cxr_backend", "'all' or a comma list of backends (e.g. eager,compile; eager+slow=1.25)", {}),
-    ("cxr_model", "model preset (toy, tiny, bench, cxrreportgen, maira2) or checkpoint directory", {}),
+    (
+        "cxr_model",
+        "model preset (toy, tiny, bench, cxrreportgen, maira2) or checkpoint directory",
+        {},
+    ),
     ("cxr_rounds", "timed rounds per backend", {}),
     ("cxr_warmup", "untimed warm-up rounds per backend", {}),
     ("cxr_threads", "CPU threads for every backend (default: all cores available)", {}),
@@ -66,7 +70,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cxr_latency: latency test of a backend (cxrperf suite)")
     config.addinivalue_line(
-        "markers", "cxr_equivalence: output equivalence of a backend with eager fp32 (cxrperf suite)"
+        "markers",
+        "cxr_equivalence: output equivalence of a backend with eager fp32 (cxrperf suite)",
     )
     try:
         settings = build_settings(config.getoption, config.getini, config.rootpath)
@@ -106,7 +111,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             pytest.param(
                 r.spec,
                 id=r.label,
-                marks=() if r.availability.ok else pytest.mark.skip(reason=f"{r.label}: {r.availability.reason}"),
+                marks=()
+                if r.availability.ok
+                else pytest.mark.skip(reason=f"{r.label}: {r.availability.reason}"),
             )
             for r in session.resolved
         ]
@@ -161,12 +168,14 @@ def cxr_model(cxr_session: CxrSession) -> Any:
 
 
 @pytest.fixture(scope="session")
-def cxr_backend(request: pytest.FixtureRequest, cxr_session: CxrSession, cxr_model: Any) -> PreparedBackend:
+def cxr_backend(
+    request: pytest.FixtureRequest, cxr_session: CxrSession, cxr_model: Any
+) -> PreparedBackend:
     """A selected backend, prepared once per session (ids = backend names)."""
     spec = getattr(request, "param", None)
     if spec is None:
         pytest.fail("cxr_backend is parametrized by pytest-cxrperf; request it from a test")
-    return cxr_session.prepared(spec)
+    return cxr_session.use(spec)
 
 
 @pytest.fixture(scope="session")
@@ -177,7 +186,7 @@ def cxr_study(request: pytest.FixtureRequest) -> Any:
 
 @pytest.fixture(scope="session")
 def cxr_reference(cxr_session: CxrSession, cxr_model: Any) -> Any:
-    """``cxr_reference(study)`` -> the eager fp32 output (generation with logits, teacher logits)."""
+    """``cxr_reference(study)``: the eager fp32 output (generation with logits, teacher logits)."""
 
     def reference(study: Any) -> ReferenceOutput:
         return cxr_session.reference_output(study)

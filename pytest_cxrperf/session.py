@@ -11,7 +11,14 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .backends.base import Availability, Backend, Generation, Runner, StageTimings, get_backend_class
+from .backends.base import (
+    Availability,
+    Backend,
+    Generation,
+    Runner,
+    StageTimings,
+    get_backend_class,
+)
 from .backends.slowdown import SlowedRunner
 from .errors import BackendUnavailable
 from .gate import equivalence
@@ -96,7 +103,9 @@ def resolve_backends(settings: Settings) -> list[ResolvedBackend]:
     from .backends.base import backend_names
 
     specs = (
-        [BackendSpec(name) for name in backend_names()] if settings.select_all else list(settings.backends)
+        [BackendSpec(name) for name in backend_names()]
+        if settings.select_all
+        else list(settings.backends)
     )
     resolved: list[ResolvedBackend] = []
     for spec in specs:
@@ -187,6 +196,12 @@ class CxrSession:
                 spec, base.backend, SlowedRunner(base.runner, spec.slow), base.prepare_seconds
             )
             self._prepared[spec.label] = prepared
+        return prepared
+
+    def use(self, spec: BackendSpec) -> PreparedBackend:
+        """A backend selected for this run: prepared once, and given a row in the results (the
+        eager control and reference outputs use :meth:`prepared` without one)."""
+        prepared = self.prepared(spec)
         result = self.result(spec.label)
         result.precision = prepared.precision
         result.prepare_seconds = prepared.prepare_seconds
@@ -303,7 +318,9 @@ class CxrSession:
                 before, path = store.write(record)
                 if before is None:
                     notes: tuple[str, ...] = ("new baseline",)
-                    verdict = Verdict(label, UPDATED, False, threshold, alpha, str(path), notes=notes)
+                    verdict = Verdict(
+                        label, UPDATED, False, threshold, alpha, str(path), notes=notes
+                    )
                 else:
                     compared = judge(
                         label, current, before.timings(), threshold=threshold, alpha=alpha
@@ -313,7 +330,9 @@ class CxrSession:
                         compared, status=UPDATED, failed=False, baseline_path=str(path), notes=notes
                     )
             else:
-                found = store.find(record.fingerprint, record.model, prepared.name)
+                found = store.find(
+                    record.fingerprint, record.model, prepared.name, threads=settings.threads
+                )
                 verdict = judge(
                     label,
                     current,
@@ -324,6 +343,10 @@ class CxrSession:
                     threshold=threshold,
                     alpha=alpha,
                 )
+                if found.other_threads:
+                    listed = ", ".join(f"--cxr-threads={t}" for t in found.other_threads)
+                    hint = f"baselines of {prepared.name} exist for {listed} only"
+                    verdict = replace(verdict, notes=(*verdict.notes, hint))
                 if settings.update_baselines:
                     notes = (*verdict.notes, "a synthetic slowdown is never stored as a baseline")
                     verdict = replace(verdict, notes=notes)
@@ -342,7 +365,9 @@ class CxrSession:
             self._reference_outputs[study.name] = ReferenceOutput(generation, teacher)
         return self._reference_outputs[study.name]
 
-    def check_equivalence(self, prepared: PreparedBackend, study: Study) -> dict[str, dict[str, Any]]:
+    def check_equivalence(
+        self, prepared: PreparedBackend, study: Study
+    ) -> dict[str, dict[str, Any]]:
         """Run the backend on the study and compare it with eager fp32; results are cached."""
         result = self.result(prepared.label)
         if study.name in result.equivalence:
@@ -352,7 +377,9 @@ class CxrSession:
         )
         reference = self.reference_output(study)
         inputs = self.inputs(study)
-        candidate = prepared.runner.generate(inputs, self.settings.max_new_tokens, return_logits=True)
+        candidate = prepared.runner.generate(
+            inputs, self.settings.max_new_tokens, return_logits=True
+        )
         teacher = prepared.runner.score(inputs, reference.generation.token_ids)
         assert reference.generation.step_logits is not None
         tokens = equivalence.compare_tokens(
@@ -365,20 +392,29 @@ class CxrSession:
             reference.teacher_logits[0], teacher[0], tolerances.prefill_rel_err
         )
         agreement = equivalence.compare_teacher_forced(
-            reference.teacher_logits, teacher, tolerances.teacher_top1
+            reference.teacher_logits, teacher, tolerances.teacher_top1, tolerances.tie_margin
         )
         checks = {
             "token_ids": {
-                "ok": tokens.ok, "message": tokens.message, "matched_prefix": tokens.matched_prefix,
+                "ok": tokens.ok,
+                "message": tokens.message,
+                "matched_prefix": tokens.matched_prefix,
                 "reference_length": tokens.reference_length,
-                "backend_length": tokens.candidate_length, "margin_std": tokens.margin,
+                "backend_length": tokens.candidate_length,
+                "margin_std": tokens.margin,
             },
             "prefill_logits": {
-                "ok": prefill.ok, "message": prefill.message, "rel_err": prefill.rel_err,
-                "max_abs_err": prefill.max_abs_err, "same_top1": prefill.same_top1,
+                "ok": prefill.ok,
+                "message": prefill.message,
+                "rel_err": prefill.rel_err,
+                "max_abs_err": prefill.max_abs_err,
+                "same_top1": prefill.same_top1,
             },
             "teacher_forced_top1": {
-                "ok": agreement.ok, "message": agreement.message, "agreement": agreement.agreement,
+                "ok": agreement.ok,
+                "message": agreement.message,
+                "agreement": agreement.agreement,
+                "identical_top1": agreement.raw_agreement,
                 "positions": agreement.positions,
             },
             "clinical_findings": clinical_check(
@@ -386,9 +422,16 @@ class CxrSession:
             ),
         }
         if study.reference_findings is not None and self.reference.name in GROUND_TRUTH_MODELS:
-            checks["ground_truth_findings"] = clinical_check(
+            truth = clinical_check(
                 study.reference_findings, candidate.text, "the study's ground truth"
             )
+            eos = self.reference.config.eos_token_id
+            if not truth["ok"] and candidate.token_ids[-1:] != [eos]:
+                truth["message"] += (
+                    f" (the report was cut at {len(candidate.token_ids)} tokens before its end: "
+                    "raise --cxr-max-new-tokens)"
+                )
+            checks["ground_truth_findings"] = truth
         result.equivalence[study.name] = checks
         result.outputs[study.name] = candidate.text
         result.precision = prepared.precision

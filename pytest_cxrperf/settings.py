@@ -17,7 +17,7 @@ from .gate.decision import DEFAULT_ALPHA, DEFAULT_THRESHOLD
 from .gate.decision import MISSING_POLICIES as MISSING_BASELINE_POLICIES
 
 DEFAULT_MODEL = "toy"
-DEFAULT_ROUNDS = 5
+DEFAULT_ROUNDS = 10
 DEFAULT_WARMUP = 1
 DEFAULT_MAX_NEW_TOKENS = 32
 
@@ -94,7 +94,9 @@ class Settings:
 def parse_backend_request(value: str) -> tuple[str, tuple[BackendSpec, ...]]:
     text = value.strip()
     if not text:
-        raise SettingsError("--cxr-backend is empty; use 'all' or a comma list such as 'eager,compile'")
+        raise SettingsError(
+            "--cxr-backend is empty; use 'all' or a comma list such as 'eager,compile'"
+        )
     if text == "all":
         return "all", ()
     parts = [p.strip() for p in text.split(",")]
@@ -119,24 +121,32 @@ def _positive_int(option: str, value: object, minimum: int = 1) -> int:
     return number
 
 
-def parse_tolerances(lines: list[str]) -> dict[str, float]:
-    """Lines ``KEY.METRIC = VALUE`` where KEY is a precision (fp32, bf16, int8-weights) or a
-    backend name, e.g. ``bf16.prefill_rel_err = 0.08`` or ``openvino-int8.teacher_top1 = 0.9``."""
-    result: dict[str, float] = {}
+def _ini_pairs(lines: list[str], option: str, example: str) -> list[tuple[str, str]]:
+    """``KEY = VALUE`` lines of a linelist ini option (blank lines and # comments skipped)."""
+    pairs = []
     for raw in lines:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or "." not in key:
-            raise SettingsError(
-                f"cxr_tolerances: {raw!r} must look like 'bf16.prefill_rel_err = 0.08'"
-            )
+        if not sep or not key.strip():
+            raise SettingsError(f"{option}: {raw!r} must look like '{example}'")
+        pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
+def parse_tolerances(lines: list[str]) -> dict[str, float]:
+    """Lines ``KEY.METRIC = VALUE`` where KEY is a precision (fp32, bf16, int8-weights) or a
+    backend name, e.g. ``bf16.prefill_rel_err = 0.08`` or ``openvino-int8.teacher_top1 = 0.9``."""
+    example = "bf16.prefill_rel_err = 0.08"
+    result: dict[str, float] = {}
+    for key, value in _ini_pairs(lines, "cxr_tolerances", example):
+        if "." not in key:
+            raise SettingsError(f"cxr_tolerances: {key!r} must look like '{example}'")
         try:
             result[key] = float(value)
         except ValueError:
-            raise SettingsError(f"cxr_tolerances: {value.strip()!r} is not a number") from None
+            raise SettingsError(f"cxr_tolerances: {value!r} is not a number") from None
     return result
 
 
@@ -154,16 +164,10 @@ def parse_fraction(option: str, value: object, upper: float = 10.0) -> float:
 
 def parse_thresholds(lines: list[str]) -> dict[str, float]:
     """ini ``cxr_thresholds``: lines ``BACKEND = THRESHOLD``, e.g. ``openvino = 0.15``."""
-    result: dict[str, float] = {}
-    for raw in lines:
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip():
-            raise SettingsError(f"cxr_thresholds: {raw!r} must look like 'openvino = 0.15'")
-        result[key.strip()] = parse_fraction(f"cxr_thresholds {key.strip()}", value)
-    return result
+    return {
+        key: parse_fraction(f"cxr_thresholds {key}", value)
+        for key, value in _ini_pairs(lines, "cxr_thresholds", "openvino = 0.15")
+    }
 
 
 def _flag(option: str, value: object) -> bool:

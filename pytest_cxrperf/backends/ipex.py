@@ -85,13 +85,7 @@ class IpexLlmRunner(TorchRunner):
         )
         return out[0][0, -1].float(), (out[1], length)
 
-    @torch.inference_mode()
-    def score(self, inputs: ModelInputs, target_ids: list[int]) -> torch.Tensor:
-        image_embeds = self._encode(inputs.pixel_values)
-        prompt = self.model.embed_prompt(inputs.input_ids, image_embeds)
-        targets = torch.tensor([target_ids], dtype=torch.long)
-        target_embeds = self.model.language_model.get_input_embeddings()(targets)
-        embeds = torch.cat([prompt, target_embeds.to(prompt.dtype)], dim=1)
+    def _all_logits(self, embeds: torch.Tensor) -> torch.Tensor:
         out = self._decoder(
             inputs_embeds=embeds,
             past_key_values=None,
@@ -99,11 +93,10 @@ class IpexLlmRunner(TorchRunner):
             attention_mask=torch.ones(1, embeds.shape[1], dtype=torch.long),
             return_dict=False,
         )
-        start = inputs.prompt_length - 1
         logits = out[0][0]
         if logits.shape[0] != embeds.shape[1]:
             raise RuntimeError("ipex.llm returned logits for the last position only")
-        return logits[start : start + len(target_ids)].float()
+        return logits
 
 
 class _IpexBackend(Backend):

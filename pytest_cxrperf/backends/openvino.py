@@ -27,15 +27,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 
-from .base import (
-    Availability,
-    Backend,
-    Generation,
-    PrepareInfo,
-    Runner,
-    StageTimings,
-    register_backend,
-)
+from .base import Availability, Backend, PrepareInfo, Runner, register_backend
+from .torch_runner import GreedyLoop
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -57,7 +50,7 @@ def _precision_name(ov_type: Any) -> str:
     return "bf16" if _type_name(ov_type) in ("bf16", "bfloat16") else "fp32"
 
 
-class OpenVINORunner:
+class OpenVINORunner(GreedyLoop):
     """Greedy generation over the compiled parts; same loop and timing as TorchRunner.
 
     ``prefill`` is the decoder IR made stateless again (past in, present out): it runs the prompt
@@ -80,9 +73,11 @@ class OpenVINORunner:
         self.eos_token_id = processor.config.eos_token_id
         self._vision = vision.create_infer_request()
         self._embed = embed.create_infer_request()
-        self._prefill = prefill.create_infer_request()
+        self._prefill_request = prefill.create_infer_request()
         self._decoder = decoder.create_infer_request()
         self._beam = np.zeros(1, dtype=np.int32)
+        self._step_ids = np.zeros((1, 1), dtype=np.int64)
+        self._last = np.zeros(1, dtype=np.int64)
         self._empty_past: dict[str, np.ndarray] = {}
         for port in prefill.inputs:
             name = port.get_any_name()
@@ -132,61 +127,28 @@ class OpenVINORunner:
 
     def _run_prefill(self, embeds: np.ndarray, logits_indices: np.ndarray) -> np.ndarray:
         """The whole sequence through the stateless decoder; logits [K, vocab] (a view)."""
-        self._prefill.infer({**self._feed(embeds, 0, logits_indices), **self._empty_past})
-        return self._prefill.get_tensor("logits").data[0]
+        self._prefill_request.infer({**self._feed(embeds, 0, logits_indices), **self._empty_past})
+        return self._prefill_request.get_tensor("logits").data[0]
 
     def _load_cache(self) -> None:
         """Prefill's present KV -> the stateful decoder's variables (in its KV-cache precision)."""
         self._decoder.reset_state()
         for state, output in self._state_sources:
-            state.state = self._prefill.get_tensor(output)
+            state.state = self._prefill_request.get_tensor(output)
 
-    def _step(self, embeds: np.ndarray, past: int, last: np.ndarray) -> np.ndarray:
-        feed = self._feed(embeds, past, last)
+    def _prefill(self, embeds: np.ndarray) -> tuple[torch.Tensor, Any]:  # type: ignore[override]
+        past = embeds.shape[1]
+        logits = self._run_prefill(embeds, np.array([past - 1], dtype=np.int64))[-1]
+        self._load_cache()
+        return torch.from_numpy(logits.astype(np.float32, copy=True)), past
+
+    def _step(self, token: int, state: Any) -> tuple[torch.Tensor, Any]:  # type: ignore[override]
+        self._step_ids[0, 0] = token
+        feed = self._feed(self._embed_ids(self._step_ids), state, self._last)
         feed["beam_idx"] = self._beam
         self._decoder.infer(feed)
-        return self._decoder.get_tensor("logits").data[0]
-
-    def generate(
-        self,
-        inputs: ModelInputs,
-        max_new_tokens: int,
-        *,
-        force_length: bool = False,
-        return_logits: bool = False,
-    ) -> Generation:
-        if max_new_tokens < 1:
-            raise ValueError("max_new_tokens must be >= 1")
-        start = perf_counter()
-        image_embeds = self._encode(inputs.pixel_values)
-        vision_done = perf_counter()
-        embeds = self._embed_prompt(inputs.input_ids, image_embeds)
-        past = embeds.shape[1]
-        logits = self._run_prefill(embeds, np.array([past - 1], dtype=np.int64))[-1].copy()
-        self._load_cache()
-        token = int(np.argmax(logits))
-        prefill_done = perf_counter()
-        ids, decode = [token], []
-        kept = [torch.from_numpy(logits.astype(np.float32))] if return_logits else []
-        step_ids = np.zeros((1, 1), dtype=np.int64)
-        last = np.zeros(1, dtype=np.int64)
-        while len(ids) < max_new_tokens and (force_length or token != self.eos_token_id):
-            step = perf_counter()
-            step_ids[0, 0] = token
-            logits = self._step(self._embed_ids(step_ids), past, last)[-1]
-            past += 1
-            token = int(np.argmax(logits))
-            decode.append(perf_counter() - step)
-            ids.append(token)
-            if return_logits:
-                kept.append(torch.from_numpy(logits.astype(np.float32)))
-        timings = StageTimings(vision_done - start, prefill_done - vision_done, tuple(decode))
-        return Generation(
-            token_ids=ids,
-            text=self.processor.decode([t for t in ids if t != self.eos_token_id]),
-            timings=timings,
-            step_logits=torch.stack(kept) if return_logits else None,
-        )
+        logits = self._decoder.get_tensor("logits").data[0][-1]
+        return torch.from_numpy(logits.astype(np.float32, copy=True)), state + 1
 
     def score(self, inputs: ModelInputs, target_ids: list[int]) -> torch.Tensor:
         if not target_ids:  # as TorchRunner: no targets, no logits

@@ -248,6 +248,7 @@ class Found:
     baseline: Baseline | None
     path: Path | None
     foreign: bool = False
+    other_threads: tuple[int, ...] = ()  # thread settings of foreign baselines passed over
 
 
 class BaselineStore:
@@ -277,19 +278,23 @@ class BaselineStore:
             )
         return baseline
 
-    def find(self, fingerprint: str, model: str, backend: str) -> Found:
-        """This machine's baseline, else the newest one of another machine (for the relative
-        check), else nothing. Raises :class:`BaselineError` for an unreadable file."""
+    def find(self, fingerprint: str, model: str, backend: str, threads: int | None = None) -> Found:
+        """This machine's baseline, else the newest one of another machine recorded with the same
+        thread setting (a backend's speedup over eager depends on it, so only those serve the
+        relative check), else nothing. Raises :class:`BaselineError` for an unreadable file."""
         own = self.path_for(fingerprint, model, backend)
         if own.exists():
             return Found(self.load(own), own)
-        others = []
+        others, passed_over = [], set()
         if self.root.is_dir():
             for path in sorted(self.root.glob(f"*/{model}/{backend}.json")):
                 baseline = self.load(path)
+                if threads is not None and baseline.threads != threads:
+                    passed_over.add(baseline.threads)
+                    continue
                 others.append((baseline.created, str(path), baseline, path))
         if not others:
-            return Found(None, None)
+            return Found(None, None, other_threads=tuple(sorted(passed_over)))
         _, _, baseline, path = max(others, key=lambda item: (item[0], item[1]))
         return Found(baseline, path, foreign=True)
 

@@ -148,34 +148,57 @@ def compare_prefill_logits(
 @dataclass(frozen=True)
 class AgreementCheck:
     ok: bool
-    agreement: float
+    agreement: float  # positions with the same top-1, or a near tie in the reference
+    raw_agreement: float  # positions with the same top-1
     positions: int
     disagreeing_positions: list[int] = field(default_factory=list)
     message: str = ""
 
 
+def near_tie_margins(reference_logits: torch.Tensor, candidate_top: torch.Tensor) -> torch.Tensor:
+    """Per position: how much the reference preferred its own top-1 over the candidate's top-1,
+    in units of that position's logit standard deviation (0 where they agree)."""
+    ref = reference_logits.float()
+    ref_best = ref.max(dim=-1).values
+    ref_at_candidate = ref.gather(-1, candidate_top.unsqueeze(-1)).squeeze(-1)
+    scale = ref.std(dim=-1).clamp_min(1e-12)
+    return (ref_best - ref_at_candidate) / scale
+
+
 def compare_teacher_forced(
-    reference_logits: torch.Tensor, candidate_logits: torch.Tensor, min_agreement: float
+    reference_logits: torch.Tensor,
+    candidate_logits: torch.Tensor,
+    min_agreement: float,
+    tie_margin: float = 0.0,
 ) -> AgreementCheck:
+    """Both score the reference's output in one pass; a position agrees when the top-1 tokens are
+    equal, or when the reference itself had the candidate's token within ``tie_margin`` (the same
+    near-tie rule as :func:`compare_tokens`, so a short report is not failed by one flip)."""
     if reference_logits.shape != candidate_logits.shape:
         return AgreementCheck(
             False,
+            0.0,
             0.0,
             int(reference_logits.shape[0]),
             message=f"teacher-forced logit shapes differ: {tuple(reference_logits.shape)} vs "
             f"{tuple(candidate_logits.shape)}",
         )
-    ref_top, cand_top = reference_logits.argmax(-1), candidate_logits.argmax(-1)
-    agree = ref_top == cand_top
+    cand_top = candidate_logits.argmax(-1)
+    same = reference_logits.argmax(-1) == cand_top
+    tied = near_tie_margins(reference_logits, cand_top) <= tie_margin
+    agree = same | tied
     positions = int(agree.numel())
     fraction = float(agree.float().mean()) if positions else 1.0
+    raw = float(same.float().mean()) if positions else 1.0
     bad = [int(i) for i in torch.nonzero(~agree).flatten()]
     ok = fraction >= min_agreement
     return AgreementCheck(
         ok,
         fraction,
+        raw,
         positions,
         bad,
-        f"teacher-forced top-1 agreement {fraction:.1%} over {positions} positions "
-        f"(needs {min_agreement:.1%}); disagreeing at {bad[:10]}",
+        f"teacher-forced top-1 agreement {fraction:.1%} over {positions} positions counting near "
+        f"ties within {tie_margin:g} std ({raw:.1%} identical; needs {min_agreement:.1%}); "
+        f"disagreeing at {bad[:10]}",
     )

@@ -8,10 +8,13 @@ with a CLIP-style encoder and a Phi-3 decoder; MAIRA-2 uses Rad-DINO (DINOv2) an
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 VISION_TYPES = ("dinov2", "clip")
 DECODER_TYPES = ("llama", "phi3")
@@ -90,7 +93,7 @@ def _vision_encoder(config: ArchitectureConfig) -> nn.Module:
     return CLIPVisionModel(CLIPVisionConfig(**config.vision))
 
 
-def _decoder(config: ArchitectureConfig) -> nn.Module:
+def _decoder(config: ArchitectureConfig) -> PreTrainedModel:
     common = {
         "bos_token_id": config.bos_token_id,
         "eos_token_id": config.eos_token_id,
@@ -143,7 +146,7 @@ class CXRReportModel(nn.Module):
         super().__init__()
         self.config = config
         encoder = _vision_encoder(config)
-        self.language_model = _decoder(config)
+        self.language_model: PreTrainedModel = _decoder(config)
         vision_dim = int(config.vision["hidden_size"])
         text_dim = int(config.decoder["hidden_size"])
         self.vision = VisionTower(

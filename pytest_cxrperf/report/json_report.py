@@ -37,7 +37,9 @@ def build_report(session: CxrSession) -> dict[str, Any]:
         entry["prepare_s"] = result.prepare_seconds
         entry["prepare_details"] = result.prepare_details
         entry["equivalence"] = result.equivalence
-        entry["equivalence_ok"] = (not result.equivalence_failures()) if result.equivalence else None
+        entry["equivalence_ok"] = (
+            (not result.equivalence_failures()) if result.equivalence else None
+        )
         entry["outputs"] = result.outputs
         entry["latency_gate"] = result.gate.as_dict() if result.gate is not None else None
         backends[label] = entry

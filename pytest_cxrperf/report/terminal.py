@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 from ..gate.decision import Verdict
 from ..gate.stats import Summary
 from ..session import CxrSession, stage_medians
+from .table import format_table
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _table(header: Sequence[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
-    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False))
-    out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) for row in rows]
-    return out
 
 
 def speedup_vs_eager(control: list[float], samples: list[float]) -> float | None:
@@ -103,7 +95,7 @@ def summary_lines(session: CxrSession) -> list[str]:
             " "
             "speedup = interleaved eager fp32 median / backend median"
         )
-        lines += _table(header, rows)
+        lines += format_table(header, rows)
     for resolved in session.unavailable:
         lines.append(f"not run: {resolved.label}: {resolved.availability.reason}")
     lines += findings_lines(session)
@@ -133,7 +125,7 @@ def gate_lines(session: CxrSession) -> list[str]:
     updated = [v for v in verdicts if v.status == UPDATED]
     if updated:
         lines.append(f"baselines written under {session.settings.baseline_dir} (before -> after):")
-        lines += _table(
+        lines += format_table(
             ["backend", "median s", "change", "p", "change vs eager", "file"],
             [_change_row(v, session.settings.baseline_dir) for v in updated],
         )

@@ -33,6 +33,7 @@ class TwinBackend(Backend):
 GATE = [
     "-m",
     "cxr_latency",
+    "--cxr-model=tiny",
     "--cxr-threads=1",
     "--cxr-rounds=10",
     "--cxr-warmup=1",
@@ -193,6 +194,7 @@ def test_cli_refresh_show_and_compare(gate, capsys, monkeypatch):
         "refresh",
         "--backend=eager",
         "--threads=1",
+        "--model=tiny",
         "--rounds=5",
         "--max-new-tokens=8",
         "--",

@@ -68,7 +68,7 @@ def test_passing_run_prints_the_table_and_writes_json(suite):
     )
     data = json.loads(target.read_text())
     assert data["schema_version"] == 1
-    assert data["settings"]["max_new_tokens"] == 4 and data["settings"]["rounds"] == 2
+    assert data["settings"]["max_new_tokens"] == 40 and data["settings"]["rounds"] == 2
     assert {"cpu", "cores", "isa", "fingerprint", "libraries"} <= set(data["machine"])
     assert data["model"]["name"] == "toy" and data["model"]["parameters"] > 0
     eager = data["backends"]["eager"]
@@ -103,9 +103,7 @@ def test_settings_from_ini(suite):
     )
     result = suite.runpytest_subprocess("--cxr-warmup=0", "--collect-only")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(
-        ["*cxrperf: model=toy backends=eager-bf16 *rounds=3*new_tokens=3*"]
-    )
+    result.stdout.fnmatch_lines(["*cxrperf: model=toy backends=eager-bf16 *rounds=3*new_tokens=3*"])
 
 
 def test_bad_ini_tolerance_is_a_usage_error(suite):

@@ -207,3 +207,11 @@ def test_writes_wait_for_the_store_lock(tmp_path):
     ):
         BaselineStore(tmp_path, lock_timeout=0.2).write(make(scale=2.0))
     assert store.find(FP, "tiny", "openvino").baseline.samples_s == make().samples_s
+
+
+def test_foreign_baselines_must_share_the_thread_setting(tmp_path):
+    store = BaselineStore(tmp_path)
+    store.write(make(fingerprint="other-machine"))  # threads=2
+    assert store.find(FP, "tiny", "openvino", threads=2).baseline is not None
+    found = store.find(FP, "tiny", "openvino", threads=8)
+    assert found.baseline is None and found.other_threads == (2,)

@@ -62,6 +62,21 @@ def test_teacher_forced_agreement():
     assert eq.compare_teacher_forced(ref, cand, 0.75).ok
 
 
+def test_teacher_forced_counts_only_near_ties_as_agreement():
+    ref = torch.randn(3, 64, generator=torch.Generator().manual_seed(0))
+    ref[:, 0] = ref.max() + 5.0  # the reference clearly prefers token 0 ...
+    ref[2, 1] = ref[2, 0] - 1e-3  # ... except at position 2, a near tie with token 1
+    cand = torch.zeros(3, 64)
+    cand[:, 0] = 1.0
+    cand[2, 1] = 2.0  # the candidate flips the near tie
+    strict = eq.compare_teacher_forced(ref, cand, 1.0, tie_margin=0.0)
+    assert not strict.ok and strict.disagreeing_positions == [2]
+    tolerant = eq.compare_teacher_forced(ref, cand, 1.0, tie_margin=0.01)
+    assert tolerant.ok and tolerant.raw_agreement == pytest.approx(2 / 3)
+    cand[1, 5] = 9.0  # a flip where the reference was decisive still counts
+    assert eq.compare_teacher_forced(ref, cand, 1.0, tie_margin=0.01).disagreeing_positions == [1]
+
+
 def test_tolerances_precedence():
     base = eq.tolerances_for("bf16", "eager-bf16")
     assert base.prefill_rel_err == eq.DEFAULT_TOLERANCES["bf16"]["prefill_rel_err"]

@@ -20,7 +20,7 @@ def test_defaults():
     s = settings_from()
     assert s.backend_request == "eager"
     assert [b.name for b in s.backends] == ["eager"]
-    assert s.rounds == 5 and s.warmup == 1 and s.max_new_tokens == 32 and s.threads >= 1
+    assert s.rounds == 10 and s.warmup == 1 and s.max_new_tokens == 32 and s.threads >= 1
 
 
 def test_cli_overrides_ini():
