@@ -26,6 +26,31 @@ WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
+# transformers 5 renamed the ViT-family (DINOv2) attention parameters; IPEX's environment runs 4.51.
+# (4.x name, 5.x name) pairs, so a checkpoint saved under either loads under both.
+_RENAMED_PARAMETERS = (
+    (".attention.attention.query.", ".attention.q_proj."),
+    (".attention.attention.key.", ".attention.k_proj."),
+    (".attention.attention.value.", ".attention.v_proj."),
+    (".attention.output.dense.", ".attention.o_proj."),
+)
+
+
+def _adapt_parameter_names(state: dict, expected: set[str]) -> dict:
+    """Rename a checkpoint's keys to this transformers release's names when that makes them match."""
+    if set(state) == expected:
+        return state
+    for forward in (True, False):
+        renamed = {}
+        for key, tensor in state.items():
+            for old, new in _RENAMED_PARAMETERS:
+                source, target = (old, new) if forward else (new, old)
+                key = key.replace(source, target)
+            renamed[key] = tensor
+        if set(renamed) == expected:
+            return renamed
+    return state
+
 
 @dataclass
 class ReferenceModel:
@@ -142,6 +167,7 @@ def load_checkpoint(directory: str | Path) -> ReferenceModel:
         )
     model = CXRReportModel(config)
     expected = model.state_dict()
+    state = _adapt_parameter_names(state, set(expected))
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:

@@ -173,3 +173,21 @@ def test_study_json_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(StudyError, match=r"no \*\.json"):
         load_studies(tmp_path / "empty")
+
+
+def test_checkpoint_with_other_transformers_parameter_names_loads(tiny, tmp_path):
+    """transformers 4.x and 5.x name DINOv2's attention weights differently; both must load."""
+    from safetensors.torch import load_file, save_file
+
+    from pytest_cxrperf.model.loader import _RENAMED_PARAMETERS
+
+    ckpt = save_checkpoint(tiny, tmp_path / "ckpt")
+    state = load_file(str(ckpt / "model.safetensors"))
+    other = {}
+    for key, tensor in state.items():
+        for old, new in _RENAMED_PARAMETERS:
+            key = key.replace(new, old) if new in key else key.replace(old, new)
+        other[key] = tensor
+    assert set(other) != set(state)
+    save_file(other, str(ckpt / "model.safetensors"))
+    assert load_checkpoint(ckpt).weights_hash == tiny.weights_hash
