@@ -37,7 +37,7 @@ _RENAMED_PARAMETERS = (
 
 
 def _adapt_parameter_names(state: dict, expected: set[str]) -> dict:
-    """Rename a checkpoint's keys to this transformers release's names when that makes them match."""
+    """Rename a checkpoint's keys to this transformers release's names if that makes them match."""
     if set(state) == expected:
         return state
     for forward in (True, False):
