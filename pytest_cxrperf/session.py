@@ -7,6 +7,7 @@ tests stay thin.
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -463,9 +464,7 @@ def clinical_check(reference_text: str, candidate_text: str, against: str) -> di
 
 
 def stage_medians(stages: list[StageTimings]) -> dict[str, float]:
-    import statistics
-
     if not stages:
         return {}
-    keys = stages[0].as_dict().keys()
-    return {key: statistics.median(s.as_dict()[key] for s in stages) for key in keys}
+    rows = [s.as_dict() for s in stages]
+    return {key: statistics.median(row[key] for row in rows) for key in rows[0]}

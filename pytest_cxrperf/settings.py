@@ -219,14 +219,15 @@ def build_settings(
     if missing not in MISSING_BASELINE_POLICIES:
         choices = ", ".join(MISSING_BASELINE_POLICIES)
         raise SettingsError(f"--cxr-missing-baseline={missing!r}: choose one of {choices}")
+    warmup_value = pick("cxr_warmup")
     return Settings(
         backend_request=request,
         backends=specs,
         model=str(pick("cxr_model") or DEFAULT_MODEL),
         rounds=_positive_int("--cxr-rounds", pick("cxr_rounds") or DEFAULT_ROUNDS),
-        warmup=_positive_int("--cxr-warmup", pick("cxr_warmup") or 0, minimum=0)
-        if pick("cxr_warmup") is not None
-        else DEFAULT_WARMUP,
+        warmup=DEFAULT_WARMUP
+        if warmup_value is None
+        else _positive_int("--cxr-warmup", warmup_value, minimum=0),
         threads=threads,
         max_new_tokens=_positive_int(
             "--cxr-max-new-tokens", pick("cxr_max_new_tokens") or DEFAULT_MAX_NEW_TOKENS
