@@ -26,6 +26,7 @@ from .gate.decision import (
     DEFAULT_ALPHA,
     DEFAULT_THRESHOLD,
     REGRESSED,
+    Plan,
     Timings,
     Verdict,
     judge,
@@ -180,11 +181,16 @@ def _judge_pair(
         after.backend,
         after.timings(),
         before.timings(),
-        threshold=threshold,
-        alpha=alpha,
+        review_plan(min(len(before.samples_s), len(after.samples_s)), threshold, alpha),
         missing="fail",
         fail_on_improvement=fail_on_improvement,
     )
+
+
+def review_plan(rounds: int, threshold: float, alpha: float) -> Plan:
+    """One look over every stored round, in batches of 10 (of 1 for short baselines)."""
+    batch = 10 if rounds >= 30 else 1
+    return Plan(batch, max(1, rounds // batch), 1, threshold, alpha)
 
 
 def change_rows(
@@ -221,9 +227,14 @@ def change_rows(
             assert isinstance(old, Baseline)
             verdict = _judge_pair(old, new, threshold, alpha, fail_on_improvement)
             failures += verdict.failed
-            a = verdict.absolute or verdict.relative
-            assert a is not None
-            p = a.p_slower if a.ratio >= 1 else a.p_faster
+            a = verdict.relative or verdict.absolute
+            if a is None:  # incomparable: the verdict says why
+                rows.append([key, f"{old.median_s:.4f}", f"{new.median_s:.4f}", "-", "-",
+                             _speedup(old, new), verdict.short()])  # fmt: skip
+                continue
+            interval = (
+                f"[{a.interval[0]:.3f}, {a.interval[1]:.3f}]" if a.interval is not None else "-"
+            )
             change = f"{a.change:+.1%}" + ("" if a.kind == "absolute" else " (rel)")
             rows.append(
                 [
@@ -231,7 +242,7 @@ def change_rows(
                     f"{old.median_s:.4f}",
                     f"{new.median_s:.4f}",
                     change,
-                    f"{p:.2g}",
+                    interval,
                     _speedup(old, new),
                     verdict.short(),
                 ]
@@ -248,7 +259,7 @@ def _speedup(old: Baseline | None, new: Baseline) -> str:
     return f"{fmt(old)} -> {fmt(new)}"
 
 
-CHANGE_HEADER = ["baseline", "before s", "after s", "change", "p", "speedup", "verdict"]
+CHANGE_HEADER = ["baseline", "before s", "after s", "change", "interval", "speedup", "verdict"]
 
 
 # ---- commands ------------------------------------------------------------------------------------
@@ -275,6 +286,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     from .machine import cpu_count, fingerprint
 
     root = Path(args.baseline_dir or "baselines")
+    if not root.is_dir():
+        what = "is a file, not a baseline store folder" if root.exists() else "does not exist"
+        print(
+            f"cxrperf: {root} {what}; pass --baseline-dir with the store's folder (record "
+            "baselines with 'cxrperf baselines refresh')",
+            file=sys.stderr,
+        )
+        return 2
     here = fingerprint(args.threads or cpu_count())
     rows, errors = [], 0
     for path, record in BaselineStore(root).records():
@@ -402,7 +421,7 @@ def cmd_calibrate(args: argparse.Namespace, passthrough: list[str]) -> int:
         name = label.split("+", 1)[0]
         threshold = args.threshold or settings.threshold_for(name)
         is_reference = label == "eager"
-        control = None if is_reference else list(result.control_samples_s)
+        control = list(result.control_samples_s)
         cal = calibrate_backend(
             list(result.samples_s),
             control,
@@ -413,6 +432,7 @@ def cmd_calibrate(args: argparse.Namespace, passthrough: list[str]) -> int:
             trials=args.trials,
             target=args.target,
             is_reference=is_reference,
+            control_kind=result.control,
         )
         ratios = [s / c for s, c in zip(result.samples_s, control, strict=True)] if control else []
         rows.append(
@@ -421,7 +441,7 @@ def cmd_calibrate(args: argparse.Namespace, passthrough: list[str]) -> int:
                 f"{threshold:.0%}",
                 f"{_cv(result.samples_s):.1%}",
                 f"{_cv(ratios):.1%}" if ratios else "-",
-                "absolute" if is_reference else "relative+absolute",
+                f"relative to {result.control}",
                 f"{cal['false_alarm']:.1%}",
                 f"{cal[1.1]:.0%}",
                 f"{cal[1.25]:.0%}",
@@ -450,6 +470,7 @@ def calibrate_backend(
     target: float = 0.9,
     is_reference: bool = False,
     seed: int = 0,
+    control_kind: str = "eager",
 ) -> dict[Any, Any]:
     """Detection rate of the gate for synthetic slowdowns, by resampling measured rounds (pairs of
     backend and control stay together), and the smallest slowdown caught ``target`` of the time."""
@@ -467,6 +488,7 @@ def calibrate_backend(
             fingerprint,
             new_tokens=1,
             is_reference=is_reference,
+            control=control_kind,
         )
 
     def rate(factor: float) -> float:
@@ -474,7 +496,9 @@ def calibrate_backend(
         for _ in range(trials):
             base = draw(baseline_rounds, 1.0, "m")
             cur = draw(rounds, factor, "m")
-            verdict = judge("b", cur, base, threshold=threshold, alpha=alpha, interval=False)
+            verdict = judge(
+                "b", cur, base, review_plan(min(rounds, baseline_rounds), threshold, alpha)
+            )
             hits += verdict.status == REGRESSED
         return hits / trials
 

@@ -75,6 +75,16 @@ def library_versions() -> dict[str, str]:
     return found
 
 
+def environment_id() -> str:
+    """The software a timing depends on, as a short id: ``py3.11-torch2.13.0-<hash8>`` (the hash
+    covers every library in :data:`LIBRARIES` but this plugin)."""
+    libraries = {k: v for k, v in library_versions().items() if k != "pytest-cxrperf"}
+    python = ".".join(platform.python_version_tuple()[:2])
+    digest = hashlib.sha256(repr(sorted(libraries.items())).encode()).hexdigest()[:8]
+    torch = libraries.get("torch", "none").split("+")[0]
+    return f"py{python}-torch{torch}-{digest}"
+
+
 def fingerprint_facts(threads: int) -> dict[str, object]:
     return {
         "cpu": cpu_model(),

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from .errors import CxrPerfError
+from .errors import CxrPerfError, CxrPerfWarning
 from .session import CxrSession, PreparedBackend, ReferenceOutput, resolve_backends
 from .settings import BackendSpec, Settings, build_settings
 
@@ -22,7 +22,26 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
         "model preset (toy, tiny, bench, cxrreportgen, maira2) or checkpoint directory",
         {},
     ),
-    ("cxr_rounds", "timed rounds per backend", {}),
+    (
+        "cxr_rounds",
+        "cap on timed rounds per backend (default 400; the gate stops earlier once it knows)",
+        {},
+    ),
+    (
+        "cxr_time_budget",
+        "seconds the latency campaign (all backends together) may take (default 100)",
+        {},
+    ),
+    (
+        "cxr_batch_rounds",
+        "rounds per batch of the gate's statistics (default: 10, or 1 for long generations)",
+        {},
+    ),
+    (
+        "cxr_unknown",
+        "a latency change still unclear at the cap: warn (default) or fail",
+        {},
+    ),
     ("cxr_warmup", "untimed warm-up rounds per backend", {}),
     ("cxr_threads", "CPU threads for every backend (default: all cores available)", {}),
     ("cxr_max_new_tokens", "new tokens per generation (latency runs force exactly this many)", {}),
@@ -30,7 +49,11 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("cxr_studies", "folder of study *.json files (default: the shipped samples)", {}),
     ("cxr_baseline_dir", "latency baseline store (default: baselines/ beside the ini file)", {}),
     ("cxr_threshold", "latency regression threshold, e.g. 0.1 or 10% (default 10%)", {}),
-    ("cxr_alpha", "significance level of the latency gate's U test (default 0.05)", {}),
+    (
+        "cxr_alpha",
+        "chance that a run wrongly fails any backend's latency gate (default 0.01)",
+        {},
+    ),
     ("cxr_missing_baseline", "no baseline for a backend: warn (default) or fail", {}),
     (
         "cxr_fail_on_improvement",
@@ -81,8 +104,13 @@ def pytest_configure(config: pytest.Config) -> None:
         if bad:
             raise CxrPerfError(f"cxr_tolerances: unknown metric in {bad}")
         resolved = resolve_backends(settings)
+        from .validation import validate_run
+
+        notes = validate_run(settings, resolved, vars(config.option))
     except CxrPerfError as exc:
         raise pytest.UsageError(str(exc)) from None
+    for note in notes:
+        config.issue_config_time_warning(CxrPerfWarning(note), stacklevel=2)
     import torch
 
     torch.set_num_threads(settings.threads)
@@ -141,6 +169,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return isinstance(spec, BackendSpec) and spec.slow != 1.0
 
     items.sort(key=slowed)  # stable: everything else keeps its order
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The latency campaign times every collected latency test's backend together."""
+    config = session.config
+    if session_key not in config.stash:
+        return
+    specs: list[BackendSpec] = []
+    for item in session.items:
+        spec = getattr(getattr(item, "callspec", None), "params", {}).get("cxr_backend")
+        skipped = any(m.name == "skip" for m in item.iter_markers())
+        latency = item.get_closest_marker("cxr_latency") is not None
+        if latency and isinstance(spec, BackendSpec) and not skipped and spec not in specs:
+            specs.append(spec)
+    _session(config).latency_specs = specs
 
 
 def _fail_run(exc: CxrPerfError) -> None:

@@ -82,7 +82,8 @@ class BackendResult:
     prepare_details: dict[str, Any] = field(default_factory=dict)
     equivalence: dict[str, dict[str, Any]] = field(default_factory=dict)  # study -> check -> data
     outputs: dict[str, str] = field(default_factory=dict)  # study -> generated text
-    gate: Verdict | None = None  # the latency gate's verdict (gate_latency)
+    gate: Verdict | None = None  # the latency gate's verdict
+    control: str = "eager"  # what control_samples_s timed: "eager", or "probe" for eager itself
 
     def equivalence_failures(self) -> list[str]:
         return [
@@ -137,6 +138,12 @@ class CxrSession:
         self._prepared: dict[str, PreparedBackend] = {}
         self._reference_outputs: dict[str, ReferenceOutput] = {}
         self.model_load_seconds: float | None = None
+        # the latency campaign: the specs whose latency tests were collected, and what it found
+        self.latency_specs: list[BackendSpec] = []
+        self._campaign_done = False
+        self.campaign: Any = None
+        self.latency_plan: Any = None
+        self.probe: Any = None
 
     # ---- what the run covers -------------------------------------------------------------
     @property
@@ -193,9 +200,9 @@ class CxrSession:
             self._prepared[spec.name] = base
         prepared = base
         if spec.slow != 1.0:
-            prepared = PreparedBackend(
-                spec, base.backend, SlowedRunner(base.runner, spec.slow), base.prepare_seconds
-            )
+            slowed = SlowedRunner(base.runner, spec.slow, spec.stage)
+            slowed.calibrate(self.inputs(self.studies[0]), self.settings.max_new_tokens)
+            prepared = PreparedBackend(spec, base.backend, slowed, base.prepare_seconds)
             self._prepared[spec.label] = prepared
         return prepared
 
@@ -210,78 +217,147 @@ class CxrSession:
         return prepared
 
     # ---- latency ---------------------------------------------------------------------------
-    def measure_latency(self, prepared: PreparedBackend, benchmark: Any) -> BackendResult:
-        """Fixed-length generation, timed by pytest-benchmark's pedantic mode, with an eager fp32
-        control round run (untimed by the benchmark) before each round of another backend, so
-        the speedup is measured in the same conditions."""
+    def latency(self, prepared: PreparedBackend) -> BackendResult:
+        """The backend's measured and judged latency. The first call runs the campaign for every
+        backend whose latency test was collected (:attr:`latency_specs`), interleaved; later
+        calls read its results."""
+        if not self._campaign_done:
+            self._campaign_done = True
+            specs = list(self.latency_specs) or [prepared.spec]
+            if prepared.spec not in specs:
+                specs.append(prepared.spec)
+            self._run_latency_campaign([self.use(spec) for spec in specs])
+        result = self.result(prepared.label)
+        if result.gate is None:  # collected after the campaign ran (not expected)
+            self._run_latency_campaign([prepared])
+        return result
+
+    def _run_latency_campaign(self, backends: list[PreparedBackend]) -> None:
+        from .gate.baselines import BaselineError, BaselineStore
+        from .gate.decision import ERROR, MIN_BATCHES, Plan, Verdict
+        from .latency import CONTROL_EAGER, CONTROL_PROBE, Subject, run_campaign
+
         settings = self.settings
         inputs = self.inputs(self.studies[0])
         tokens = settings.max_new_tokens
-        control = None
-        if prepared.label != REFERENCE_BACKEND:
-            control = self.prepared(BackendSpec(REFERENCE_BACKEND)).runner
-        result = self.result(prepared.label)
-        samples: list[float] = []
-        stages: list[StageTimings] = []
-        control_samples: list[float] = []
+        store = BaselineStore(settings.baseline_dir)
+        baselines: dict[str, Any] = {}
+        for prepared in backends:
+            try:
+                baselines[prepared.label] = store.find(
+                    self._fingerprint, self._model_key, prepared.name, threads=settings.threads
+                )
+            except BaselineError as exc:
+                baselines[prepared.label] = exc
 
-        def timed(runner: Runner) -> tuple[float, Generation]:
-            start = time.perf_counter()
-            generation = runner.generate(inputs, tokens, force_length=True)
-            return time.perf_counter() - start, generation
+        def generation(runner: Runner) -> Any:
+            return lambda: runner.generate(inputs, tokens, force_length=True).timings
 
-        def one_round() -> None:
-            seconds, generation = timed(prepared.runner)
-            samples.append(seconds)
-            stages.append(generation.timings)
-
-        def control_round() -> None:
-            assert control is not None
-            control_samples.append(timed(control)[0])
-
-        for _ in range(settings.warmup):
-            timed(prepared.runner)
-            if control is not None:
-                timed(control)
-        benchmark.pedantic(
-            one_round,
-            setup=control_round if control is not None else None,
-            rounds=settings.rounds,
-            warmup_rounds=0,
-            iterations=1,
+        eager = self.prepared(BackendSpec(REFERENCE_BACKEND)).runner
+        subjects = [
+            Subject(
+                p.label,
+                generation(p.runner),
+                CONTROL_PROBE if p.name == REFERENCE_BACKEND else CONTROL_EAGER,
+            )
+            for p in backends
+        ]
+        # warm once, then size the probe and the batches from a warm eager generation
+        start = time.perf_counter()
+        eager.generate(inputs, tokens, force_length=True)
+        eager_seconds = time.perf_counter() - start
+        eager_found = [baselines[p.label] for p in backends if p.name == REFERENCE_BACKEND]
+        self.probe = self._machine_probe(eager_found[0] if eager_found else None, eager_seconds)
+        batch = settings.batch_rounds or (10 if eager_seconds * len(subjects) < 1.0 else 1)
+        batch = max(1, min(batch, settings.rounds // MIN_BATCHES))  # at least 3 batches
+        plan = Plan(
+            batch_rounds=batch,
+            max_batches=max(1, settings.rounds // batch),
+            backends=len(subjects),
+            threshold=settings.threshold,
+            alpha=settings.alpha,
         )
-        if control is None:
-            control_samples = list(samples)
-        result.samples_s, result.stages, result.control_samples_s = samples, stages, control_samples
-        medians = stage_medians(stages)
-        benchmark.extra_info.update(
-            {
-                "backend": prepared.label,
-                "precision": prepared.precision,
-                "new_tokens": tokens,
-                "threads": settings.threads,
-                "prompt_tokens": inputs.prompt_length,
-                **{f"median_{k}": v for k, v in medians.items()},
-                "control_samples_s": control_samples,
-            }
-        )
-        return result
+        self.latency_plan = plan
+        for prepared in backends:
+            result = self.result(prepared.label)
+            result.control = subjects[backends.index(prepared)].control
 
-    # ---- latency gate ----------------------------------------------------------------------
+        def decide(label: str, series: Any, final: bool) -> bool:
+            if settings.update_baselines:
+                return False
+            prepared = backends[[p.label for p in backends].index(label)]
+            found = baselines[label]
+            if isinstance(found, BaselineError):
+                verdict = Verdict(
+                    label, ERROR, True, plan.threshold, plan.alpha, notes=(str(found),)
+                )
+            else:
+                verdict = self._judge(prepared, series, found, plan, final)
+            result = self.result(label)
+            result.gate = verdict
+            return verdict.final
+
+        campaign = run_campaign(
+            subjects,
+            {CONTROL_EAGER: generation(eager), CONTROL_PROBE: self.probe.run},
+            batch_rounds=plan.batch_rounds,
+            looks=plan.looks(),
+            decide=decide,
+            time_budget_s=settings.time_budget_s,
+            warmup=settings.warmup,
+            seed=0,
+        )
+        self.campaign = campaign
+        for prepared in backends:
+            series = campaign.series[prepared.label]
+            result = self.result(prepared.label)
+            result.samples_s = series.samples_s
+            result.control_samples_s = series.control_samples_s
+            result.stages = series.stages
+            if settings.update_baselines and prepared.spec.slow == 1.0:
+                result.gate = self._store_baseline(prepared, store, plan)
+        if settings.update_baselines:  # synthetic slowdowns: judged against what was just written
+            for prepared in backends:
+                if prepared.spec.slow != 1.0:
+                    self._judge_slowed_after_update(prepared, store, plan)
+
+    @property
+    def _fingerprint(self) -> str:
+        from .machine import fingerprint
+
+        return fingerprint(self.settings.threads)
+
+    @property
+    def _model_key(self) -> str:
+        from .gate.baselines import model_key
+
+        reference = self.reference
+        return model_key(reference.name, reference.source, reference.weights_hash)
+
+    def _machine_probe(self, found: Any, eager_seconds: float) -> Any:
+        """The probe eager fp32 is timed against: the size its baseline was recorded with, or
+        about half a warm eager generation."""
+        from .probe import MachineProbe
+
+        baseline = getattr(found, "baseline", None)
+        if baseline is not None and baseline.probe_repeats:
+            return MachineProbe(baseline.probe_repeats)
+        return MachineProbe.sized_like(eager_seconds)
+
     def latency_baseline(self, prepared: PreparedBackend) -> Baseline:
         """This run's latency of a backend, in the form the baseline store keeps."""
-        from .gate.baselines import Baseline, model_key, now_iso
-        from .machine import fingerprint, fingerprint_facts, library_versions
+        from .gate.baselines import Baseline, now_iso
+        from .machine import environment_id, fingerprint_facts, library_versions
 
         settings, reference = self.settings, self.reference
         result = self.result(prepared.label)
-        is_reference = prepared.label == REFERENCE_BACKEND
+        is_reference = prepared.name == REFERENCE_BACKEND
         return Baseline(
             backend=prepared.label,
-            model=model_key(reference.name, reference.source, reference.weights_hash),
-            fingerprint=fingerprint(settings.threads),
+            model=self._model_key,
+            fingerprint=self._fingerprint,
             samples_s=tuple(result.samples_s),
-            control_samples_s=None if is_reference else tuple(result.control_samples_s),
+            control_samples_s=tuple(result.control_samples_s),
             new_tokens=settings.max_new_tokens,
             threads=settings.threads,
             rounds=len(result.samples_s),
@@ -292,69 +368,89 @@ class CxrSession:
             libraries=library_versions(),
             stage_medians_s=stage_medians(result.stages),
             model_info=reference.describe(),
+            control=result.control,
+            probe_repeats=self.probe.repeats if is_reference else None,
+            environment=environment_id(),
         )
 
-    def gate_latency(self, prepared: PreparedBackend) -> Verdict:
-        """Judge the measured latency against the stored baseline, or (``--cxr-update-baselines``)
-        store it; the verdict is kept on the result for the summary and the JSON report."""
+    def _judge(
+        self, prepared: PreparedBackend, series: Any, found: Any, plan: Any, final: bool
+    ) -> Verdict:
         from dataclasses import replace
 
-        from .gate.baselines import BaselineError, BaselineStore
-        from .gate.decision import ERROR, UPDATED, Timings, Verdict, judge
+        from .gate.decision import Timings, judge
+        from .machine import environment_id
 
         settings = self.settings
+        current = Timings(
+            series.samples_s,
+            series.control_samples_s,
+            self._fingerprint,
+            settings.max_new_tokens,
+            is_reference=prepared.name == REFERENCE_BACKEND,
+            environment=environment_id(),
+            control=self.result(prepared.label).control,
+        )
+        verdict = judge(
+            prepared.label,
+            current,
+            found.baseline.timings() if found.baseline else None,
+            replace(plan, threshold=settings.threshold_for(prepared.name)),
+            final=final,
+            missing=settings.missing_baseline,
+            unknown=settings.unknown,
+            fail_on_improvement=settings.fail_on_improvement,
+            baseline_path=str(found.path) if found.path else None,
+        )
+        if found.other_threads:
+            listed = ", ".join(f"--cxr-threads={t}" for t in found.other_threads)
+            hint = f"baselines of {prepared.name} exist for {listed} only"
+            verdict = replace(verdict, notes=(*verdict.notes, hint))
+        return verdict
+
+    def _store_baseline(self, prepared: PreparedBackend, store: Any, plan: Any) -> Verdict:
+        """``--cxr-update-baselines``: write this run's rounds as the backend's baseline (never
+        for a synthetic slowdown, which is judged against the base backend's baseline)."""
+        from dataclasses import replace
+
+        from .gate.baselines import BaselineError
+        from .gate.decision import ERROR, UPDATED, Verdict, judge
+
         label = prepared.label
-        threshold, alpha = settings.threshold_for(prepared.name), settings.alpha
-        store = BaselineStore(settings.baseline_dir)
+        threshold = self.settings.threshold_for(prepared.name)
         try:
             record = self.latency_baseline(prepared)
-            current = Timings(
-                record.samples_s,
-                record.control_samples_s,
-                record.fingerprint,
-                record.new_tokens,
-                is_reference=label == REFERENCE_BACKEND,
-            )
-            if settings.update_baselines and prepared.spec.slow == 1.0:
-                before, path = store.write(record)
-                if before is None:
-                    notes: tuple[str, ...] = ("new baseline",)
-                    verdict = Verdict(
-                        label, UPDATED, False, threshold, alpha, str(path), notes=notes
-                    )
-                else:
-                    compared = judge(
-                        label, current, before.timings(), threshold=threshold, alpha=alpha
-                    )
-                    notes = (f"replaced the baseline of {before.created}",)
-                    verdict = replace(
-                        compared, status=UPDATED, failed=False, baseline_path=str(path), notes=notes
-                    )
-            else:
-                found = store.find(
-                    record.fingerprint, record.model, prepared.name, threads=settings.threads
-                )
-                verdict = judge(
-                    label,
-                    current,
-                    found.baseline.timings() if found.baseline else None,
-                    missing=settings.missing_baseline,
-                    fail_on_improvement=settings.fail_on_improvement,
-                    baseline_path=str(found.path) if found.path else None,
-                    threshold=threshold,
-                    alpha=alpha,
-                )
-                if found.other_threads:
-                    listed = ", ".join(f"--cxr-threads={t}" for t in found.other_threads)
-                    hint = f"baselines of {prepared.name} exist for {listed} only"
-                    verdict = replace(verdict, notes=(*verdict.notes, hint))
-                if settings.update_baselines:
-                    notes = (*verdict.notes, "a synthetic slowdown is never stored as a baseline")
-                    verdict = replace(verdict, notes=notes)
+            before, path = store.write(record)
         except BaselineError as exc:
-            verdict = Verdict(label, ERROR, True, threshold, alpha, notes=(str(exc),))
-        self.result(label).gate = verdict
-        return verdict
+            return Verdict(label, ERROR, True, threshold, plan.alpha, notes=(str(exc),))
+        if before is None:
+            return Verdict(
+                label, UPDATED, False, threshold, plan.alpha, str(path), notes=("new baseline",)
+            )
+        compared = judge(
+            label, record.timings(), before.timings(), replace(plan, threshold=threshold)
+        )
+        notes = (f"replaced the baseline of {before.created}",)
+        return replace(compared, status=UPDATED, failed=False, baseline_path=str(path), notes=notes)
+
+    def _judge_slowed_after_update(self, prepared: PreparedBackend, store: Any, plan: Any) -> None:
+        from dataclasses import replace
+
+        from .gate.baselines import BaselineError
+        from .gate.decision import ERROR, Verdict
+
+        result = self.result(prepared.label)
+        series = self.campaign.series[prepared.label]
+        note = "a synthetic slowdown is never stored as a baseline; judged against the new one"
+        try:
+            found = store.find(
+                self._fingerprint, self._model_key, prepared.name, threads=self.settings.threads
+            )
+        except BaselineError as exc:
+            result.gate = Verdict(prepared.label, ERROR, True, notes=(str(exc), note))
+            return
+        verdict = self._judge(prepared, series, found, plan, final=True)
+        result.gate = replace(verdict, notes=(*verdict.notes, note))
 
     # ---- equivalence -----------------------------------------------------------------------
     def reference_output(self, study: Study) -> ReferenceOutput:

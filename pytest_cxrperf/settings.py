@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SettingsError
-from .gate.decision import DEFAULT_ALPHA, DEFAULT_THRESHOLD
+from .gate.decision import DEFAULT_ALPHA, DEFAULT_THRESHOLD, MIN_BATCHES, UNKNOWN_POLICIES
 from .gate.decision import MISSING_POLICIES as MISSING_BASELINE_POLICIES
 
 DEFAULT_MODEL = "toy"
-DEFAULT_ROUNDS = 10
+DEFAULT_ROUNDS = 400  # the cap on timed rounds per backend; clear evidence stops far earlier
+DEFAULT_TIME_BUDGET_S = 100.0  # the whole latency campaign, every backend together
 DEFAULT_WARMUP = 1
 DEFAULT_MAX_NEW_TOKENS = 32
 
@@ -26,18 +27,24 @@ _SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(?P<mods>(\+[A-Za-z_]+=[^+,]+)*)$
 
 @dataclass(frozen=True)
 class BackendSpec:
-    """A backend as named on the command line: ``eager`` or ``eager+slow=1.25``.
+    """A backend as named on the command line: ``eager``, ``eager+slow=1.25`` or
+    ``openvino+slow=1.1+stage=decode``.
 
-    ``slow`` makes every generation take that many times as long (by waiting), to prove that the
-    gate catches a regression of that size; it is compared with the base backend's baseline.
+    ``slow`` makes the backend do that many times its work (computation in the generating thread,
+    see :mod:`pytest_cxrperf.backends.slowdown`), in every stage or in ``stage`` only, to prove
+    that the gate catches a regression of that size; it is compared with the base backend's
+    baseline.
     """
 
     name: str
     slow: float = 1.0
+    stage: str | None = None
 
     @property
     def label(self) -> str:
-        return self.name if self.slow == 1.0 else f"{self.name}+slow={self.slow:g}"
+        if self.slow == 1.0:
+            return self.name
+        return f"{self.name}+slow={self.slow:g}" + (f"+stage={self.stage}" if self.stage else "")
 
     @classmethod
     def parse(cls, text: str) -> BackendSpec:
@@ -47,18 +54,35 @@ class BackendSpec:
                 f"--cxr-backend: cannot parse {text!r}; write a backend name, optionally with "
                 "a synthetic slowdown such as 'eager+slow=1.25'"
             )
-        slow = 1.0
+        from .backends.slowdown import STAGES
+
+        slow, stage = 1.0, None
         for modifier in filter(None, match["mods"].split("+")):
             key, _, value = modifier.partition("=")
+            if key == "stage":
+                if value not in STAGES:
+                    raise SettingsError(
+                        f"--cxr-backend: stage={value!r} in {text!r}; choose one of "
+                        f"{', '.join(STAGES)}"
+                    )
+                stage = value
+                continue
             if key != "slow":
-                raise SettingsError(f"--cxr-backend: unknown modifier {key!r} in {text!r}")
+                raise SettingsError(
+                    f"--cxr-backend: unknown modifier {key!r} in {text!r} (known: slow, stage)"
+                )
             try:
                 slow = float(value)
             except ValueError:
                 raise SettingsError(f"--cxr-backend: slow={value!r} is not a number") from None
             if not 1.0 <= slow <= 100.0:
                 raise SettingsError(f"--cxr-backend: slow={value} must be between 1 and 100")
-        return cls(match["name"], slow)
+        if stage is not None and slow == 1.0:
+            raise SettingsError(
+                f"--cxr-backend: {text!r} names a stage without a slowdown; write "
+                f"'{match['name']}+slow=1.1+stage={stage}'"
+            )
+        return cls(match["name"], slow, stage)
 
 
 @dataclass(frozen=True)
@@ -81,6 +105,9 @@ class Settings:
     alpha: float = DEFAULT_ALPHA
     missing_baseline: str = "warn"
     fail_on_improvement: bool = False
+    time_budget_s: float = DEFAULT_TIME_BUDGET_S
+    batch_rounds: int = 0  # rounds per batch of the gate; 0: chosen from a warm round's length
+    unknown: str = "warn"  # a change still unclear at the cap: warn or fail
 
     @property
     def select_all(self) -> bool:
@@ -220,11 +247,23 @@ def build_settings(
         choices = ", ".join(MISSING_BASELINE_POLICIES)
         raise SettingsError(f"--cxr-missing-baseline={missing!r}: choose one of {choices}")
     warmup_value = pick("cxr_warmup")
+    rounds = _positive_int("--cxr-rounds", pick("cxr_rounds") or DEFAULT_ROUNDS)
+    if rounds < MIN_BATCHES:
+        raise SettingsError(
+            f"--cxr-rounds={rounds}: the latency gate needs at least {MIN_BATCHES} rounds "
+            f"({MIN_BATCHES} batches) to bound the noise; with fewer it could never fail"
+        )
+    unknown = str(pick("cxr_unknown") or "warn").strip()
+    if unknown not in UNKNOWN_POLICIES:
+        choices = ", ".join(UNKNOWN_POLICIES)
+        raise SettingsError(f"--cxr-unknown={unknown!r}: choose one of {choices}")
+    budget_value = pick("cxr_time_budget")
+    batch_value = pick("cxr_batch_rounds")
     return Settings(
         backend_request=request,
         backends=specs,
         model=str(pick("cxr_model") or DEFAULT_MODEL),
-        rounds=_positive_int("--cxr-rounds", pick("cxr_rounds") or DEFAULT_ROUNDS),
+        rounds=rounds,
         warmup=DEFAULT_WARMUP
         if warmup_value is None
         else _positive_int("--cxr-warmup", warmup_value, minimum=0),
@@ -244,4 +283,9 @@ def build_settings(
         fail_on_improvement=_flag(
             "--cxr-fail-on-improvement", pick("cxr_fail_on_improvement") or False
         ),
+        time_budget_s=DEFAULT_TIME_BUDGET_S
+        if budget_value is None
+        else float(_positive_int("--cxr-time-budget", budget_value)),
+        batch_rounds=0 if batch_value is None else _positive_int("--cxr-batch-rounds", batch_value),
+        unknown=unknown,
     )

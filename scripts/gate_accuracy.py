@@ -1,171 +1,250 @@
-"""How often does the latency gate cry wolf on this machine, and how often does it catch a slowdown?
+"""How often does the latency gate fail an unchanged run, and how often does it catch a slowdown?
 
-Not a timed test: a benchmark of the gate itself. Each trial records a baseline run, then four
-"current" runs in random order: one unchanged and three with a synthetic slowdown (x1.10, x1.25,
-x1.50, the same SlowedRunner that ``eager+slow=F`` uses). Every run is ROUNDS interleaved pairs
-(eager fp32 control, then the backend), as the suite measures them. Each current run is judged
-against the trial's baseline with the gate's own decision function, three ways:
+Not a timed test: a benchmark of the gate itself, on whole runs (every backend together), as the
+main job runs them. Two steps:
 
-* absolute   - samples against the baseline's (the only check the eager reference gets)
-* relative   - per-round backend/control ratios (a baseline from another machine)
-* combined   - both, as a non-reference backend on its own machine is judged
+1. ``record``: run the real latency campaign (``pytest -m cxr_latency --cxr-backend=all``) several
+   times to its cap, each in a fresh process, optionally with a CPU-bound neighbour process
+   running beside it (``--neighbour``), and keep every round of every backend (``--cxr-json``).
+   These are the pools.
 
-The false-alarm rate is the share of unchanged runs judged "regressed"; the detection rate the share
-of slowed runs judged "regressed". Runs are measured with the largest --rounds and judged on their
-first N rounds for each smaller N, so one measurement serves every rounds setting.
+2. ``simulate``: many whole runs judged by the gate's own code (``Plan``, ``judge``, the same look
+   schedule and early stopping), each pairing a baseline pool with a *different* current pool, so
+   that the drift between sessions is in every trial, not just the noise within one. Each side is
+   a block bootstrap of its pool (whole batches of consecutive rounds drawn with replacement, all
+   backends sharing the draw, so drift within a session is kept). A slowdown of factor F
+   multiplies one backend's seconds (for eager fp32, also where it is the control of others).
 
-    python scripts/gate_accuracy.py --trials 40 --rounds 5,10 --json gate-accuracy.json
+   * false alarm: share of unchanged whole runs in which *any* backend was judged regressed;
+   * caught xF: share of runs in which the slowed backend was judged regressed (worst backend and
+     mean over backends);
+   * unknown: share of unchanged backend verdicts still "not yet known" at the cap.
+
+Real reruns validate the resampling: ``record`` prints each real run's own verdicts against the
+store it was given (``--judge-against``), and ``scripts`` users can run ``pytest`` with
+``eager+slow=1.1`` to see the CPU-burning slowdown caught for real.
+
+    python scripts/gate_accuracy.py record --runs 4 --out gate-pools/quiet
+    python scripts/gate_accuracy.py record --runs 4 --neighbour --out gate-pools/neighbour
+    python scripts/gate_accuracy.py simulate --baseline gate-pools/quiet \\
+        --current gate-pools/quiet --current gate-pools/neighbour --trials 400
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
 import random
+import subprocess
 import sys
+import tempfile
 import time
-from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
-FACTORS = (1.0, 1.10, 1.25, 1.50)
-MODES = ("absolute", "relative", "combined")
+FACTORS = (1.10, 1.25, 1.50)
+NEIGHBOUR = "while True: pass"
 
 
-def measure(candidate: Any, control: Any, inputs: Any, tokens: int, rounds: int, warmup: int):
-    samples, controls = [], []
+def record(args: argparse.Namespace, extra: list[str]) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for run in range(args.runs):
+        neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR]) if args.neighbour else None
+        try:
+            with tempfile.TemporaryDirectory(prefix="cxrperf-pool-") as store:
+                target = out / f"run-{int(time.time())}-{run}.json"
+                command = [
+                    sys.executable, "-m", "pytest", "-q", "-m", "cxr_latency",
+                    "--cxr-backend=all", "--benchmark-disable", "-p", "no:cacheprovider",
+                    f"--cxr-json={target}",
+                    *(["--cxr-update-baselines", f"--cxr-baseline-dir={store}"]
+                      if not args.judge_against else [f"--cxr-baseline-dir={args.judge_against}"]),
+                    *extra,
+                ]  # fmt: skip
+                started = time.perf_counter()
+                code = subprocess.call(command, stdout=subprocess.DEVNULL)
+                print(
+                    f"run {run + 1}/{args.runs}: exit {code}, {time.perf_counter() - started:.0f}"
+                    f" s, {'with' if neighbour else 'no'} neighbour -> {target}",
+                    flush=True,
+                )
+                if args.judge_against and target.exists():
+                    report = json.loads(target.read_text())
+                    for label, entry in report["backends"].items():
+                        gate = entry.get("latency_gate") or {}
+                        rel = gate.get("relative") or {}
+                        print(
+                            f"  {label}: {gate.get('status')} ratio {rel.get('ratio', 0):.3f} "
+                            f"after {entry.get('rounds')} rounds"
+                        )
+        finally:
+            if neighbour is not None:
+                neighbour.kill()
+                neighbour.wait()
+    return 0
 
-    def timed(runner: Any) -> float:
-        start = time.perf_counter()
-        runner.generate(inputs, tokens, force_length=True)
-        return time.perf_counter() - start
 
-    for _ in range(warmup):
-        timed(control)
-        timed(candidate)
-    for _ in range(rounds):
-        controls.append(timed(control))
-        samples.append(timed(candidate))
-    return samples, controls
+def load_pools(folders: list[str]) -> list[dict[str, Any]]:
+    pools = []
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.json")):
+            report = json.loads(path.read_text())
+            series = {
+                label: (entry["samples_s"], entry["control_samples_s"], entry.get("control"))
+                for label, entry in report["backends"].items()
+                if entry.get("samples_s")
+            }
+            pools.append({"path": str(path), "series": series, "report": report})
+    if not pools:
+        raise SystemExit(f"no pool files (*.json) under {folders}")
+    return pools
 
 
-def judge_run(
-    mode: str, base: tuple, cur: tuple, n_base: int, n: int, threshold: float, alpha: float
-):
+def resample(pool: dict[str, Any], batch: int, rng: random.Random) -> dict[str, Any]:
+    """A block bootstrap of a pool: whole batches drawn with replacement, shared by backends."""
+    lengths = {len(s[0]) for s in pool["series"].values()}
+    n = min(lengths) // batch
+    picks = [rng.randrange(n) for _ in range(n)]
+    out = {}
+    for label, (samples, controls, kind) in pool["series"].items():
+        rows = [i for p in picks for i in range(p * batch, (p + 1) * batch)]
+        out[label] = ([samples[i] for i in rows], [controls[i] for i in rows], kind)
+    return out
+
+
+def slowed(run: dict[str, Any], target: str | None, factor: float) -> dict[str, Any]:
+    if target is None or factor == 1.0:
+        return run
+    out = {}
+    for label, (samples, controls, kind) in run.items():
+        s = [v * factor for v in samples] if label == target else samples
+        c = [v * factor for v in controls] if (target == "eager" and kind == "eager") else controls
+        out[label] = (s, c, kind)
+    return out
+
+
+def judge_run(base: dict[str, Any], cur: dict[str, Any], plan: Any) -> dict[str, tuple[str, int]]:
+    """Each backend's final status and the rounds it took, with the gate's looks and stopping."""
     from pytest_cxrperf.gate.decision import Timings, judge
 
-    b_samples, b_control = base[0][:n_base], base[1][:n_base]
-    c_samples, c_control = cur[0][:n], cur[1][:n]
-    if mode == "absolute":  # the reference backend: no control, same machine
-        baseline = Timings(b_samples, None, "here", 1, is_reference=True)
-        current = Timings(c_samples, None, "here", 1, is_reference=True)
-    else:
-        where = "elsewhere" if mode == "relative" else "here"
-        baseline = Timings(b_samples, b_control, where, 1)
-        current = Timings(c_samples, c_control, "here", 1)
-    verdict = judge("b", current, baseline, threshold=threshold, alpha=alpha, interval=False)
-    return verdict.status == "regressed"
+    verdicts = {}
+    looks = plan.looks()
+    for label, (samples, controls, kind) in cur.items():
+        if label not in base:
+            continue
+        b = base[label]
+        baseline = Timings(b[0], b[1], "m", 1, control=b[2] or "eager")
+        status, used = "not yet known", 0
+        for i, look in enumerate(looks):
+            used = min(len(samples), look * plan.batch_rounds)
+            current = Timings(samples[:used], controls[:used], "m", 1, control=kind or "eager")
+            final = i == len(looks) - 1 or used >= len(samples)
+            verdict = judge(label, current, baseline, plan, final=final)
+            if verdict.final or final:
+                status = verdict.status
+                break
+        verdicts[label] = (status, used)
+    return verdicts
+
+
+def simulate(args: argparse.Namespace) -> int:
+    from pytest_cxrperf.gate.decision import DEFAULT_ALPHA, DEFAULT_THRESHOLD, Plan
+
+    baselines = load_pools(args.baseline)
+    currents = load_pools(args.current)
+    rng = random.Random(args.seed)
+    labels = sorted(set.intersection(*(set(p["series"]) for p in baselines + currents)))
+    batch = args.batch_rounds
+    cap = min(len(p["series"][labels[0]][0]) for p in currents) // batch
+    plan = Plan(batch, cap, len(labels), args.threshold or DEFAULT_THRESHOLD,
+                args.alpha or DEFAULT_ALPHA)  # fmt: skip
+    alarms = unknown = decided = 0
+    rounds_used: list[int] = []
+    caught = {(f, label): 0 for f in FACTORS for label in labels}
+    targeted = dict.fromkeys(labels, 0)
+    for _ in range(args.trials):
+        base_pool = rng.choice(baselines)
+        cur_pool = rng.choice([p for p in currents if p["path"] != base_pool["path"]])
+        base = resample(base_pool, batch, rng)
+        cur = resample(cur_pool, batch, rng)
+        verdicts = judge_run(base, cur, plan)
+        alarms += any(s == "regressed" for s, _ in verdicts.values())
+        unknown += sum(s == "not yet known" for s, _ in verdicts.values())
+        decided += len(verdicts)
+        rounds_used.append(max(n for _, n in verdicts.values()))
+        target = rng.choice(labels)
+        targeted[target] += 1
+        for factor in FACTORS:
+            status, _ = judge_run(base, slowed(cur, target, factor), plan)[target]
+            caught[(factor, target)] += status == "regressed"
+    print(
+        f"gate accuracy: {len(baselines)} baseline pool run(s) ({', '.join(args.baseline)}), "
+        f"{len(currents)} current pool run(s) ({', '.join(args.current)}), {args.trials} whole "
+        f"runs of {len(labels)} backends, threshold {plan.threshold:.0%}, alpha {plan.alpha:g}, "
+        f"batches of {batch}, looks at {plan.looks()} batches"
+    )
+    print(f"false alarm (any backend of an unchanged run regressed): {alarms / args.trials:.2%}"
+          f" ({alarms}/{args.trials})")  # fmt: skip
+    print(f"unchanged verdicts still 'not yet known' at the cap: {unknown / decided:.1%}")
+    rounds_used.sort()
+    print(
+        f"rounds until every backend had its answer: median {rounds_used[len(rounds_used) // 2]}"
+        f", 95th percentile {rounds_used[int(len(rounds_used) * 0.95) - 1]}"
+    )
+    for factor in FACTORS:
+        rates = {label: caught[(factor, label)] / max(1, targeted[label]) for label in labels}
+        worst = min(rates, key=lambda k: rates[k])
+        mean = sum(caught[(factor, label)] for label in labels) / args.trials
+        print(f"caught x{factor:.2f}: {mean:.1%} of runs (worst backend {worst} "
+              f"{rates[worst]:.0%} of {targeted[worst]})")  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "command": " ".join(sys.argv),
+                    "trials": args.trials,
+                    "false_alarm": alarms / args.trials,
+                    "unknown": unknown / decided,
+                    "caught": {
+                        f"{f:.2f}": sum(caught[(f, label)] for label in labels) / args.trials
+                        for f in FACTORS
+                    },
+                },
+                indent=2,
+            )
+        )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in argv:
+        extra = argv[argv.index("--") + 1 :]
+        argv = argv[: argv.index("--")]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="tiny")
-    parser.add_argument("--backend", default="eager", help="backend under test (control: eager)")
-    parser.add_argument("--rounds", default="5,10", help="comma list of rounds per run")
-    parser.add_argument("--baseline-rounds", type=int, help="rounds in a baseline (default: same)")
-    parser.add_argument("--trials", type=int, default=40)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--threads", type=int, help="default: all cores")
-    parser.add_argument("--threshold", type=float, default=0.10)
-    parser.add_argument("--alpha", type=float, default=0.05)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", help="write the results here")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("record", help="record pools: whole campaigns to the cap")
+    rec.add_argument("--runs", type=int, default=4)
+    rec.add_argument("--out", required=True)
+    rec.add_argument("--neighbour", action="store_true", help="a CPU-bound process beside it")
+    rec.add_argument("--judge-against", help="judge each run against this store instead")
+    sim = sub.add_parser("simulate", help="whole runs judged by the gate, resampled from pools")
+    sim.add_argument("--baseline", action="append", required=True, help="pool folder(s)")
+    sim.add_argument("--current", action="append", required=True, help="pool folder(s)")
+    sim.add_argument("--trials", type=int, default=400)
+    sim.add_argument("--batch-rounds", type=int, default=10)
+    sim.add_argument("--threshold", type=float)
+    sim.add_argument("--alpha", type=float)
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--json")
     args = parser.parse_args(argv)
-
-    import torch
-
-    from pytest_cxrperf.backends.base import get_backend_class
-    from pytest_cxrperf.backends.slowdown import SlowedRunner
-    from pytest_cxrperf.machine import cpu_count, fingerprint, library_versions
-    from pytest_cxrperf.model.loader import load_model
-    from pytest_cxrperf.model.study import load_studies
-
-    rounds_list = sorted({int(r) for r in args.rounds.split(",")})
-    most = max([*rounds_list, args.baseline_rounds or 0])
-    threads = args.threads or cpu_count()
-    torch.set_num_threads(threads)
-    reference = load_model(args.model)
-    inputs = reference.processor(load_studies(None)[0])
-    control = get_backend_class("eager")(threads=threads).prepare(reference, inputs)
-    if args.backend == "eager":
-        candidate = control
-    else:
-        candidate = get_backend_class(args.backend)(threads=threads).prepare(reference, inputs)
-    rng = random.Random(args.seed)
-
-    counts = {(n, mode, f): 0 for n in rounds_list for mode in MODES for f in FACTORS}
-    started = time.perf_counter()
-    for trial in range(args.trials):
-        base = measure(candidate, control, inputs, args.max_new_tokens, most, args.warmup)
-        order = list(FACTORS)
-        rng.shuffle(order)
-        for factor in order:
-            runner = candidate if factor == 1.0 else SlowedRunner(candidate, factor)
-            cur = measure(runner, control, inputs, args.max_new_tokens, most, args.warmup)
-            for n in rounds_list:
-                for mode in MODES:
-                    hit = judge_run(
-                        mode, base, cur, args.baseline_rounds or n, n, args.threshold, args.alpha
-                    )
-                    counts[(n, mode, factor)] += hit
-        elapsed = time.perf_counter() - started
-        print(f"trial {trial + 1}/{args.trials} ({elapsed:.0f} s)", file=sys.stderr, flush=True)
-
-    print(
-        f"gate accuracy: model {args.model}, backend {args.backend} vs eager control, "
-        f"{args.max_new_tokens} new tokens, {threads} threads, threshold {args.threshold:.0%}, "
-        f"alpha {args.alpha:g}, {args.trials} trials, machine {fingerprint(threads)}"
-    )
-    header = ["rounds", "check", "false alarm", "caught x1.10", "caught x1.25", "caught x1.50"]
-    rows = []
-    for n in rounds_list:
-        for mode in MODES:
-            rows.append(
-                [f"{n} vs {args.baseline_rounds or n}", mode]
-                + [
-                    f"{hits / args.trials:.0%} ({hits}/{args.trials})"
-                    for hits in (counts[(n, mode, f)] for f in FACTORS)
-                ]
-            )
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
-    for row in [header, ["-" * w for w in widths], *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(
-                {
-                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "command": " ".join(sys.argv),
-                    "machine": fingerprint(threads),
-                    "python": platform.python_version(),
-                    "libraries": library_versions(),
-                    "settings": vars(args),
-                    "results": [
-                        {
-                            "rounds": n,
-                            "check": mode,
-                            "factor": f,
-                            "regressed": counts[(n, mode, f)],
-                            "trials": args.trials,
-                        }
-                        for (n, mode, f) in counts
-                    ],
-                },
-                handle,
-                indent=2,
-            )
-    return 0
+    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    if args.command == "record":
+        return record(args, extra)
+    return simulate(args)
 
 
 if __name__ == "__main__":

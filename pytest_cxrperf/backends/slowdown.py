@@ -1,30 +1,101 @@
-"""A synthetic regression: wrap a runner so each generation takes ``factor`` times as long.
+"""A synthetic regression that is real work: ``eager+slow=1.1``, ``openvino+slow=1.1+stage=decode``.
 
-Used by backend specs such as ``eager+slow=1.25`` to prove that a gate catches a regression of that
-size on the runner at hand. The extra time is spent waiting (not computing), so it does not disturb
-whatever else runs, and stage timings are scaled by the same factor.
+Used to prove that the gate catches a regression of that size on the runner at hand, so it must be
+as hard to catch as a real one. The extra time is therefore *computation in the generating
+thread* (a fixed count of interpreter operations per stage), not a sleep: a contended CPU stretches
+it exactly as it stretches the backend's own work, and a CPU-time measure sees it.
+
+The amount is fixed once, by :meth:`SlowedRunner.calibrate`: the median time of each stage of the
+unslowed runner, times ``factor - 1``, converted to a number of burn iterations at this machine's
+measured rate. A real regression adds a fixed amount of work too; scaling the burn by each
+generation's own duration would instead make it track the machine's noise.
+
+``stage`` picks where the work goes: ``vision`` (image encoder), ``prefill`` (the prompt),
+``decode`` (every token step, each stretched by the factor), or None for all three.
 """
 
 from __future__ import annotations
 
+import copy
+import statistics
 import time
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch-free at import: settings.py reads STAGES
+    import torch
 
-from .base import Generation, Runner
-
-if TYPE_CHECKING:
     from ..model.processor import ModelInputs
+    from .base import Generation, Runner
+
+STAGES = ("vision", "prefill", "decode")
+_METHOD = {"vision": "_encode", "prefill": "_prefill", "decode": "_step"}
+
+
+def burn(iterations: int) -> int:
+    """Interpreter work in the calling thread: ``iterations`` multiply-add-mask steps."""
+    x = 0
+    for i in range(iterations):
+        x = (x * 31 + i) & 0xFFFFF
+    return x
+
+
+def burn_rate(repeats: int = 7, iterations: int = 200_000) -> float:
+    """Burn iterations per second on this machine (median of ``repeats`` timings)."""
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        burn(iterations)
+        rates.append(iterations / (time.perf_counter() - start))
+    return statistics.median(rates)
 
 
 class SlowedRunner:
-    def __init__(self, runner: Runner, factor: float) -> None:
+    """Wraps a runner so that a stage (or all of them) does ``factor`` times its work."""
+
+    def __init__(self, runner: Runner, factor: float, stage: str | None = None) -> None:
         if factor < 1.0:
             raise ValueError("a slowdown factor must be >= 1")
+        if stage is not None and stage not in STAGES:
+            raise ValueError(f"stage must be one of {', '.join(STAGES)}")
         self.inner = runner
         self.factor = factor
+        self.stage = stage
+        self.iterations: dict[str, int] = {}  # stage -> burn iterations per call
+        self._staged: Any = None  # a copy of the inner runner with burning stage methods
+        self._whole_generation = 0  # burn after generate() (runners without stage methods)
+
+    @property
+    def per_stage(self) -> bool:
+        return all(hasattr(self.inner, m) for m in _METHOD.values())
+
+    def calibrate(self, inputs: ModelInputs, max_new_tokens: int, repeats: int = 5) -> None:
+        """Measure the unslowed stages and fix the work to add (call once, before timing)."""
+        timings = []
+        for _ in range(repeats + 1):
+            timings.append(self.inner.generate(inputs, max_new_tokens, force_length=True).timings)
+        timings = timings[1:]  # the first is a warm-up
+        rate = burn_rate()
+        extra = self.factor - 1.0
+        seconds = {
+            "vision": statistics.median(t.vision_s for t in timings),
+            "prefill": statistics.median(t.prefill_s for t in timings),
+            "decode": statistics.median(t.per_token_s for t in timings),
+        }
+        stages = STAGES if self.stage is None else (self.stage,)
+        if not self.per_stage:
+            if self.stage is not None:
+                raise ValueError(
+                    f"{type(self.inner).__name__} has no separate stages: stage={self.stage} "
+                    "needs a runner built on GreedyLoop; use slow=F alone"
+                )
+            whole = statistics.median(t.total_s for t in timings)
+            self._whole_generation = round(extra * whole * rate)
+            return
+        self.iterations = {s: round(extra * seconds[s] * rate) for s in stages}
+        staged = copy.copy(self.inner)  # shares the model; only the stage methods differ
+        for stage, count in self.iterations.items():
+            setattr(staged, _METHOD[stage], _burning(getattr(self.inner, _METHOD[stage]), count))
+        self._staged = staged
 
     def generate(
         self,
@@ -34,15 +105,24 @@ class SlowedRunner:
         force_length: bool = False,
         return_logits: bool = False,
     ) -> Generation:
-        start = time.perf_counter()
-        result = self.inner.generate(
+        if self._staged is None and not self._whole_generation:
+            self.calibrate(inputs, max_new_tokens)
+        runner = self._staged or self.inner
+        result = runner.generate(
             inputs, max_new_tokens, force_length=force_length, return_logits=return_logits
         )
-        elapsed = time.perf_counter() - start
-        deadline = start + elapsed * self.factor
-        while (remaining := deadline - time.perf_counter()) > 0:
-            time.sleep(remaining)
-        return replace(result, timings=result.timings.scaled(self.factor))
+        if self._whole_generation:
+            burn(self._whole_generation)
+        return result
 
     def score(self, inputs: ModelInputs, target_ids: list[int]) -> torch.Tensor:
         return self.inner.score(inputs, target_ids)
+
+
+def _burning(method: Any, iterations: int) -> Any:
+    def slowed(*args: Any, **kwargs: Any) -> Any:
+        result = method(*args, **kwargs)
+        burn(iterations)
+        return result
+
+    return slowed

@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CxrPerfError
-from .decision import Timings
+from .decision import CONTROL_EAGER, CONTROL_PROBE, Timings
 
 SCHEMA = "pytest-cxrperf/latency-baseline"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: eager is timed against the machine probe; control, environment recorded
+READABLE_VERSIONS = (1, 2)  # a version-1 file reads, and is judged incomparable where it lacks
 LOCK_NAME = ".cxrperf.lock"
 REFERENCE_BACKEND = "eager"
 
@@ -59,7 +60,9 @@ class Baseline:
     model: str
     fingerprint: str
     samples_s: tuple[float, ...]
-    control_samples_s: tuple[float, ...] | None  # interleaved eager fp32; None for eager itself
+    # the control's seconds in the same rounds: eager fp32, or the machine probe for eager itself
+    # (None in version-1 files, where eager had no control)
+    control_samples_s: tuple[float, ...] | None
     new_tokens: int
     threads: int
     rounds: int
@@ -70,6 +73,9 @@ class Baseline:
     libraries: Mapping[str, str] = field(default_factory=dict)
     stage_medians_s: Mapping[str, float] = field(default_factory=dict)
     model_info: Mapping[str, Any] = field(default_factory=dict)
+    control: str = CONTROL_EAGER  # what control_samples_s timed: "eager" or "probe"
+    probe_repeats: int | None = None  # the machine probe's size (eager only)
+    environment: str = ""  # library versions' id (machine.environment_id)
 
     @property
     def relpath(self) -> Path:
@@ -82,6 +88,8 @@ class Baseline:
             fingerprint=self.fingerprint,
             new_tokens=self.new_tokens,
             is_reference=self.backend == REFERENCE_BACKEND,
+            environment=self.environment,
+            control=self.control,
         )
 
     @property
@@ -95,7 +103,7 @@ class Baseline:
         """Median eager control / median backend (higher is faster); None for eager itself."""
         import statistics
 
-        if not self.control_samples_s:
+        if not self.control_samples_s or self.control != CONTROL_EAGER:
             return None
         return statistics.median(self.control_samples_s) / self.median_s
 
@@ -109,6 +117,7 @@ class Baseline:
             "backend": self.backend,
             "model": self.model,
             "fingerprint": self.fingerprint,
+            "environment": self.environment,
             "created": self.created,
             "precision": self.precision,
             "settings": {
@@ -121,6 +130,8 @@ class Baseline:
             "speedup_vs_eager": round(self.speedup, 4) if self.speedup is not None else None,
             "stage_medians_s": {k: round(float(v), 7) for k, v in self.stage_medians_s.items()},
             "samples_s": rounded(self.samples_s),
+            "control": self.control,
+            "probe_repeats": self.probe_repeats,
             "control_samples_s": (
                 rounded(self.control_samples_s) if self.control_samples_s is not None else None
             ),
@@ -144,7 +155,7 @@ class Baseline:
         if data.get("schema") != SCHEMA:
             raise bad(f"not a pytest-cxrperf latency baseline (schema {data.get('schema')!r})")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise bad(
                 f"schema_version {version!r}, this pytest-cxrperf reads version {SCHEMA_VERSION}"
             )
@@ -157,9 +168,17 @@ class Baseline:
                 not isinstance(value, list)
                 or not value
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-                or not all(v > 0 for v in value)
             ):
                 raise bad(f"{key!r} must be a non-empty list of positive seconds")
+            import math
+
+            shortest = 1e-6  # json reads Infinity and NaN; 1e-300 s is no measurement
+            for v in value:
+                if not math.isfinite(v) or v < shortest:
+                    raise bad(
+                        f"{key!r} holds {v!r}; every sample must be finite, positive seconds, "
+                        f"at least {shortest:g}"
+                    )
             return tuple(float(v) for v in value)
 
         try:
@@ -174,6 +193,14 @@ class Baseline:
             for key in ("backend", "model", "fingerprint"):
                 if not isinstance(data[key], str) or not data[key]:
                     raise bad(f"{key!r} must be a non-empty string")
+            control_kind = data.get("control") or CONTROL_EAGER
+            if control_kind not in (CONTROL_EAGER, CONTROL_PROBE):
+                raise bad(f"'control' must be {CONTROL_EAGER!r} or {CONTROL_PROBE!r}")
+            probe_repeats = data.get("probe_repeats")
+            if probe_repeats is not None and (
+                not isinstance(probe_repeats, int) or probe_repeats < 1
+            ):
+                raise bad("'probe_repeats' must be a positive integer")
             return cls(
                 backend=data["backend"],
                 model=data["model"],
@@ -190,6 +217,9 @@ class Baseline:
                 libraries=dict(data.get("libraries") or {}),
                 stage_medians_s=dict(data.get("stage_medians_s") or {}),
                 model_info=dict(data.get("model_info") or {}),
+                control=control_kind,
+                probe_repeats=probe_repeats,
+                environment=str(data.get("environment") or ""),
             )
         except KeyError as exc:
             raise bad(f"missing key {exc.args[0]!r}") from None

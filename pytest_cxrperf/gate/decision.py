@@ -1,202 +1,233 @@
-"""The latency gate's decision: is the current run slower than its baseline, beyond doubt?
+"""The latency gate's decision: regressed, unchanged, improved, or not yet known.
 
-A backend **regresses** only when both hold:
+**What is compared.** Absolute seconds are not: on a shared runner the same code ran 34 ms and
+57 ms a minute apart, and runners of one type differed by 68 %. Every backend is judged by a
+*ratio to an in-run control* measured in the same interleaved rounds: a non-reference backend by
+its time over eager fp32's (its speedup), eager fp32 itself by its time over a fixed machine-speed
+probe (:mod:`pytest_cxrperf.probe`). A slower machine slows both halves and the ratio stays put;
+a slower backend moves it. Absolute seconds are shown beside it (same machine and environment
+only) but never decide.
 
-* the effect is past the threshold: median(current) / median(baseline) > 1 + threshold
-  (default 10 %, per-backend overrides in ini), and
-* it is statistically significant on the raw samples: a one-sided Mann-Whitney U test (current
-  slower than baseline) gives p < alpha (default 0.05).
+**Batch means.** The rounds of a run are cut into batches of consecutive rounds, and each batch
+gives one statistic: log(median backend time / median control time). Machine speed drifts over
+tens of seconds, so single rounds are not independent draws; batch statistics nearly are, and
+their spread (pooled over the baseline's batches and this run's) measures the noise *including*
+that drift. The change is the difference of the two sides' mean batch statistics, with a
+t interval.
 
-**Improved** is the mirror image (ratio < 1 / (1 + threshold) and the U test the other way).
-asv decides the same way (an effect-size factor and a test on raw samples); comparing one mean with
-another, as ``--benchmark-compare-fail`` does, cries wolf whenever a neighbour steals the cores.
+**Three-way, sequential.** With T = log(1 + threshold), at each planned look:
 
-Why the U test: it is a rank test, so one 28 s outlier among 4 s runs counts as "one slower sample"
-and no more; it assumes nothing about the shape of the timing distribution; its false-alarm rate is
-at most alpha when nothing changed and the runs are exchangeable (the threshold lowers it further).
-A percentile bootstrap interval of the median ratio (seeded) is reported to show the uncertainty.
+* regressed  - the interval lies wholly above T/2 (surely more than half the threshold slower);
+* improved   - wholly below -T/2;
+* unchanged  - wholly inside (-T, T) (surely less than the threshold either way);
+* not yet known - anything else: the campaign measures more batches, up to its cap, and a run
+  that ends there says so instead of guessing.
 
-Two checks, each deciding as above:
-
-* **absolute**: the backend's samples against the baseline's, only when the baseline was recorded
-  on a machine with the same fingerprint (a different CPU makes absolute times meaningless);
-* **relative**: per-round ratios backend / eager-control against the baseline's ratios. The eager
-  fp32 control runs just before each timed round (interleaved pairs), so a machine-wide slowdown
-  slows both halves of a pair and cancels; this is the check that carries a baseline to another
-  runner. It does not apply to the reference backend itself (eager over eager is 1).
-
-When both apply, an absolute change counts unless the in-run eager control moved the same way
-significantly: then the whole machine was slower (or faster) and the relative check speaks for the
-backend. The reference backend has only the absolute check, so gate it on a quiet runner or give it
-a larger threshold.
-
-False alarms: alpha bounds them only while runs are exchangeable. Between runs the machine drifts,
-which the threshold must absorb. scripts/gate_accuracy.py measured on a shared 2-core runner (tiny
-model, 32 tokens, 10 rounds each side, threshold 10 %): 0-3 % false alarms for the combined check,
-5-17 % for the absolute check alone (30 % with all cores oversubscribed by other jobs). With a
-20-round baseline, a 25 % slowdown was caught in 40 of 40 trials.
+Each interval is at level 1 - alpha / (looks x backends) (Bonferroni over the planned looks and
+the run's backends), so the chance that *any* backend of a run is wrongly failed stays below
+alpha (default 1 %), however many looks were taken. The same bound applies to calling a
+slowdown of the full threshold "unchanged". Slowdowns between T/2 and T are the indifference zone:
+either verdict is acceptable there. Chromium's Pinpoint answers "different / same / unknown" in the
+same spirit, and asv judges on raw samples with an effect-size factor.
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .stats import mann_whitney_u, median_ratio_interval
+from .stats import t_quantile
 
 DEFAULT_THRESHOLD = 0.10
-DEFAULT_ALPHA = 0.05
+DEFAULT_ALPHA = 0.01
 MISSING_POLICIES = ("warn", "fail")
+UNKNOWN_POLICIES = ("warn", "fail")
+MIN_BATCHES = 3  # per side: fewer cannot bound the noise
 
-REGRESSED, IMPROVED, UNCHANGED = "regressed", "improved", "unchanged"
+REGRESSED, IMPROVED, UNCHANGED, UNKNOWN = "regressed", "improved", "unchanged", "not yet known"
+# verdict statuses beyond the comparison's
+OK, MISSING, INCOMPARABLE, ERROR, UPDATED = "ok", "no baseline", "incomparable", "error", "updated"
+
+CONTROL_EAGER, CONTROL_PROBE = "eager", "probe"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """When the gate looks and how often: batches of ``batch_rounds`` rounds; looks after
+    3, 6, 12, 24, ... batches (each look doubles the data), and at ``max_batches``."""
+
+    batch_rounds: int
+    max_batches: int
+    backends: int = 1  # how many backends share the run's false-alarm budget
+    threshold: float = DEFAULT_THRESHOLD
+    alpha: float = DEFAULT_ALPHA
+
+    def looks(self) -> list[int]:
+        """Batch counts at which the decision is taken (the last one is the cap)."""
+        if self.max_batches < MIN_BATCHES:
+            return []
+        looks, k = [], MIN_BATCHES
+        while k < self.max_batches:
+            looks.append(k)
+            k *= 2
+        return [*looks, self.max_batches]
+
+    @property
+    def alpha_each(self) -> float:
+        """The error level of one interval: alpha split over every look and backend."""
+        return self.alpha / (max(1, len(self.looks())) * max(1, self.backends))
+
+
+def batch_statistics(
+    samples: Sequence[float], controls: Sequence[float], batch_rounds: int
+) -> list[float]:
+    """Per full batch of consecutive rounds: the median of the rounds' log(sample / control).
+
+    Measured on recorded runs here, the median of per-round log ratios varied less from batch to
+    batch than the ratio of the two medians, or of lower quantiles or minima."""
+    n = min(len(samples), len(controls)) // batch_rounds * batch_rounds
+    logs = [math.log(s / c) for s, c in zip(samples[:n], controls[:n], strict=True)]
+    return [statistics.median(logs[i : i + batch_rounds]) for i in range(0, n, batch_rounds)]
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """One check: current samples against baseline samples."""
+    """One check of the current run against its baseline, in ratio terms (> 1 is slower)."""
 
-    kind: str  # "absolute" (seconds), "relative" (backend / eager control), "control" (eager)
-    baseline_median: float
+    kind: str  # "relative" (decides) or "absolute" (seconds, shown only)
+    control: str | None  # what the ratio is taken over: "eager", "probe"; None for absolute
+    baseline_median: float  # median ratio (or seconds) of the baseline
     current_median: float
-    ratio: float  # current / baseline medians: > 1 is slower
-    interval: tuple[float, float] | None  # bootstrap interval of the ratio
-    p_slower: float  # one-sided U test: current slower than baseline
-    p_faster: float
-    n_baseline: int
+    ratio: float  # exp(mean batch statistic difference): current / baseline
+    interval: tuple[float, float] | None  # of the ratio, at the plan's per-look level
+    n_baseline: int  # rounds
     n_current: int
-    status: str  # regressed | improved | unchanged
+    batches: tuple[int, int]  # (baseline, current)
+    status: str  # regressed | improved | unchanged | not yet known
 
     @property
     def change(self) -> float:
         return self.ratio - 1.0
 
     def describe(self) -> str:
-        unit = "s" if self.kind in ("absolute", "control") else "x eager time"
-        interval = (
-            f" [{self.interval[0]:.3f}, {self.interval[1]:.3f}]"
-            if self.interval is not None
-            else ""
-        )
-        p = self.p_slower if self.ratio >= 1 else self.p_faster
+        if self.kind == "absolute":
+            unit, what = "s", "absolute (shown, not judged)"
+        else:
+            unit = "x eager time" if self.control == CONTROL_EAGER else "x probe time"
+            control = "eager fp32 control" if self.control == CONTROL_EAGER else "machine probe"
+            what = f"relative to the {control}"
+        interval = f" [{self.interval[0]:.3f}, {self.interval[1]:.3f}]" if self.interval else ""
         way = "slower" if self.ratio >= 1 else "faster"
         return (
-            f"{self.kind}: baseline {self.baseline_median:.4g} {unit} (n={self.n_baseline}) -> "
-            f"current {self.current_median:.4g} {unit} (n={self.n_current}), ratio "
-            f"{self.ratio:.3f}{interval}, {abs(self.change):.1%} {way}, p={p:.3g}"
+            f"{what}: baseline {self.baseline_median:.4g} {unit} (n={self.n_baseline}) -> "
+            f"current {self.current_median:.4g} {unit} (n={self.n_current}, "
+            f"{self.batches[1]} batches vs {self.batches[0]}), ratio {self.ratio:.3f}{interval}, "
+            f"{abs(self.change):.1%} {way}"
         )
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
+            "control": self.control,
             "status": self.status,
             "baseline_median": self.baseline_median,
             "current_median": self.current_median,
             "ratio": self.ratio,
             "interval": list(self.interval) if self.interval is not None else None,
-            "p_slower": self.p_slower,
-            "p_faster": self.p_faster,
             "n_baseline": self.n_baseline,
             "n_current": self.n_current,
+            "batches": list(self.batches),
         }
 
 
-def compare_samples(
-    kind: str,
-    baseline: Sequence[float],
-    current: Sequence[float],
-    threshold: float = DEFAULT_THRESHOLD,
-    alpha: float = DEFAULT_ALPHA,
-    *,
-    interval: bool = True,
-    seed: int = 0,
-) -> Comparison:
-    import statistics
-
-    test = mann_whitney_u(current, baseline)
-    base_median = statistics.median(baseline)
-    cur_median = statistics.median(current)
-    ratio = cur_median / base_median if base_median > 0 else float("inf")
-    if ratio > 1.0 + threshold and test.p_greater < alpha:
-        status = REGRESSED
-    elif ratio < 1.0 / (1.0 + threshold) and test.p_less < alpha:
-        status = IMPROVED
-    else:
-        status = UNCHANGED
-    return Comparison(
-        kind=kind,
-        baseline_median=base_median,
-        current_median=cur_median,
-        ratio=ratio,
-        interval=median_ratio_interval(current, baseline, seed=seed) if interval else None,
-        p_slower=test.p_greater,
-        p_faster=test.p_less,
-        n_baseline=len(baseline),
-        n_current=len(current),
-        status=status,
+def compare_batches(
+    baseline: Sequence[float], current: Sequence[float], threshold: float, alpha_each: float
+) -> tuple[float, tuple[float, float] | None, str]:
+    """The change (ratio), its interval and the three-way status, from batch statistics."""
+    m, k = len(baseline), len(current)
+    if m < 1 or k < 1:
+        raise ValueError("both sides need at least one batch")
+    difference = statistics.fmean(current) - statistics.fmean(baseline)
+    df = m + k - 2
+    if (m < 2 and k < 2) or df < 1:
+        return math.exp(difference), None, UNKNOWN
+    squares = sum((x - statistics.fmean(baseline)) ** 2 for x in baseline) + sum(
+        (x - statistics.fmean(current)) ** 2 for x in current
     )
+    se = math.sqrt(squares / df * (1.0 / m + 1.0 / k))
+    half = t_quantile(1.0 - alpha_each, df) * se
+    low, high = difference - half, difference + half
+    top = math.log1p(threshold)
+    if low > top / 2:
+        status = REGRESSED
+    elif high < -top / 2:
+        status = IMPROVED
+    elif low > -top and high < top:
+        status = UNCHANGED
+    else:
+        status = UNKNOWN
+    return math.exp(difference), (math.exp(low), math.exp(high)), status
 
 
 @dataclass(frozen=True)
 class Timings:
-    """What the gate needs of a run (or of a stored baseline)."""
+    """What the gate needs of a run (or of a stored baseline): per-round seconds of the backend
+    and of its control in the same rounds (eager fp32, or the machine probe for eager itself)."""
 
     samples_s: Sequence[float]
-    control_samples_s: Sequence[float] | None  # None for the reference backend itself
+    control_samples_s: Sequence[float] | None
     fingerprint: str
     new_tokens: int
-    is_reference: bool = False  # the eager fp32 reference: its speedup over itself is 1
+    is_reference: bool = False
+    environment: str = ""
+    control: str = CONTROL_EAGER
 
     def ratios(self) -> list[float] | None:
-        if self.control_samples_s is None:
-            return [1.0] * len(self.samples_s) if self.is_reference else None
+        if not self.control_samples_s:
+            return None
         return [s / c for s, c in zip(self.samples_s, self.control_samples_s, strict=True)]
-
-
-# verdict statuses
-OK, MISSING, INCOMPARABLE, ERROR, UPDATED = "ok", "no baseline", "incomparable", "error", "updated"
 
 
 @dataclass(frozen=True)
 class Verdict:
     backend: str
-    status: str  # ok | regressed | improved | no baseline | incomparable | error | updated
+    status: str  # ok | regressed | improved | not yet known | no baseline | incomparable | ...
     failed: bool
     threshold: float = DEFAULT_THRESHOLD
     alpha: float = DEFAULT_ALPHA
     baseline_path: str | None = None
     absolute: Comparison | None = None
     relative: Comparison | None = None
-    control: Comparison | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def final(self) -> bool:
+        """Is more measuring pointless? Everything but "not yet known" is."""
+        return self.status != UNKNOWN
 
     @property
     def warning(self) -> bool:
         """A status the user should see even though the test passes."""
-        return not self.failed and self.status in (MISSING, INCOMPARABLE, ERROR)
+        return not self.failed and self.status in (MISSING, INCOMPARABLE, ERROR, UNKNOWN)
 
     @property
     def comparisons(self) -> list[Comparison]:
-        return [c for c in (self.relative, self.absolute, self.control) if c is not None]
+        return [c for c in (self.relative, self.absolute) if c is not None]
 
     def short(self) -> str:
         """The summary table's verdict column."""
-        if self.status in (REGRESSED, IMPROVED):
-            deciding = self.deciding()
+        if self.status in (REGRESSED, IMPROVED) and self.relative is not None:
             text = self.status.upper() if self.failed else self.status
-            if deciding is not None:
-                text += f" {deciding.change:+.0%} ({deciding.kind})"
-            return text
-        if self.status == OK:
-            kinds = "+".join(c.kind for c in (self.relative, self.absolute) if c is not None)
-            return f"ok ({kinds})" if kinds else "ok"
+            return f"{text} {self.relative.change:+.0%}"
+        if self.status == OK and self.relative is not None:
+            return f"ok {self.relative.change:+.0%}"
+        if self.status == UNKNOWN and self.relative is not None:
+            text = "NOT YET KNOWN" if self.failed else "not yet known"
+            return f"{text} {self.relative.change:+.0%}"
         return self.status.upper() if self.failed else self.status
-
-    def deciding(self) -> Comparison | None:
-        for c in (self.relative, self.absolute):
-            if c is not None and c.status == self.status:
-                return c
-        return None
 
     @property
     def message(self) -> str:
@@ -204,6 +235,7 @@ class Verdict:
             REGRESSED: "latency regression",
             IMPROVED: "latency improved",
             OK: "latency unchanged",
+            UNKNOWN: "latency change not yet known (the evidence stayed unclear up to the cap)",
             MISSING: "no latency baseline",
             INCOMPARABLE: "no comparable latency baseline",
             ERROR: "latency baseline unusable",
@@ -225,7 +257,6 @@ class Verdict:
             "baseline": self.baseline_path,
             "absolute": self.absolute.as_dict() if self.absolute else None,
             "relative": self.relative.as_dict() if self.relative else None,
-            "control": self.control.as_dict() if self.control else None,
             "notes": list(self.notes),
         }
 
@@ -234,30 +265,26 @@ def judge(
     backend: str,
     current: Timings,
     baseline: Timings | None,
+    plan: Plan,
     *,
-    threshold: float = DEFAULT_THRESHOLD,
-    alpha: float = DEFAULT_ALPHA,
+    final: bool = True,
     missing: str = "warn",
+    unknown: str = "warn",
     fail_on_improvement: bool = False,
     baseline_path: str | None = None,
-    interval: bool = True,
 ) -> Verdict:
-    """Decide one backend. ``missing`` is the policy for no (comparable) baseline: warn | fail."""
+    """Decide one backend at one look. ``final``: no more batches will come (the cap, or the
+    time budget, was reached), so "not yet known" is the answer rather than a reason to go on.
+    ``missing`` / ``unknown``: the policy (warn | fail) for no comparable baseline and for an
+    answer that stayed unclear."""
     if missing not in MISSING_POLICIES:
         raise ValueError(f"missing-baseline policy must be one of {MISSING_POLICIES}")
+    threshold, alpha = plan.threshold, plan.alpha
 
-    def verdict(
-        status: str,
-        failed: bool,
-        notes: Sequence[str],
-        absolute: Comparison | None = None,
-        relative: Comparison | None = None,
-        control: Comparison | None = None,
-    ) -> Verdict:
+    def verdict(status: str, failed: bool, notes: Sequence[str], **checks: Any) -> Verdict:
         return Verdict(
-            backend, status, failed, threshold, alpha, baseline_path,
-            absolute, relative, control, tuple(notes),
-        )  # fmt: skip
+            backend, status, failed, threshold, alpha, baseline_path, notes=tuple(notes), **checks
+        )
 
     if baseline is None:
         hint = "record one with --cxr-update-baselines (or `cxrperf baselines refresh`)"
@@ -269,66 +296,78 @@ def judge(
             f"{baseline.new_tokens} or refresh the baseline"
         )
         return verdict(INCOMPARABLE, missing == "fail", [hint])
+    if baseline.control != current.control or baseline.ratios() is None:
+        hint = (
+            f"the baseline's rounds were timed against {baseline.control or 'no control'}, this "
+            f"run's against {current.control}: refresh it with --cxr-update-baselines"
+        )
+        return verdict(INCOMPARABLE, missing == "fail", [hint])
+    size = plan.batch_rounds
+    base_ratios, cur_ratios = baseline.ratios(), current.ratios()
+    assert base_ratios is not None and cur_ratios is not None
+    base_stats = batch_statistics(baseline.samples_s, baseline.control_samples_s or (), size)
+    if len(base_stats) < MIN_BATCHES:
+        hint = (
+            f"the baseline holds {len(baseline.samples_s)} rounds, {len(base_stats)} batches of "
+            f"{size}: the gate needs {MIN_BATCHES} batches ({MIN_BATCHES * size} rounds) to "
+            "bound the noise; refresh it with --cxr-update-baselines"
+        )
+        return verdict(INCOMPARABLE, missing == "fail", [hint])
+    cur_stats = batch_statistics(current.samples_s, current.control_samples_s or (), size)
     notes: list[str] = []
-    same_machine = baseline.fingerprint == current.fingerprint
-    absolute = relative = control = None
-    if same_machine:
-        absolute = compare_samples(
-            "absolute", baseline.samples_s, current.samples_s, threshold, alpha, interval=interval
+    if not cur_stats:
+        ratio, interval, status = 1.0, None, UNKNOWN
+        notes.append(f"fewer than {size} rounds measured: no batch to judge")
+    else:
+        ratio, interval, status = compare_batches(base_stats, cur_stats, threshold, plan.alpha_each)
+    relative = Comparison(
+        kind="relative",
+        control=current.control,
+        baseline_median=statistics.median(base_ratios),
+        current_median=statistics.median(cur_ratios) if cur_ratios else float("nan"),
+        ratio=ratio,
+        interval=interval,
+        n_baseline=len(base_ratios),
+        n_current=len(cur_ratios),
+        batches=(len(base_stats), len(cur_stats)),
+        status=status,
+    )
+    absolute = None
+    same_place = (
+        baseline.fingerprint == current.fingerprint and baseline.environment == current.environment
+    )
+    if same_place and current.samples_s:
+        base_median = statistics.median(baseline.samples_s)
+        cur_median = statistics.median(current.samples_s)
+        absolute = Comparison(
+            "absolute", None, base_median, cur_median, cur_median / base_median, None,
+            len(baseline.samples_s), len(current.samples_s), (0, 0), "shown",
+        )  # fmt: skip
+    elif baseline.fingerprint != current.fingerprint:
+        notes.append(
+            f"baseline from another machine ({baseline.fingerprint}; this is "
+            f"{current.fingerprint}): judged by the ratio to the in-run control"
         )
     else:
         notes.append(
-            f"foreign machine: the baseline was recorded on {baseline.fingerprint}, this is "
-            f"{current.fingerprint}: absolute check skipped, relative check used"
+            "baseline from another environment (library versions): judged by the ratio to the "
+            "in-run control; absolute seconds not shown"
         )
-    current_ratios, baseline_ratios = current.ratios(), baseline.ratios()
-    if not current.is_reference and current_ratios is not None and baseline_ratios is not None:
-        relative = compare_samples(
-            "relative", baseline_ratios, current_ratios, threshold, alpha, interval=interval
-        )
-        if baseline.control_samples_s is None:
-            notes.append("relative check against the reference's own speedup (1 by definition)")
-        elif same_machine and current.control_samples_s is not None:
-            control = compare_samples(
-                "control",
-                baseline.control_samples_s,
-                current.control_samples_s,
-                threshold,
-                alpha,
-                interval=False,
-            )
-    elif not current.is_reference:
-        notes.append("relative check skipped: no interleaved eager control samples on one side")
-    if absolute is None and relative is None:
-        notes.append(
-            "the reference backend has only the absolute check, which needs a baseline from this "
-            "machine: record one with --cxr-update-baselines"
-            if current.is_reference
-            else "no check applies: record a baseline here with --cxr-update-baselines"
-        )
-        return verdict(INCOMPARABLE, missing == "fail", notes)
-    counted = [c for c in (relative, absolute) if c is not None]
-    if absolute is not None and relative is not None and control is not None:
-        shifted = absolute.status != UNCHANGED and absolute.status != relative.status
-        same_way = (absolute.status == REGRESSED and control.p_slower < alpha) or (
-            absolute.status == IMPROVED and control.p_faster < alpha
-        )
-        if shifted and same_way:
-            counted.remove(absolute)
-            notes.append(
-                f"the absolute change is not counted: the eager control in this run moved "
-                f"{control.change:+.1%} too (p={min(control.p_slower, control.p_faster):.3g}), "
-                "so the whole machine was slower or faster; the relative check decides"
-            )
-    statuses = {c.status for c in counted}
-    if REGRESSED in statuses:
-        status, failed = REGRESSED, True
-    elif IMPROVED in statuses:
-        status, failed = IMPROVED, fail_on_improvement
+    if status == REGRESSED:
+        return verdict(REGRESSED, True, notes, absolute=absolute, relative=relative)
+    if status == IMPROVED:
         if fail_on_improvement:
             notes.append(
                 "--cxr-fail-on-improvement: refresh the baseline with --cxr-update-baselines"
             )
-    else:
-        status, failed = OK, False
-    return verdict(status, failed, notes, absolute, relative, control)
+        return verdict(IMPROVED, fail_on_improvement, notes, absolute=absolute, relative=relative)
+    if status == UNCHANGED:
+        return verdict(OK, False, notes, absolute=absolute, relative=relative)
+    if final:
+        notes.append(
+            "the interval still straddles a decision bound: rerun, raise --cxr-rounds or "
+            "--cxr-time-budget, or quiet the machine (--cxr-unknown=fail makes this fail)"
+        )
+    return verdict(
+        UNKNOWN, final and unknown == "fail", notes, absolute=absolute, relative=relative
+    )

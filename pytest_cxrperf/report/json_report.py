@@ -31,7 +31,8 @@ def build_report(session: CxrSession) -> dict[str, Any]:
                 stdev_s=summary.stdev,
                 median_s=summary.median,
                 control_samples_s=result.control_samples_s,
-                speedup_vs_eager=speedup_vs_eager(result.control_samples_s, result.samples_s),
+                control=result.control,
+                speedup_vs_eager=speedup_vs_eager(result),
                 stage_medians_s=stage_medians(result.stages),
             )
         entry["prepare_s"] = result.prepare_seconds
@@ -61,11 +62,27 @@ def build_report(session: CxrSession) -> dict[str, Any]:
             "thresholds": dict(settings.thresholds),
             "alpha": settings.alpha,
             "missing_baseline": settings.missing_baseline,
+            "unknown": settings.unknown,
+            "time_budget_s": settings.time_budget_s,
+            "batch_rounds": session.latency_plan.batch_rounds if session.latency_plan else None,
         },
         "backends": backends,
         "unavailable": {r.label: r.availability.reason for r in session.unavailable},
         "notices": session.notices,
     }
+
+
+def default_file_mode() -> int:
+    """The mode ``open(path, "w")`` would give a new file: 0o666 less the process umask."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)  # no /proc: read it by setting it (and put it back at once)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -78,6 +95,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, default_file_mode())  # mkstemp makes 0600; a report is for everyone to read
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

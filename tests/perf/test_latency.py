@@ -1,19 +1,22 @@
-"""Latency of each selected backend: fixed-length generation, timed through pytest-benchmark, then
-judged against the stored baseline (or stored, with --cxr-update-baselines)."""
+"""Latency of each selected backend: fixed-length generation, measured by the session's
+interleaved campaign (every backend together, each against its in-run control), then judged
+against the stored baseline (or stored, with --cxr-update-baselines)."""
 
 import warnings
 
 import pytest
 
+from pytest_cxrperf.benchmark_adapter import record_samples
 from pytest_cxrperf.gate.baselines import BaselineWarning
 
 
 @pytest.mark.cxr_latency
-def test_latency(benchmark, cxr_backend, cxr_session):
-    result = cxr_session.measure_latency(cxr_backend, benchmark)
-    assert len(result.samples_s) == cxr_session.settings.rounds
-    assert all(s > 0 for s in result.samples_s)
-    verdict = cxr_session.gate_latency(cxr_backend)
+def test_latency(request, cxr_backend, cxr_session):
+    result = cxr_session.latency(cxr_backend)
+    assert result.samples_s and all(s > 0 for s in result.samples_s)
+    if request.config.pluginmanager.hasplugin("benchmark"):  # --benchmark-json and friends
+        record_samples(request.getfixturevalue("benchmark"), result)
+    verdict = result.gate
     if verdict.failed:
         pytest.fail(verdict.message, pytrace=False)
     if verdict.warning:

@@ -52,4 +52,4 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-FAST = ["--cxr-rounds=2", "--cxr-warmup=0", "--cxr-max-new-tokens=40", "-p", "no:cacheprovider"]
+FAST = ["--cxr-rounds=3", "--cxr-warmup=0", "--cxr-max-new-tokens=40", "-p", "no:cacheprovider"]

@@ -2,10 +2,9 @@
 
 Timing on a shared machine is noisy, so no test here depends on absolute speed: baselines are
 recorded in the same test seconds before they are used, the backend under test is a "twin" of
-eager fp32 (so the interleaved relative check applies), and a synthetic 1.5x slowdown is far beyond
-the noise on every round. The unchanged-passes test uses a 30% threshold: it checks the plumbing
-(stored, found, judged, reported, exit 0); the false-alarm rate at 10% is measured by
-scripts/gate_accuracy.py, not asserted by a timed test.
+eager fp32 (so its ratio to the eager control is about 1), and synthetic slowdowns (CPU work in
+the generating thread) are far beyond the noise. The false-alarm and detection rates at 10 % are
+measured by scripts/gate_accuracy.py, not asserted by a timed test.
 """
 
 import json
@@ -29,13 +28,16 @@ class TwinBackend(Backend):
         return TorchRunner(reference.model, reference.processor)
 '''
 
-# one thread: the fingerprint is predictable and the two cores are not fought over
+# one thread: the fingerprint is predictable and the two cores are not fought over; batches of
+# 5 rounds, at most 24 batches or 40 s per campaign
 GATE = [
     "-m",
     "cxr_latency",
     "--cxr-model=tiny",
     "--cxr-threads=1",
-    "--cxr-rounds=10",
+    "--cxr-rounds=120",
+    "--cxr-batch-rounds=5",
+    "--cxr-time-budget=40",
     "--cxr-warmup=1",
     "--cxr-max-new-tokens=8",
     "-p",
@@ -86,29 +88,35 @@ def test_missing_baseline_warns_by_default_and_fails_when_strict(gate):
 
 def test_refresh_then_unchanged_passes_and_a_slowdown_fails(gate):
     first = record(gate)
-    first.stdout.fnmatch_lines(["baselines written under *", "*new*"])
-    first.stdout.fnmatch_lines([f"eager *new*{FP}/tiny/eager.json*"])
-    first.stdout.fnmatch_lines([f"twin *new*{FP}/tiny/twin.json*"])
+    first.stdout.fnmatch_lines(["baselines written under *"])
+    first.stdout.fnmatch_lines([f"eager *{FP}/tiny/eager.json*"])
+    first.stdout.fnmatch_lines([f"twin *{FP}/tiny/twin.json*"])
     data = json.loads(stored(gate, "twin").read_text())
-    assert data["schema_version"] == 1 and data["settings"]["new_tokens"] == 8
-    assert len(data["samples_s"]) == len(data["control_samples_s"]) == 10
-    assert json.loads(stored(gate, "eager").read_text())["control_samples_s"] is None
+    assert data["schema_version"] == 2 and data["settings"]["new_tokens"] == 8
+    assert data["control"] == "eager" and data["environment"].startswith("py")
+    assert len(data["samples_s"]) == len(data["control_samples_s"]) >= 15
+    eager = json.loads(stored(gate, "eager").read_text())
+    assert eager["control"] == "probe" and eager["probe_repeats"] >= 1
+    assert len(eager["control_samples_s"]) == len(eager["samples_s"])  # the probe's rounds
 
-    unchanged = run(gate, "--cxr-backend=twin", "--cxr-threshold=0.3")
+    unchanged = run(gate, "--cxr-backend=eager,twin")
     assert unchanged.ret == 0, unchanged.stdout.str()
-    unchanged.stdout.fnmatch_lines(["twin *ok (relative+absolute)*"])
+    assert "REGRESSED" not in unchanged.stdout.str()
 
     slowed = run(gate, "--cxr-backend=twin+slow=1.5,eager+slow=1.5")
     assert slowed.ret == pytest.ExitCode.TESTS_FAILED, slowed.stdout.str()
     assert slowed.parseoutcomes()["failed"] == 2
     slowed.stdout.fnmatch_lines(
         [
-            "*twin+slow=1.5: latency regression (threshold 10%, alpha 0.05)*",
+            "*twin+slow=1.5: latency regression (threshold 10%, alpha 0.01)*",
             f"*baseline: *{FP}/tiny/twin.json*",
-            "*relative: baseline * x eager time * -> current *ratio 1.*slower, p=*regressed*",
+            "*relative to the eager fp32 control: baseline * x eager time * -> current *ratio 1.*"
+            "slower*regressed*",
         ]
     )
-    slowed.stdout.fnmatch_lines(["*eager+slow=1.5: latency regression*", "*eager.json*"])
+    slowed.stdout.fnmatch_lines(
+        ["*eager+slow=1.5: latency regression*", "*eager.json*", "*relative to the machine probe*"]
+    )
     slowed.stdout.fnmatch_lines(["twin+slow=1.5 *REGRESSED +*"])  # the summary's verdict column
     assert not list((gate.path / "baselines").rglob("*slow*"))
 
@@ -116,6 +124,45 @@ def test_refresh_then_unchanged_passes_and_a_slowdown_fails(gate):
     again.stdout.fnmatch_lines(["baselines written under *", "twin * -> *twin.json*"])
     leftovers = [p.name for p in stored(gate, "twin").parent.iterdir()]
     assert sorted(leftovers) == ["eager.json", "twin.json"]  # no temp files
+
+
+def test_clear_evidence_stops_at_the_first_look(gate):
+    """A 3x slowdown is clear after 3 batches: the campaign stops there, far below its cap."""
+    record(gate, "eager,twin")
+    result = run(gate, "--cxr-backend=twin+slow=3")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["latency: 15 interleaved rounds in * (stopped: decided;*"])
+
+
+def test_a_stage_slowdown_burns_cpu_and_is_caught(gate):
+    """Decode only, three times its work: computation in the generating thread, judged like a
+    real regression of that stage."""
+    record(gate, "eager,twin")
+    target = gate.path / "out.json"
+    result = run(gate, "--cxr-backend=twin+slow=3+stage=decode", f"--cxr-json={target}")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    result.stdout.fnmatch_lines(["twin+slow=3+stage=decode *REGRESSED +*"])
+    report = json.loads(target.read_text())["backends"]
+    stages = report["twin+slow=3+stage=decode"]["stage_medians_s"]
+    assert (
+        stages["per_token_s"]
+        > 2 * json.loads(stored(gate, "twin").read_text())["stage_medians_s"]["per_token_s"]
+    )
+
+
+def test_unclear_evidence_is_not_yet_known_and_fails_only_when_strict(gate):
+    """A threshold of 0.1 %: no run can bound its noise that tightly, so the answer at the cap is
+    "not yet known", a visible warning; --cxr-unknown=fail makes it fail."""
+    record(gate, "eager,twin")
+    tight = ["--cxr-backend=twin", "--cxr-threshold=0.001", "--cxr-rounds=30"]
+    result = run(gate, *tight)
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*latency change not yet known*", "*--cxr-unknown=fail*"])
+    result.stdout.fnmatch_lines(["twin *not yet known*"])
+    result.stdout.fnmatch_lines(["latency: 30 interleaved rounds * (stopped: cap;*"])
+    strict = run(gate, *tight, "--cxr-unknown=fail")
+    assert strict.ret == pytest.ExitCode.TESTS_FAILED
+    strict.stdout.fnmatch_lines(["twin *NOT YET KNOWN*"])
 
 
 def test_update_never_stores_a_slowed_spec_but_judges_it(gate):
@@ -128,7 +175,7 @@ def test_update_never_stores_a_slowed_spec_but_judges_it(gate):
 def test_corrupt_baseline_fails_the_backend_and_is_left_alone(gate):
     path = stored(gate, "eager")
     path.parent.mkdir(parents=True)
-    path.write_text('{"schema": "pytest-cxrperf/latency-baseline", "schema_version": 1, "samp')
+    path.write_text('{"schema": "pytest-cxrperf/latency-baseline", "schema_version": 2, "samp')
     for extra in ([], ["--cxr-update-baselines"]):
         result = run(gate, "--cxr-backend=eager", *extra)
         assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -139,38 +186,27 @@ def test_corrupt_baseline_fails_the_backend_and_is_left_alone(gate):
     assert path.read_text().endswith('"samp')
 
 
-def test_foreign_machine_baseline_uses_the_relative_check(gate):
+def test_foreign_machine_baseline_is_judged_by_the_ratio(gate):
     record(gate)
-    foreign = "other-cpu-64c-t64-0badc0de"
+    foreign = "other-cpu-64c-t1-0badc0de"
     for backend in ("eager", "twin"):
         data = json.loads(stored(gate, backend).read_text())
         stored(gate, backend).unlink()
         data["fingerprint"] = foreign
         data["samples_s"] = [s * 3 for s in data["samples_s"]]  # another machine, another speed
-        if data["control_samples_s"]:
-            data["control_samples_s"] = [s * 3 for s in data["control_samples_s"]]
+        data["control_samples_s"] = [s * 3 for s in data["control_samples_s"]]
         target = stored(gate, backend, foreign)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(data))
 
-    result = run(gate, "--cxr-backend=eager,twin", "--cxr-threshold=0.3")
+    result = run(gate, "--cxr-backend=eager,twin")
     assert result.ret == 0, result.stdout.str()
-    result.stdout.fnmatch_lines(
-        [
-            "*foreign machine: the baseline was recorded on other-cpu-*"
-            "absolute check skipped, relative check used*"
-        ]
-    )
-    result.stdout.fnmatch_lines(["twin *ok (relative)*"])
-    result.stdout.fnmatch_lines(["eager *incomparable*"])
-    result.stdout.fnmatch_lines(["*the reference backend has only the absolute check*"])
-
-    strict = run(gate, "--cxr-backend=eager", "--cxr-missing-baseline=fail")
-    assert strict.ret == pytest.ExitCode.TESTS_FAILED
+    assert "REGRESSED" not in result.stdout.str() and "IMPROVED" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*baseline from another machine (other-cpu-*"])
 
 
 def test_improvement_is_reported_and_fails_on_request(gate):
-    record(gate, "twin")
+    record(gate, "eager,twin")
     path = stored(gate, "twin")
     data = json.loads(path.read_text())
     data["samples_s"] = [s * 3 for s in data["samples_s"]]  # the baseline was 3x slower
@@ -220,7 +256,7 @@ def test_cli_refresh_show_and_compare(gate, capsys, monkeypatch):
     target.write_text(json.dumps(data))
     assert cxrperf(["baselines", "compare", str(before), str(after)]) == 1
     out = capsys.readouterr().out
-    assert "REGRESSED +50% (absolute)" in out
+    assert "REGRESSED +50%" in out
     assert cxrperf(["baselines", "compare", str(before), str(before)]) == 0
     assert cxrperf(["baselines", "compare", str(stored(gate, "eager")), str(target)]) == 1
     capsys.readouterr()

@@ -20,7 +20,8 @@ def settings_from(cli=None, ini=None, rootdir=None):
 def test_gate_defaults(tmp_path):
     s = settings_from(rootdir=tmp_path)
     assert s.baseline_dir == tmp_path / "baselines"
-    assert (s.threshold, s.alpha, s.missing_baseline) == (0.10, 0.05, "warn")
+    assert (s.threshold, s.alpha, s.missing_baseline) == (0.10, 0.01, "warn")
+    assert (s.time_budget_s, s.batch_rounds, s.unknown) == (100.0, 0, "warn")
     assert not s.update_baselines and not s.fail_on_improvement
 
 

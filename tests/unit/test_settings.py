@@ -20,11 +20,11 @@ def test_defaults():
     s = settings_from()
     assert s.backend_request == "eager"
     assert [b.name for b in s.backends] == ["eager"]
-    assert s.rounds == 10 and s.warmup == 1 and s.max_new_tokens == 32 and s.threads >= 1
+    assert s.rounds == 400 and s.warmup == 1 and s.max_new_tokens == 32 and s.threads >= 1
 
 
 def test_cli_overrides_ini():
-    s = settings_from({"cxr_rounds": "7"}, {"cxr_rounds": "3", "cxr_warmup": "0"})
+    s = settings_from({"cxr_rounds": "7"}, {"cxr_rounds": "4", "cxr_warmup": "0"})
     assert s.rounds == 7
     assert s.warmup == 0
 
@@ -65,6 +65,7 @@ def test_slow_spec():
     [
         ({"cxr_rounds": "0"}, "--cxr-rounds=0 must be at least 1"),
         ({"cxr_rounds": "five"}, "not an integer"),
+        ({"cxr_rounds": "2"}, "needs at least 3 rounds"),  # 3 vs 3 could never fail
         ({"cxr_threads": "-2"}, "--cxr-threads"),
         ({"cxr_max_new_tokens": "0"}, "--cxr-max-new-tokens"),
         ({"cxr_warmup": "-1"}, "--cxr-warmup"),
