@@ -19,3 +19,7 @@ class BackendUnavailable(CxrPerfError):
 
 class SettingsError(CxrPerfError):
     """An option or ini value is invalid."""
+
+
+class CxrPerfWarning(UserWarning):
+    """A setting that works but will mislead (e.g. more threads than cores)."""

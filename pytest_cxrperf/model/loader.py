@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer
@@ -126,14 +127,14 @@ def save_checkpoint(reference: ReferenceModel, directory: str | Path) -> Path:
     return target
 
 
-def load_checkpoint(directory: str | Path) -> ReferenceModel:
-    """Load a local checkpoint directory (config + safetensors); every problem is a clear error."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    folder = Path(directory)
+def _checkpoint_files(folder: Path) -> tuple[Path, Path]:
+    """The config and weights paths of a checkpoint directory; refuses pickles and gaps."""
     if not folder.is_dir():
-        raise ModelLoadError(f"model directory {folder} does not exist")
+        what = "is not a directory" if folder.exists() else "does not exist"
+        raise ModelLoadError(
+            f"model directory {folder} {what}; pass a preset ({', '.join(preset_names())}) "
+            f"or a folder holding {CONFIG_FILE} and {WEIGHTS_FILE}"
+        )
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
     if not weights_path.is_file():
         pickles = sorted(p.name for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES)
@@ -146,26 +147,76 @@ def load_checkpoint(directory: str | Path) -> ReferenceModel:
         raise ModelLoadError(f"model directory {folder} has no {WEIGHTS_FILE}")
     if not config_path.is_file():
         raise ModelLoadError(f"model directory {folder} has no {CONFIG_FILE}")
+    return config_path, weights_path
+
+
+def _read_config(config_path: Path) -> ArchitectureConfig:
     try:
-        config = ArchitectureConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as exc:
-        raise ModelLoadError(f"{config_path} is not a valid architecture config: {exc}") from exc
+        data = json.loads(config_path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("the file must hold a JSON object")
+        return ArchitectureConfig.from_dict(data)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as exc:
+        raise ModelLoadError(
+            f"{config_path} is not a valid architecture config: {exc}; fix the file"
+        ) from exc
+
+
+def _build_model(config: ArchitectureConfig, config_path: Path, device: str = "cpu") -> Any:
+    """The modules of ``config``; transformers' objections name the config file, once."""
     try:
-        state = load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelLoadError(f"{weights_path} is not a readable safetensors file: {exc}") from exc
+        with torch.device(device):
+            return CXRReportModel(config)
+    except Exception as exc:  # transformers raises ValueError, TypeError, its own validation errors
+        detail = " ".join(str(exc).split())
+        raise ModelLoadError(
+            f"{config_path}: transformers rejects this architecture ({detail}); fix the file"
+        ) from exc
+
+
+def _load_tokenizer(folder: Path, config: ArchitectureConfig) -> Tokenizer:
     tokenizer_path = folder / TOKENIZER_FILE
     try:
         tokenizer = load_tokenizer(tokenizer_path if tokenizer_path.is_file() else None)
         check_special_tokens(tokenizer)
-    except ValueError as exc:
-        raise ModelLoadError(str(exc)) from exc
+    except Exception as exc:  # tokenizers raises plain Exception for a corrupt file
+        raise ModelLoadError(f"{tokenizer_path}: {exc}") from exc
     if tokenizer.get_vocab_size() > config.vocab_size:
         raise ModelLoadError(
             f"tokenizer has {tokenizer.get_vocab_size()} tokens but the decoder only "
             f"{config.vocab_size}"
         )
-    model = CXRReportModel(config)
+    return tokenizer
+
+
+def check_model(spec: str) -> None:
+    """Everything :func:`load_model` would refuse, found cheaply (no weights are read): the files,
+    the config and the modules transformers builds from it (on the meta device)."""
+    if spec in preset_names():
+        return
+    if "/" not in spec and not Path(spec).exists():
+        raise _not_a_model(spec)
+    folder = Path(spec)
+    config_path, _ = _checkpoint_files(folder)
+    config = _read_config(config_path)
+    _build_model(config, config_path, device="meta")
+    _load_tokenizer(folder, config)
+
+
+def load_checkpoint(directory: str | Path) -> ReferenceModel:
+    """Load a local checkpoint directory (config + safetensors); every problem is a clear error."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(directory)
+    config_path, weights_path = _checkpoint_files(folder)
+    config = _read_config(config_path)
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelLoadError(f"{weights_path} is not a readable safetensors file: {exc}") from exc
+    tokenizer = _load_tokenizer(folder, config)
+    model = _build_model(config, config_path)
     expected = model.state_dict()
     state = _adapt_parameter_names(state, set(expected))
     missing = sorted(set(expected) - set(state))
@@ -194,7 +245,11 @@ def load_model(spec: str, seed: int = 0) -> ReferenceModel:
         return build_preset(spec, seed=seed)
     if "/" in spec or Path(spec).exists():
         return load_checkpoint(spec)
-    raise ModelLoadError(
+    raise _not_a_model(spec)
+
+
+def _not_a_model(spec: str) -> ModelLoadError:
+    return ModelLoadError(
         f"--cxr-model={spec!r} is neither a preset ({', '.join(preset_names())}) "
         "nor an existing checkpoint directory"
     )

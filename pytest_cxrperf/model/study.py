@@ -23,6 +23,7 @@ class Study:
     technique: str = ""
     comparison: str = ""
     reference_findings: str | None = None  # ground-truth report text, when known
+    source: Path | None = None  # the study's JSON file
 
     def images(self) -> list[tuple[str, Path]]:
         views = [("frontal", self.frontal), ("lateral", self.lateral), ("prior", self.prior)]
@@ -36,8 +37,14 @@ def load_study(metadata_path: str | Path) -> Study:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise StudyError(f"study file {path} does not exist") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StudyError(f"study file {path} is not valid JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise StudyError(f"study file {path} is not UTF-8 text ({exc}); save it as UTF-8") from exc
+    except IsADirectoryError as exc:
+        raise StudyError(f"study file {path} is a directory; move or rename it") from exc
+    except OSError as exc:
+        raise StudyError(f"study file {path} cannot be read ({exc.strerror or exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise StudyError(f"study file {path} is not valid JSON: {exc}; fix the file") from exc
     if not isinstance(data, dict):
         raise StudyError(f"study file {path} must hold a JSON object")
     unknown = sorted(set(data) - {*_TEXT_FIELDS, *_IMAGE_FIELDS, "name", "findings"})
@@ -64,6 +71,7 @@ def load_study(metadata_path: str | Path) -> Study:
         lateral=images["lateral"],
         prior=images["prior"],
         reference_findings=findings if isinstance(findings, str) else None,
+        source=path,
         **texts,
     )
 
@@ -76,8 +84,46 @@ def load_studies(directory: str | Path | None = None) -> list[Study]:
     """All ``*.json`` studies of a folder (the shipped samples by default), sorted by name."""
     folder = Path(directory) if directory is not None else sample_dir()
     if not folder.is_dir():
-        raise StudyError(f"study folder {folder} does not exist")
+        what = "is not a directory" if folder.exists() else "does not exist"
+        raise StudyError(f"study folder {folder} {what}; pass a folder of study *.json files")
     studies = [load_study(p) for p in sorted(folder.glob("*.json"))]
     if not studies:
         raise StudyError(f"study folder {folder} holds no *.json study files")
+    return studies
+
+
+def check_image(path: Path) -> None:
+    """Open and decode an image once, as the processor will (size limit first, then every pixel),
+    so that a bad file is one clear :class:`StudyError` before any backend runs."""
+    from PIL import Image
+
+    from .processor import MAX_IMAGE_PIXELS, load_grayscale
+
+    if path.is_dir():
+        raise StudyError(f"image {path} is a directory, not an image file")
+    try:
+        load_grayscale(path)
+    except StudyError as exc:
+        if isinstance(exc.__cause__, Image.DecompressionBombError):  # PIL refuses before we ask
+            raise StudyError(
+                f"image {path} has more than the {MAX_IMAGE_PIXELS:,} pixels accepted "
+                f"({exc.__cause__}); downsample it first"
+            ) from None
+        raise
+
+
+def check_studies(directory: str | Path | None = None) -> list[Study]:
+    """:func:`load_studies`, then every image of every study decoded once; errors name the study
+    file and the image."""
+    studies = load_studies(directory)
+    for study in studies:
+        for view, image in study.images():
+            try:
+                check_image(image)
+            except StudyError as exc:
+                where = study.source or study.name
+                raise StudyError(
+                    f"{exc} (the {view} view of study file {where}); fix or replace the image, "
+                    "or remove the study"
+                ) from None
     return studies

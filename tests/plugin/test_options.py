@@ -122,7 +122,7 @@ def test_bad_ini_tolerance_is_a_usage_error(suite):
 def test_bad_model_is_a_clear_error(suite, tmp_path):
     result = run(suite, f"--cxr-model={tmp_path / 'nothing-here'}", "-k", "latency")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(["*cxrperf: model directory*does not exist*"])
+    result.stderr.fnmatch_lines(["*model directory*does not exist*"])
 
 
 def test_bad_option_value_is_a_usage_error(suite):
