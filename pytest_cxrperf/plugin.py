@@ -256,6 +256,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = _session(config)
     if state.settings.json_path is None:
         return
-    from .report.json_report import build_report, write_json_atomic
+    from .atomic import write_json_atomic
+    from .report.json_report import build_report
 
     write_json_atomic(state.settings.json_path, build_report(state))

@@ -38,7 +38,6 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -50,35 +49,36 @@ NEIGHBOUR = "while True: pass"
 def record(args: argparse.Namespace, extra: list[str]) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    # one store for the whole folder: the first run sizes the machine probe, the others reuse its
+    # size from the eager baseline it wrote (as a gated run reuses the committed one's)
+    store = args.judge_against or str(out / ".store")
     for run in range(args.runs):
         neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR]) if args.neighbour else None
         try:
-            with tempfile.TemporaryDirectory(prefix="cxrperf-pool-") as store:
-                target = out / f"run-{int(time.time())}-{run}.json"
-                command = [
-                    sys.executable, "-m", "pytest", "-q", "-m", "cxr_latency",
-                    "--cxr-backend=all", "--benchmark-disable", "-p", "no:cacheprovider",
-                    f"--cxr-json={target}",
-                    *(["--cxr-update-baselines", f"--cxr-baseline-dir={store}"]
-                      if not args.judge_against else [f"--cxr-baseline-dir={args.judge_against}"]),
-                    *extra,
-                ]  # fmt: skip
-                started = time.perf_counter()
-                code = subprocess.call(command, stdout=subprocess.DEVNULL)
-                print(
-                    f"run {run + 1}/{args.runs}: exit {code}, {time.perf_counter() - started:.0f}"
-                    f" s, {'with' if neighbour else 'no'} neighbour -> {target}",
-                    flush=True,
-                )
-                if args.judge_against and target.exists():
-                    report = json.loads(target.read_text())
-                    for label, entry in report["backends"].items():
-                        gate = entry.get("latency_gate") or {}
-                        rel = gate.get("relative") or {}
-                        print(
-                            f"  {label}: {gate.get('status')} ratio {rel.get('ratio', 0):.3f} "
-                            f"after {entry.get('rounds')} rounds"
-                        )
+            target = out / f"run-{int(time.time())}-{run}.json"
+            command = [
+                sys.executable, "-m", "pytest", "-q", "-m", "cxr_latency",
+                "--cxr-backend=all", "--benchmark-disable", "-p", "no:cacheprovider",
+                f"--cxr-json={target}", f"--cxr-baseline-dir={store}",
+                *([] if args.judge_against else ["--cxr-update-baselines"]),
+                *extra,
+            ]  # fmt: skip
+            started = time.perf_counter()
+            code = subprocess.call(command, stdout=subprocess.DEVNULL)
+            print(
+                f"run {run + 1}/{args.runs}: exit {code}, {time.perf_counter() - started:.0f}"
+                f" s, {'with' if neighbour else 'no'} neighbour -> {target}",
+                flush=True,
+            )
+            if args.judge_against and target.exists():
+                report = json.loads(target.read_text())
+                for label, entry in report["backends"].items():
+                    gate = entry.get("latency_gate") or {}
+                    rel = gate.get("relative") or {}
+                    print(
+                        f"  {label}: {gate.get('status')} ratio {rel.get('ratio', 0):.3f} "
+                        f"after {entry.get('rounds')} rounds"
+                    )
         finally:
             if neighbour is not None:
                 neighbour.kill()

@@ -16,15 +16,14 @@ No pytest and no torch here: the ``cxrperf`` command uses this module on its own
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_json_atomic
 from ..errors import CxrPerfError
 from .decision import CONTROL_EAGER, CONTROL_PROBE, Timings
 
@@ -254,22 +253,6 @@ def read_baseline(path: Path) -> Baseline:
     return Baseline.from_json(data, str(path))
 
 
-def _write_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @dataclass(frozen=True)
 class Found:
     """The result of a look-up: the baseline (or None), its path, and whether it was recorded on
@@ -344,7 +327,7 @@ class BaselineStore:
         try:
             with lock:
                 before = self.load(path) if path.exists() else None
-                _write_atomic(path, baseline.to_json())
+                write_json_atomic(path, baseline.to_json())
         except Timeout:
             raise BaselineError(
                 f"{path}: not written, another process held the store lock {lock.lock_file} for "

@@ -62,13 +62,13 @@ def test_passing_run_prints_the_table_and_writes_json(suite):
         [
             "*cxrperf summary*",
             "backend*precision*rounds*mean s*std s*median s*speedup*equivalence*",
-            "eager *fp32*2*1.00x*ok (*studies)*",
-            "eager-bf16 *bf16*2*ok (*studies)*",
+            "eager *fp32*3*1.00x*ok (*studies)*",
+            "eager-bf16 *bf16*3*ok (*studies)*",
         ]
     )
     data = json.loads(target.read_text())
     assert data["schema_version"] == 1
-    assert data["settings"]["max_new_tokens"] == 40 and data["settings"]["rounds"] == 2
+    assert data["settings"]["max_new_tokens"] == 40 and data["settings"]["rounds"] == 3
     assert {"cpu", "cores", "isa", "fingerprint", "libraries"} <= set(data["machine"])
     assert data["model"]["name"] == "toy" and data["model"]["parameters"] > 0
     eager = data["backends"]["eager"]
@@ -81,11 +81,11 @@ def test_passing_run_prints_the_table_and_writes_json(suite):
         "stage_medians_s",
     ):
         assert key in eager
-    assert len(eager["samples_s"]) == 2
+    assert len(eager["samples_s"]) == 3
     assert eager["speedup_vs_eager"] == 1.0
     assert set(eager["stage_medians_s"]) >= {"vision_s", "prefill_s", "per_token_s"}
     bf16 = data["backends"]["eager-bf16"]
-    assert len(bf16["control_samples_s"]) == 2  # interleaved eager control rounds
+    assert len(bf16["control_samples_s"]) == 3  # interleaved eager control rounds
     assert bf16["equivalence_ok"] is True
     assert bf16["equivalence"]["study-001"]["prefill_logits"]["rel_err"] < 0.05
 

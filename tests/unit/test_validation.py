@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from pytest_cxrperf import validation
+from pytest_cxrperf.atomic import default_file_mode, write_json_atomic
 from pytest_cxrperf.cli import main
 from pytest_cxrperf.errors import SettingsError
 from pytest_cxrperf.gate.baselines import SCHEMA_VERSION, Baseline, BaselineError
-from pytest_cxrperf.report.json_report import default_file_mode, write_json_atomic
 
 BACKENDS = ["eager", "eager-bf16", "openvino"]
 
