@@ -75,6 +75,7 @@ class Baseline:
     control: str = CONTROL_EAGER  # what control_samples_s timed: "eager" or "probe"
     probe_repeats: int | None = None  # the machine probe's size (eager only)
     environment: str = ""  # library versions' id (machine.environment_id)
+    sessions: int = 1  # fresh processes whose rounds it holds (cxrperf baselines refresh)
 
     @property
     def relpath(self) -> Path:
@@ -124,6 +125,7 @@ class Baseline:
                 "threads": self.threads,
                 "rounds": self.rounds,
                 "warmup": self.warmup,
+                "sessions": self.sessions,
             },
             "median_s": round(self.median_s, 7),
             "speedup_vs_eager": round(self.speedup, 4) if self.speedup is not None else None,
@@ -219,6 +221,7 @@ class Baseline:
                 control=control_kind,
                 probe_repeats=probe_repeats,
                 environment=str(data.get("environment") or ""),
+                sessions=int(settings.get("sessions", 1)),
             )
         except KeyError as exc:
             raise bad(f"missing key {exc.args[0]!r}") from None

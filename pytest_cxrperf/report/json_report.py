@@ -62,6 +62,17 @@ def build_report(session: CxrSession) -> dict[str, Any]:
             "time_budget_s": settings.time_budget_s,
             "batch_rounds": session.latency_plan.batch_rounds if session.latency_plan else None,
         },
+        "latency_campaign": (
+            {
+                "rounds": session.campaign.rounds,
+                "seconds": session.campaign.seconds,
+                "stopped": session.campaign.stopped,
+                "looks": session.campaign.looks,
+                "probe_repeats": session.probe.repeats if session.probe else None,
+            }
+            if session.campaign is not None
+            else None
+        ),
         "backends": backends,
         "unavailable": {r.label: r.availability.reason for r in session.unavailable},
         "notices": session.notices,

@@ -264,3 +264,27 @@ def test_cli_refresh_show_and_compare(gate, capsys, monkeypatch):
     target.write_text("{")
     assert cxrperf(["baselines", "compare", str(before), str(after)]) == 2
     assert "truncated JSON" in capsys.readouterr().out
+
+
+def test_cli_refresh_merges_sessions(gate):
+    """Each fresh process carries its own offset: --sessions N merges N processes' rounds."""
+    result = gate.run(
+        sys.executable, "-m", "pytest_cxrperf.cli", "baselines", "refresh", "--backend=eager,twin",
+        "--threads=1", "--model=tiny", "--rounds=6", "--max-new-tokens=8", "--sessions=2",
+        "--", "-p", "no:cacheprovider",
+    )  # fmt: skip
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["*2 sessions merged (before -> after):*", "*eager.json*new*"])
+    for backend in ("eager", "twin"):
+        data = json.loads(stored(gate, backend).read_text())
+        assert data["settings"]["sessions"] == 2
+        assert len(data["samples_s"]) == len(data["control_samples_s"]) == 12
+    probe = json.loads(stored(gate, "eager").read_text())["probe_repeats"]
+    again = gate.run(
+        sys.executable, "-m", "pytest_cxrperf.cli", "baselines", "refresh", "--backend=eager",
+        "--threads=1", "--model=tiny", "--rounds=6", "--max-new-tokens=8", "--sessions=2",
+        "--", "-p", "no:cacheprovider",
+    )  # fmt: skip
+    assert again.ret == 0, again.stdout.str() + again.stderr.str()
+    # the stored probe size carries over, so old and new rounds stay comparable
+    assert json.loads(stored(gate, "eager").read_text())["probe_repeats"] == probe
