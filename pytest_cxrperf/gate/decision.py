@@ -30,8 +30,10 @@ within a session stays below alpha (default 1 %), however many looks were taken.
 session can see; they were chosen by scripts/gate_accuracy.py on recorded sessions (README):
 with the "unchanged" bound at T, a full-threshold slowdown in a session that ran 3 % fast was
 called unchanged in 5 % of runs; at 3T/4 it is "not yet known" there instead, and caught with
-more rounds. Slowdowns between T/2 and 3T/4 are the indifference zone. Chromium's Pinpoint answers "different / same / unknown" in the
-same spirit, and asv judges on raw samples with an effect-size factor.
+more rounds. Slowdowns between T/2 and 3T/4 are the indifference zone.
+
+Chromium's Pinpoint answers "different / same / unknown" in the same spirit, and asv judges on raw
+samples with an effect-size factor.
 """
 
 from __future__ import annotations
