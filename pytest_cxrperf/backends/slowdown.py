@@ -68,13 +68,15 @@ class SlowedRunner:
     def per_stage(self) -> bool:
         return all(hasattr(self.inner, m) for m in _METHOD.values())
 
-    def calibrate(self, inputs: ModelInputs, max_new_tokens: int, repeats: int = 5) -> None:
+    def calibrate(self, inputs: ModelInputs, max_new_tokens: int, repeats: int = 9) -> None:
         """Measure the unslowed stages and fix the work to add (call once, before timing)."""
-        timings = []
-        for _ in range(repeats + 1):
+        # generations and burn timings interleaved, so both see the same machine states
+        self.inner.generate(inputs, max_new_tokens, force_length=True)  # warm-up
+        timings, rates = [], []
+        for _ in range(max(repeats, 5)):
             timings.append(self.inner.generate(inputs, max_new_tokens, force_length=True).timings)
-        timings = timings[1:]  # the first is a warm-up
-        rate = burn_rate()
+            rates.append(burn_rate(repeats=1, iterations=100_000))
+        rate = statistics.median(rates)
         extra = self.factor - 1.0
         seconds = {
             "vision": statistics.median(t.vision_s for t in timings),

@@ -47,7 +47,13 @@ def test_round_trip_and_layout(tmp_path):
     assert path == tmp_path / FP / "tiny" / "openvino.json"
     data = json.loads(path.read_text())
     assert data["schema_version"] == SCHEMA_VERSION
-    assert data["settings"] == {"new_tokens": 32, "threads": 2, "rounds": 5, "warmup": 1}
+    assert data["settings"] == {
+        "new_tokens": 32,
+        "threads": 2,
+        "rounds": 5,
+        "warmup": 1,
+        "sessions": 1,
+    }
     assert data["libraries"] == {"torch": "2.13.0"} and data["created"].startswith("2025")
     assert len(data["samples_s"]) == 5 and len(data["control_samples_s"]) == 5
     assert store.load(path) == make()
