@@ -483,7 +483,6 @@ def cmd_calibrate(args: argparse.Namespace, passthrough: list[str]) -> int:
     for label, result in measured.items():
         name = label.split("+", 1)[0]
         threshold = args.threshold or settings.threshold_for(name)
-        is_reference = label == "eager"
         control = list(result.control_samples_s)
         cal = calibrate_backend(
             list(result.samples_s),
@@ -494,7 +493,6 @@ def cmd_calibrate(args: argparse.Namespace, passthrough: list[str]) -> int:
             alpha=args.alpha,
             trials=args.trials,
             target=args.target,
-            is_reference=is_reference,
             control_kind=result.control,
         )
         ratios = [s / c for s, c in zip(result.samples_s, control, strict=True)] if control else []
@@ -531,7 +529,6 @@ def calibrate_backend(
     alpha: float,
     trials: int = 200,
     target: float = 0.9,
-    is_reference: bool = False,
     seed: int = 0,
     control_kind: str = "eager",
 ) -> dict[Any, Any]:
@@ -550,7 +547,6 @@ def calibrate_backend(
             tuple(ctrl[index]) if ctrl is not None else None,
             fingerprint,
             new_tokens=1,
-            is_reference=is_reference,
             control=control_kind,
         )
 

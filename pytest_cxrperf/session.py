@@ -387,7 +387,6 @@ class CxrSession:
             series.control_samples_s,
             self._fingerprint,
             settings.max_new_tokens,
-            is_reference=prepared.name == REFERENCE_BACKEND,
             environment=environment_id(),
             control=self.result(prepared.label).control,
         )

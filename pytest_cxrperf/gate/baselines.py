@@ -31,7 +31,6 @@ SCHEMA = "pytest-cxrperf/latency-baseline"
 SCHEMA_VERSION = 2  # 2: eager is timed against the machine probe; control, environment recorded
 READABLE_VERSIONS = (1, 2)  # a version-1 file reads, and is judged incomparable where it lacks
 LOCK_NAME = ".cxrperf.lock"
-REFERENCE_BACKEND = "eager"
 
 
 class BaselineError(CxrPerfError):
@@ -87,7 +86,6 @@ class Baseline:
             control_samples_s=self.control_samples_s,
             fingerprint=self.fingerprint,
             new_tokens=self.new_tokens,
-            is_reference=self.backend == REFERENCE_BACKEND,
             environment=self.environment,
             control=self.control,
         )

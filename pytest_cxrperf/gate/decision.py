@@ -193,7 +193,6 @@ class Timings:
     control_samples_s: Sequence[float] | None
     fingerprint: str
     new_tokens: int
-    is_reference: bool = False
     environment: str = ""
     control: str = CONTROL_EAGER
 

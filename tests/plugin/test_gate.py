@@ -266,13 +266,17 @@ def test_cli_refresh_show_and_compare(gate, capsys, monkeypatch):
     assert "truncated JSON" in capsys.readouterr().out
 
 
+def refresh_sessions(pytester, backends, sessions=2):
+    return pytester.run(
+        sys.executable, "-m", "pytest_cxrperf.cli", "baselines", "refresh", f"--backend={backends}",
+        "--threads=1", "--model=tiny", "--rounds=6", "--max-new-tokens=8",
+        f"--sessions={sessions}", "--", "-p", "no:cacheprovider",
+    )  # fmt: skip
+
+
 def test_cli_refresh_merges_sessions(gate):
     """Each fresh process carries its own offset: --sessions N merges N processes' rounds."""
-    result = gate.run(
-        sys.executable, "-m", "pytest_cxrperf.cli", "baselines", "refresh", "--backend=eager,twin",
-        "--threads=1", "--model=tiny", "--rounds=6", "--max-new-tokens=8", "--sessions=2",
-        "--", "-p", "no:cacheprovider",
-    )  # fmt: skip
+    result = refresh_sessions(gate, "eager,twin")
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     result.stdout.fnmatch_lines(["*2 sessions merged (before -> after):*", "*eager.json*new*"])
     for backend in ("eager", "twin"):
@@ -280,11 +284,7 @@ def test_cli_refresh_merges_sessions(gate):
         assert data["settings"]["sessions"] == 2
         assert len(data["samples_s"]) == len(data["control_samples_s"]) == 12
     probe = json.loads(stored(gate, "eager").read_text())["probe_repeats"]
-    again = gate.run(
-        sys.executable, "-m", "pytest_cxrperf.cli", "baselines", "refresh", "--backend=eager",
-        "--threads=1", "--model=tiny", "--rounds=6", "--max-new-tokens=8", "--sessions=2",
-        "--", "-p", "no:cacheprovider",
-    )  # fmt: skip
+    again = refresh_sessions(gate, "eager")
     assert again.ret == 0, again.stdout.str() + again.stderr.str()
     # the stored probe size carries over, so old and new rounds stay comparable
     assert json.loads(stored(gate, "eager").read_text())["probe_repeats"] == probe

@@ -124,7 +124,7 @@ def test_a_baseline_with_too_few_rounds_is_flagged_not_trusted():
 
 
 def test_a_version_1_eager_baseline_without_control_is_incomparable():
-    old = Timings([0.1] * 40, None, HERE, 32, is_reference=True)
+    old = Timings([0.1] * 40, None, HERE, 32)
     verdict = judge("eager", run(), old, PLAN)
     assert verdict.status == INCOMPARABLE and "refresh" in verdict.message
 
