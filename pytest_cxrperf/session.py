@@ -278,15 +278,14 @@ class CxrSession:
             alpha=settings.alpha,
         )
         self.latency_plan = plan
-        for prepared in backends:
-            result = self.result(prepared.label)
-            result.control = subjects[backends.index(prepared)].control
+        by_label = {p.label: p for p in backends}
+        for subject in subjects:
+            self.result(subject.label).control = subject.control
 
         def decide(label: str, series: Any, final: bool) -> bool:
             if settings.update_baselines:
                 return False
-            prepared = backends[[p.label for p in backends].index(label)]
-            found = baselines[label]
+            prepared, found = by_label[label], baselines[label]
             if isinstance(found, BaselineError):
                 verdict = Verdict(
                     label, ERROR, True, plan.threshold, plan.alpha, notes=(str(found),)
