@@ -311,11 +311,7 @@ def refresh_sessions(args: argparse.Namespace, passthrough: list[str]) -> int:
     into one baseline per backend and written atomically to the store."""
     import shutil
 
-    from .settings import build_settings
-
-    root = Path(args.baseline_dir) if args.baseline_dir else None
-    if root is None:  # the store the plugin would use: the ini's, else baselines/ at the rootdir
-        root = build_settings(lambda name: None, lambda name: "", Path.cwd()).baseline_dir
+    root = Path(args.baseline_dir or "baselines")  # as `baselines show` reads it
     before = snapshot(root) if root.is_dir() else {}
     collected: dict[str, list[Baseline]] = {}
     with tempfile.TemporaryDirectory(prefix="cxrperf-sessions-") as work:

@@ -75,6 +75,7 @@ def library_versions() -> dict[str, str]:
     return found
 
 
+@lru_cache(maxsize=1)
 def environment_id() -> str:
     """The software a timing depends on, as a short id: ``py3.11-torch2.13.0-<hash8>`` (the hash
     covers every library in :data:`LIBRARIES` but this plugin)."""

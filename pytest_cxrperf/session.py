@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from .backends.base import (
@@ -320,13 +321,13 @@ class CxrSession:
                 if prepared.spec.slow != 1.0:
                     self._judge_slowed_after_update(prepared, store, plan)
 
-    @property
+    @cached_property
     def _fingerprint(self) -> str:
         from .machine import fingerprint
 
         return fingerprint(self.settings.threads)
 
-    @property
+    @cached_property
     def _model_key(self) -> str:
         from .gate.baselines import model_key
 
@@ -407,8 +408,8 @@ class CxrSession:
         return verdict
 
     def _store_baseline(self, prepared: PreparedBackend, store: Any, plan: Any) -> Verdict:
-        """``--cxr-update-baselines``: write this run's rounds as the backend's baseline (never
-        for a synthetic slowdown, which is judged against the base backend's baseline)."""
+        """``--cxr-update-baselines``: write this run's rounds as the backend's baseline (the
+        caller skips synthetic slowdowns: they are judged against the base backend's)."""
         from dataclasses import replace
 
         from .gate.baselines import BaselineError
