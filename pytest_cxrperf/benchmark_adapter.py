@@ -14,7 +14,7 @@ from typing import Any
 
 def record_samples(benchmark: Any, result: Any) -> bool:
     """Record ``result.samples_s`` (seconds) and stage medians on the ``benchmark`` fixture."""
-    from .session import stage_medians
+    from .backends.timings import stage_medians
 
     if benchmark is None or getattr(benchmark, "disabled", True):
         return False

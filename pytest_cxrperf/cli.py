@@ -97,10 +97,10 @@ class _Watcher:
             self.before = snapshot(self.baseline_dir)
 
     def pytest_sessionfinish(self, session: Any) -> None:
-        from .plugin import session_key
+        from .plugin import results_key
 
-        if session_key in session.config.stash:
-            self.results = dict(session.config.stash[session_key].results)
+        if results_key in session.config.stash:
+            self.results = dict(session.config.stash[results_key].backends)
 
     def pytest_unconfigure(self, config: Any) -> None:
         if self.baseline_dir is not None:

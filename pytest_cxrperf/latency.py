@@ -20,7 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-CONTROL_EAGER, CONTROL_PROBE = "eager", "probe"
+from .gate.decision import CONTROL_EAGER, CONTROL_PROBE
+
+__all__ = ["CONTROL_EAGER", "CONTROL_PROBE", "Campaign", "Series", "Subject", "run_campaign"]
 
 
 @dataclass

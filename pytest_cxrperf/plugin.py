@@ -1,19 +1,37 @@
-"""pytest glue: options, fixtures, parametrization over backends, the summary and the JSON report.
+"""pytest glue: options, lazy activation, the built-in suite, fixtures, pytest-xdist, writers.
 
-The domain work lives in :mod:`pytest_cxrperf.session`; this module only connects it to pytest.
+The plugin costs nothing until cxr is in play: this module imports pytest and the standard library
+only, and torch, transformers and the backends load when a cxr option or ini key is given, or a
+test asks for a cxr fixture. The suite (:mod:`pytest_cxrperf.suite`) is collected beside the
+user's tests when a cxr option is given on the command line. The domain work lives in
+:mod:`.session` (caches), :mod:`.gate` (measuring, judging, comparing) and :mod:`.results`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .errors import CxrPerfError, CxrPerfWarning
-from .session import CxrSession, PreparedBackend, ReferenceOutput, resolve_backends
-from .settings import BackendSpec, Settings, build_settings
+if TYPE_CHECKING:
+    from .results import RunResults
+    from .session import CxrSession, PreparedBackend, ReferenceOutput
+    from .settings import Settings
 
-session_key = pytest.StashKey[CxrSession]()
+session_key = pytest.StashKey["CxrSession"]()
+results_key = pytest.StashKey["RunResults"]()
+
+SUITE_DIR = Path(__file__).parent / "suite"
+SUITE_FILES = ("test_equivalence.py", "test_latency.py")
+SUITE_NODE_PREFIX = "pytest_cxrperf/suite"  # nodeids the same on every machine and worker
+LATENCY_GROUP = "cxrperf-latency"  # pytest-xdist group: every timed test on one worker
+WORKER_OUTPUT_KEY = "cxrperf"
+CXR_FIXTURES = ("cxr_backend", "cxr_study")  # parametrized by the plugin: activate at collection
+INI_ONLY = ("cxr_tolerances", "cxr_thresholds")
+
+pytest.register_assert_rewrite("pytest_cxrperf.suite")
 
 _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("cxr_backend", "'all' or a comma list of backends (e.g. eager,compile; eager+slow=1.25)", {}),
@@ -90,22 +108,48 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "cxr_latency: latency test of a backend (cxrperf suite)")
-    config.addinivalue_line(
-        "markers",
-        "cxr_equivalence: output equivalence of a backend with eager fp32 (cxrperf suite)",
-    )
+# ---- when cxr is in play -------------------------------------------------------------------------
+def _option_names() -> list[str]:
+    return [name for name, _, _ in _OPTIONS] + ["cxr_update_baselines"]
+
+
+def options_given(config: pytest.Config) -> list[str]:
+    """The cxr options given on the command line: they collect the built-in suite."""
+    return [name for name in _option_names() if config.getoption(name, None) is not None]
+
+
+def ini_keys_set(config: pytest.Config) -> list[str]:
+    names = [name for name, _, _ in _OPTIONS] + list(INI_ONLY)
+    return [name for name in names if config.getini(name)]  # unset: "" or []
+
+
+def cxr_requested(config: pytest.Config) -> bool:
+    """A cxr option or ini key is in play (a cxr fixture activates the plugin on its own)."""
+    return bool(options_given(config) or ini_keys_set(config))
+
+
+def active(config: pytest.Config) -> bool:
+    return session_key in config.stash
+
+
+def activate(config: pytest.Config) -> CxrSession:
+    """Build and validate the run's settings, resolve the backends and set the thread count: the
+    first time cxr is in play in this process (a usage error on bad settings)."""
+    if session_key in config.stash:
+        return config.stash[session_key]
+    from .errors import CxrPerfError, CxrPerfWarning
+    from .gate.equivalence import unknown_tolerance_keys
+    from .report.json_report import settings_block
+    from .session import CxrSession, resolve_backends
+    from .settings import build_settings
+    from .validation import validate_run
+
     try:
         settings = build_settings(config.getoption, config.getini, config.rootpath)
-        from .gate.equivalence import unknown_tolerance_keys
-
         bad = unknown_tolerance_keys(settings.tolerances)
         if bad:
             raise CxrPerfError(f"cxr_tolerances: unknown metric in {bad}")
         resolved = resolve_backends(settings)
-        from .validation import validate_run
-
         notes = validate_run(settings, resolved, vars(config.option))
     except CxrPerfError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -114,15 +158,48 @@ def pytest_configure(config: pytest.Config) -> None:
     import torch
 
     torch.set_num_threads(settings.threads)
-    config.stash[session_key] = CxrSession(settings, resolved)
+    session = CxrSession(settings, resolved)
+    results = _results(config)
+    results.settings = settings_block(settings)
+    results.unavailable.update({r.label: r.availability.reason for r in session.unavailable})
+    config.stash[session_key] = session
+    return session
 
 
-def _session(config: pytest.Config) -> CxrSession:
-    return config.stash[session_key]
+def _results(config: pytest.Config) -> RunResults:
+    """This process's results (a pytest-xdist controller has results without a session)."""
+    if results_key not in config.stash:
+        from .results import RunResults
+
+        config.stash[results_key] = RunResults()
+    return config.stash[results_key]
+
+
+def is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+# ---- configuration ---------------------------------------------------------------------------
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cxr_latency: latency test of a backend (cxrperf suite)")
+    config.addinivalue_line(
+        "markers",
+        "cxr_equivalence: output equivalence of a backend with eager fp32 (cxrperf suite)",
+    )
+    if config.pluginmanager.hasplugin("xdist"):
+        from .xdist_hooks import XdistHooks
+
+        hooks = XdistHooks()
+        config.pluginmanager.register(hooks, "cxrperf-xdist")
+        hooks.configure(config, cxr_requested(config))
+    if cxr_requested(config):
+        activate(config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    session = _session(config)
+    if not active(config):
+        return []
+    session = config.stash[session_key]
     s: Settings = session.settings
     lines = [
         f"cxrperf: model={s.model} backends={','.join(r.label for r in session.runnable) or '-'} "
@@ -132,9 +209,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return lines
 
 
+# ---- collection ------------------------------------------------------------------------------
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    session = _session(metafunc.config)
-    if "cxr_backend" in metafunc.fixturenames:
+    wanted = [name for name in CXR_FIXTURES if name in metafunc.fixturenames]
+    if not wanted:
+        return
+    session = activate(metafunc.config)
+    if "cxr_backend" in wanted:
         params = [
             pytest.param(
                 r.spec,
@@ -146,7 +227,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             for r in session.resolved
         ]
         metafunc.parametrize("cxr_backend", params, indirect=True, scope="session")
-    if "cxr_study" in metafunc.fixturenames:
+    if "cxr_study" in wanted:
+        from .errors import CxrPerfError
+
         try:
             studies = session.studies
         except CxrPerfError as exc:
@@ -156,13 +239,40 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Add the built-in suite (a cxr option was given), and put every latency test into one
+    pytest-xdist group, so that one worker times them all, one after another."""
+    if options_given(config):
+        items += _suite_items(session, items)
+    for item in items:
+        if item.get_closest_marker("cxr_latency") is not None:
+            item.add_marker(pytest.mark.xdist_group(LATENCY_GROUP))
+
+
+def _suite_items(session: pytest.Session, collected: list[pytest.Item]) -> list[pytest.Item]:
+    """The suite's tests, unless the command line already named its files."""
+    have = {item.path for item in collected}
+    items: list[pytest.Item] = []
+    for name in SUITE_FILES:
+        path = SUITE_DIR / name
+        if path in have:
+            continue
+        module = pytest.Module.from_parent(session, path=path, nodeid=f"{SUITE_NODE_PREFIX}/{name}")
+        items += session.genitems(module)
+    return items
+
+
+@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
+def order_slowdowns_last(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With --cxr-update-baselines, synthetic slowdowns (``eager+slow=1.5``) run last, so that they
     are judged against the baselines this run has just written (pytest may reorder
     session-parametrized tests otherwise)."""
-    if session_key not in config.stash or not _session(config).settings.update_baselines:
+    if not active(config) or not config.stash[session_key].settings.update_baselines:
         return
+    from .settings import BackendSpec
 
     def slowed(item: pytest.Item) -> bool:
         spec = getattr(getattr(item, "callspec", None), "params", {}).get("cxr_backend")
@@ -174,8 +284,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The latency campaign times every collected latency test's backend together."""
     config = session.config
-    if session_key not in config.stash:
+    if not active(config):
         return
+    from .settings import BackendSpec
+
     specs: list[BackendSpec] = []
     for item in session.items:
         spec = getattr(getattr(item, "callspec", None), "params", {}).get("cxr_backend")
@@ -183,17 +295,24 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         latency = item.get_closest_marker("cxr_latency") is not None
         if latency and isinstance(spec, BackendSpec) and not skipped and spec not in specs:
             specs.append(spec)
-    _session(config).latency_specs = specs
+    config.stash[session_key].latency_specs = specs
 
 
-def _fail_run(exc: CxrPerfError) -> None:
+# ---- fixtures --------------------------------------------------------------------------------
+def _fail_run(exc: Exception) -> None:
     pytest.exit(f"cxrperf: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 @pytest.fixture(scope="session")
 def cxr_session(request: pytest.FixtureRequest) -> CxrSession:
-    """The run's state: settings, backends, results."""
-    return _session(request.config)
+    """The run's caches: settings, backends, the reference model, studies, prepared runners."""
+    return activate(request.config)
+
+
+@pytest.fixture(scope="session")
+def cxr_results(request: pytest.FixtureRequest, cxr_session: CxrSession) -> RunResults:
+    """What the run has found so far (latency, verdicts, equivalence, outputs)."""
+    return _results(request.config)
 
 
 @pytest.fixture(scope="session")
@@ -204,6 +323,8 @@ def cxr_settings(cxr_session: CxrSession) -> Settings:
 @pytest.fixture(scope="session")
 def cxr_model(cxr_session: CxrSession) -> Any:
     """The reference model (eager fp32) with its processor."""
+    from .errors import CxrPerfError
+
     try:
         return cxr_session.reference
     except CxrPerfError as exc:
@@ -212,13 +333,15 @@ def cxr_model(cxr_session: CxrSession) -> Any:
 
 @pytest.fixture(scope="session")
 def cxr_backend(
-    request: pytest.FixtureRequest, cxr_session: CxrSession, cxr_model: Any
+    request: pytest.FixtureRequest, cxr_session: CxrSession, cxr_results: RunResults, cxr_model: Any
 ) -> PreparedBackend:
     """A selected backend, prepared once per session (ids = backend names)."""
+    from .gate.latency import record_prepared
+
     spec = getattr(request, "param", None)
     if spec is None:
         pytest.fail("cxr_backend is parametrized by pytest-cxrperf; request it from a test")
-    return cxr_session.use(spec)
+    return record_prepared(cxr_session, cxr_results, spec)
 
 
 @pytest.fixture(scope="session")
@@ -237,26 +360,49 @@ def cxr_reference(cxr_session: CxrSession, cxr_model: Any) -> Any:
     return reference
 
 
+@pytest.fixture
+def cxr_report(cxr_session: CxrSession, cxr_backend: PreparedBackend, cxr_study: Any) -> str:
+    """The report the current backend writes for the current study (generated once per
+    session; not timed)."""
+    return cxr_session.generation(cxr_backend, cxr_study).text
+
+
+# ---- the end of the run: results to the controller, the summary, the JSON ------------------
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if results_key not in config.stash:
+        return
+    results = config.stash[results_key]
+    if active(config):
+        state = config.stash[session_key]
+        reference = state.reference_loaded
+        if reference is not None:
+            results.model = dict(reference.describe())
+        elif not results.model:
+            results.model = {"name": state.settings.model}
+        for notice in state.notices:
+            results.notice(notice)
+    if is_worker(config):
+        config.workeroutput[WORKER_OUTPUT_KEY] = json.dumps(results.to_dict())  # type: ignore[attr-defined]
+        return
+    if not results.machine and results.settings:
+        from .machine import machine_info
+
+        results.machine = machine_info(int(results.settings.get("threads") or 1))
+    json_path = config.stash[session_key].settings.json_path if active(config) else None
+    if json_path is not None:
+        from .report.json_report import write_report
+
+        write_report(json_path, results)
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    if session_key not in config.stash:
+    if results_key not in config.stash or is_worker(config):
         return
     from .report.terminal import summary_lines
 
-    lines = summary_lines(_session(config))
+    lines = summary_lines(config.stash[results_key])
     if lines:
         terminalreporter.section("cxrperf summary")
         for line in lines:
             terminalreporter.write_line(line)
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    config = session.config
-    if session_key not in config.stash or hasattr(config, "workerinput"):
-        return
-    state = _session(config)
-    if state.settings.json_path is None:
-        return
-    from .atomic import write_json_atomic
-    from .report.json_report import build_report
-
-    write_json_atomic(state.settings.json_path, build_report(state))

@@ -8,7 +8,6 @@ through the entry-point group ``pytest_cxrperf.backends`` (name -> Backend subcl
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 import torch
 
 from ..errors import BackendUnavailable
+from .timings import StageTimings as StageTimings  # re-exported: the public name
 
 if TYPE_CHECKING:
     from ..model.loader import ReferenceModel
@@ -38,43 +38,6 @@ class Availability:
     @classmethod
     def no(cls, reason: str) -> Availability:
         return cls(False, reason)
-
-
-@dataclass(frozen=True)
-class StageTimings:
-    """Wall-clock seconds of one generation, by stage."""
-
-    vision_s: float
-    prefill_s: float
-    decode_s: tuple[float, ...]  # one entry per generated token after the first
-
-    @property
-    def decode_total_s(self) -> float:
-        return float(sum(self.decode_s))
-
-    @property
-    def per_token_s(self) -> float:
-        return statistics.median(self.decode_s) if self.decode_s else 0.0
-
-    @property
-    def total_s(self) -> float:
-        return self.vision_s + self.prefill_s + self.decode_total_s
-
-    def scaled(self, factor: float) -> StageTimings:
-        return StageTimings(
-            self.vision_s * factor,
-            self.prefill_s * factor,
-            tuple(t * factor for t in self.decode_s),
-        )
-
-    def as_dict(self) -> dict[str, float]:
-        return {
-            "vision_s": self.vision_s,
-            "prefill_s": self.prefill_s,
-            "decode_s": self.decode_total_s,
-            "per_token_s": self.per_token_s,
-            "total_s": self.total_s,
-        }
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from .stats import t_quantile
@@ -52,11 +53,48 @@ MISSING_POLICIES = ("warn", "fail")
 UNKNOWN_POLICIES = ("warn", "fail")
 MIN_BATCHES = 3  # per side: fewer cannot bound the noise
 
-REGRESSED, IMPROVED, UNCHANGED, UNKNOWN = "regressed", "improved", "unchanged", "not yet known"
-# verdict statuses beyond the comparison's
-OK, MISSING, INCOMPARABLE, ERROR, UPDATED = "ok", "no baseline", "incomparable", "error", "updated"
 
-CONTROL_EAGER, CONTROL_PROBE = "eager", "probe"
+class Status(str, Enum):
+    """Every status of a latency comparison and verdict. A ``str`` enum: it compares equal to, and
+    serializes to JSON as, its value (the strings the JSON report has always held)."""
+
+    REGRESSED = "regressed"
+    IMPROVED = "improved"
+    UNCHANGED = "unchanged"  # a comparison's; the verdict says OK
+    UNKNOWN = "not yet known"
+    SHOWN = "shown"  # the absolute comparison: shown, never judged
+    # verdict statuses beyond the comparison's
+    OK = "ok"
+    MISSING = "no baseline"
+    INCOMPARABLE = "incomparable"
+    ERROR = "error"
+    UPDATED = "updated"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+REGRESSED, IMPROVED, UNCHANGED, UNKNOWN = (
+    Status.REGRESSED,
+    Status.IMPROVED,
+    Status.UNCHANGED,
+    Status.UNKNOWN,
+)
+OK, MISSING, INCOMPARABLE, ERROR, UPDATED = (
+    Status.OK,
+    Status.MISSING,
+    Status.INCOMPARABLE,
+    Status.ERROR,
+    Status.UPDATED,
+)
+
+# the reference backend (eager fp32): every other backend is compared with it, and it is the in-run
+# control of their latency; eager itself is timed against the machine probe
+REFERENCE_BACKEND = "eager"
+CONTROL_EAGER, CONTROL_PROBE = REFERENCE_BACKEND, "probe"
 
 
 @dataclass(frozen=True)
@@ -113,7 +151,7 @@ class Comparison:
     n_baseline: int  # rounds
     n_current: int
     batches: tuple[int, int]  # (baseline, current)
-    status: str  # regressed | improved | unchanged | not yet known
+    status: Status  # regressed | improved | unchanged | not yet known (shown: absolute)
 
     @property
     def change(self) -> float:
@@ -149,6 +187,22 @@ class Comparison:
             "batches": list(self.batches),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Comparison:
+        interval = data.get("interval")
+        return cls(
+            kind=data["kind"],
+            control=data.get("control"),
+            baseline_median=float(data["baseline_median"]),
+            current_median=float(data["current_median"]),
+            ratio=float(data["ratio"]),
+            interval=(float(interval[0]), float(interval[1])) if interval else None,
+            n_baseline=int(data["n_baseline"]),
+            n_current=int(data["n_current"]),
+            batches=(int(data["batches"][0]), int(data["batches"][1])),
+            status=Status(data["status"]),
+        )
+
 
 def compare_batches(
     baseline: Sequence[float],
@@ -157,7 +211,7 @@ def compare_batches(
     alpha_each: float,
     margin: float = 0.5,
     within: float = 0.75,
-) -> tuple[float, tuple[float, float] | None, str]:
+) -> tuple[float, tuple[float, float] | None, Status]:
     """The change (ratio), its interval and the three-way status, from batch statistics."""
     m, k = len(baseline), len(current)
     if m < 1 or k < 1:
@@ -205,7 +259,7 @@ class Timings:
 @dataclass(frozen=True)
 class Verdict:
     backend: str
-    status: str  # ok | regressed | improved | not yet known | no baseline | incomparable | ...
+    status: Status  # ok | regressed | improved | not yet known | no baseline | incomparable | ...
     failed: bool
     threshold: float = DEFAULT_THRESHOLD
     alpha: float = DEFAULT_ALPHA
@@ -271,6 +325,21 @@ class Verdict:
             "notes": list(self.notes),
         }
 
+    @classmethod
+    def from_dict(cls, backend: str, data: dict[str, Any]) -> Verdict:
+        """The inverse of :meth:`as_dict` (the JSON report keys verdicts by backend)."""
+        return cls(
+            backend=backend,
+            status=Status(data["status"]),
+            failed=bool(data["failed"]),
+            threshold=float(data.get("threshold", DEFAULT_THRESHOLD)),
+            alpha=float(data.get("alpha", DEFAULT_ALPHA)),
+            baseline_path=data.get("baseline"),
+            absolute=Comparison.from_dict(data["absolute"]) if data.get("absolute") else None,
+            relative=Comparison.from_dict(data["relative"]) if data.get("relative") else None,
+            notes=tuple(data.get("notes", ())),
+        )
+
 
 def judge(
     backend: str,
@@ -292,7 +361,7 @@ def judge(
         raise ValueError(f"missing-baseline policy must be one of {MISSING_POLICIES}")
     threshold, alpha = plan.threshold, plan.alpha
 
-    def verdict(status: str, failed: bool, notes: Sequence[str], **checks: Any) -> Verdict:
+    def verdict(status: Status, failed: bool, notes: Sequence[str], **checks: Any) -> Verdict:
         return Verdict(
             backend, status, failed, threshold, alpha, baseline_path, notes=tuple(notes), **checks
         )
@@ -354,7 +423,7 @@ def judge(
         cur_median = statistics.median(current.samples_s)
         absolute = Comparison(
             "absolute", None, base_median, cur_median, cur_median / base_median, None,
-            len(baseline.samples_s), len(current.samples_s), (0, 0), "shown",
+            len(baseline.samples_s), len(current.samples_s), (0, 0), Status.SHOWN,
         )  # fmt: skip
     elif baseline.fingerprint != current.fingerprint:
         notes.append(

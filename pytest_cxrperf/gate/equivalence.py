@@ -17,8 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from ..model.study import Study
+    from ..results import RunResults
+    from ..session import CxrSession, PreparedBackend
 
 METRICS = ("tie_margin", "prefill_rel_err", "teacher_top1")
 
@@ -202,3 +208,100 @@ def compare_teacher_forced(
         f"ties within {tie_margin:g} std ({raw:.1%} identical; needs {min_agreement:.1%}); "
         f"disagreeing at {bad[:10]}",
     )
+
+
+# ---- a backend on a study, every check ----------------------------------------------------------
+GROUND_TRUTH_MODELS = ("toy",)  # trained to write the phantom's findings; random models are not
+
+
+def equivalence_of(
+    session: CxrSession, results: RunResults, prepared: PreparedBackend, study: Study
+) -> dict[str, dict[str, Any]]:
+    """Run the backend on the study and compare it with eager fp32; results are cached."""
+    result = results.backend(prepared.label)
+    if study.name in result.equivalence:
+        return result.equivalence[study.name]
+    tolerances = tolerances_for(prepared.precision, prepared.name, session.settings.tolerances)
+    reference = session.reference_output(study)
+    inputs = session.inputs(study)
+    candidate = prepared.runner.generate(
+        inputs, session.settings.max_new_tokens, return_logits=True
+    )
+    teacher = prepared.runner.score(inputs, reference.generation.token_ids)
+    assert reference.generation.step_logits is not None
+    tokens = compare_tokens(
+        reference.generation.token_ids,
+        candidate.token_ids,
+        reference.generation.step_logits,
+        tolerances.tie_margin,
+    )
+    prefill = compare_prefill_logits(
+        reference.teacher_logits[0], teacher[0], tolerances.prefill_rel_err
+    )
+    agreement = compare_teacher_forced(
+        reference.teacher_logits, teacher, tolerances.teacher_top1, tolerances.tie_margin
+    )
+    checks = {
+        "token_ids": {
+            "ok": tokens.ok,
+            "message": tokens.message,
+            "matched_prefix": tokens.matched_prefix,
+            "reference_length": tokens.reference_length,
+            "backend_length": tokens.candidate_length,
+            "margin_std": tokens.margin,
+        },
+        "prefill_logits": {
+            "ok": prefill.ok,
+            "message": prefill.message,
+            "rel_err": prefill.rel_err,
+            "max_abs_err": prefill.max_abs_err,
+            "same_top1": prefill.same_top1,
+        },
+        "teacher_forced_top1": {
+            "ok": agreement.ok,
+            "message": agreement.message,
+            "agreement": agreement.agreement,
+            "identical_top1": agreement.raw_agreement,
+            "positions": agreement.positions,
+        },
+        "clinical_findings": clinical_check(
+            reference.generation.text, candidate.text, "the eager fp32 reference"
+        ),
+    }
+    if study.reference_findings is not None and session.reference.name in GROUND_TRUTH_MODELS:
+        truth = clinical_check(study.reference_findings, candidate.text, "the study's ground truth")
+        eos = session.reference.config.eos_token_id
+        if not truth["ok"] and candidate.token_ids[-1:] != [eos]:
+            truth["message"] += (
+                f" (the report was cut at {len(candidate.token_ids)} tokens before its end: "
+                "raise --cxr-max-new-tokens)"
+            )
+        checks["ground_truth_findings"] = truth
+    result.equivalence[study.name] = checks
+    result.outputs[study.name] = candidate.text
+    result.precision = prepared.precision
+    return checks
+
+
+def clinical_check(reference_text: str, candidate_text: str, against: str) -> dict[str, Any]:
+    """Do two reports assert the same findings (label, present/absent/uncertain, side)?
+
+    Token and n-gram metrics rate "small left effusion" and "no left effusion" as nearly equal;
+    this compares what a radiologist would act on."""
+    from .. import findings
+
+    expected, found = findings.extract(reference_text), findings.extract(candidate_text)
+    differences = findings.compare(expected, found)
+    summary = "; ".join(f.describe() for f in found) or "no findings asserted"
+    message = (
+        f"asserts the same findings as {against}: {summary}"
+        if not differences
+        else f"findings differ from {against}: " + "; ".join(differences)
+    )
+    return {
+        "ok": not differences,
+        "message": message,
+        "expected": findings.to_json(expected),
+        "found": findings.to_json(found),
+        "differences": differences,
+    }

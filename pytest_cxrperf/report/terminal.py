@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..gate.decision import Verdict
-from ..gate.stats import Summary
-from ..session import BackendResult, CxrSession, stage_medians
+from ..backends.timings import stage_medians
+from ..gate.decision import OK, UPDATED, Verdict
+from ..results import BackendResult, RunResults
 from .table import format_table
 
 
@@ -16,19 +16,13 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def speedup_vs_eager(result: BackendResult) -> float | None:
-    """Median of the interleaved eager control over the backend's median (higher is faster);
-    1 for eager fp32 itself, None where the control was the machine probe."""
-    if not result.control_samples_s or not result.samples_s:
-        return None
-    if result.control != "eager":
-        return 1.0 if result.label == "eager" else None
-    return Summary.of(result.control_samples_s).median / Summary.of(result.samples_s).median
+    return result.speedup_vs_eager()
 
 
-def findings_lines(session: CxrSession) -> list[str]:
+def findings_lines(results: RunResults) -> list[str]:
     """One line per backend: do its reports assert the reference's (and the truth's) findings?"""
     lines: list[str] = []
-    for label, result in session.results.items():
+    for label, result in results.backends.items():
         parts = []
         for check, against in (
             ("clinical_findings", "eager fp32"),
@@ -42,7 +36,7 @@ def findings_lines(session: CxrSession) -> list[str]:
     return lines
 
 
-def summary_lines(session: CxrSession) -> list[str]:
+def summary_lines(results: RunResults) -> list[str]:
     header = [
         "backend",
         "precision",
@@ -59,12 +53,12 @@ def summary_lines(session: CxrSession) -> list[str]:
         "equivalence",
     ]
     rows: list[list[str]] = []
-    for label, result in session.results.items():
+    for label, result in results.backends.items():
         if not result.samples_s and not result.equivalence:
             continue
-        summary = Summary.of(result.samples_s) if result.samples_s else None
+        summary = result.summary
         medians = stage_medians(result.stages)
-        speedup = speedup_vs_eager(result)
+        speedup = result.speedup_vs_eager()
         failures = result.equivalence_failures()
         if not result.equivalence:
             verdict = "not run"
@@ -90,42 +84,41 @@ def summary_lines(session: CxrSession) -> list[str]:
             ]
         )
     lines: list[str] = []
-    settings = session.settings
+    settings = results.settings
     if rows:
         lines.append(
-            f"model {settings.model}, {settings.max_new_tokens} new tokens (fixed), "
-            f"{settings.threads} threads, {settings.warmup} warm-up round(s); speedup = "
-            "interleaved eager fp32 median / backend median"
+            f"model {settings.get('model', '-')}, {settings.get('max_new_tokens')} new tokens "
+            f"(fixed), {settings.get('threads')} threads, {settings.get('warmup')} warm-up "
+            "round(s); speedup = interleaved eager fp32 median / backend median"
         )
-        campaign = session.campaign
-        if campaign is not None and session.latency_plan is not None:
-            plan = session.latency_plan
+        campaign = results.campaign
+        if campaign is not None:
+            budget = settings.get("time_budget_s")
+            cap = f" or {budget:g} s" if isinstance(budget, (int, float)) else ""
             lines.append(
                 f"latency: {campaign.rounds} interleaved rounds in {campaign.seconds:.0f} s "
-                f"(stopped: {campaign.stopped}; batches of {plan.batch_rounds}, cap "
-                f"{plan.max_batches * plan.batch_rounds} rounds or {settings.time_budget_s:g} s); "
+                f"(stopped: {campaign.stopped}; batches of {campaign.batch_rounds}, cap "
+                f"{campaign.max_rounds} rounds{cap}); "
                 "eager fp32 is judged against the machine probe, every other backend against "
                 "eager fp32"
             )
         lines += format_table(header, rows)
-    for resolved in session.unavailable:
-        lines.append(f"not run: {resolved.label}: {resolved.availability.reason}")
-    lines += findings_lines(session)
-    for label, result in session.results.items():
+    for label, reason in results.unavailable.items():
+        lines.append(f"not run: {label}: {reason}")
+    lines += findings_lines(results)
+    for label, result in results.backends.items():
         for failure in result.equivalence_failures():
             lines.append(f"equivalence FAILED: {label}: {failure}")
-    lines += gate_lines(session)
-    for notice in session.notices:
+    lines += gate_lines(results)
+    for notice in results.notices:
         lines.append(f"note: {notice}")
     return lines
 
 
-def gate_lines(session: CxrSession) -> list[str]:
+def gate_lines(results: RunResults) -> list[str]:
     """Details of every latency verdict that is not a plain pass, and the before -> after table of
     the baselines this run wrote."""
-    from ..gate.decision import OK, UPDATED
-
-    verdicts = [r.gate for r in session.results.values() if r.gate is not None]
+    verdicts = [r.gate for r in results.backends.values() if r.gate is not None]
     lines: list[str] = []
     for verdict in verdicts:
         if verdict.status == UPDATED or (verdict.status == OK and not verdict.notes):
@@ -136,10 +129,11 @@ def gate_lines(session: CxrSession) -> list[str]:
         lines += rest
     updated = [v for v in verdicts if v.status == UPDATED]
     if updated:
-        lines.append(f"baselines written under {session.settings.baseline_dir} (before -> after):")
+        root = Path(str(results.settings.get("baseline_dir", "")))
+        lines.append(f"baselines written under {root} (before -> after):")
         lines += format_table(
             ["backend", "median s", "change", "change vs control", "file"],
-            [_change_row(v, session.settings.baseline_dir) for v in updated],
+            [_change_row(v, root) for v in updated],
         )
     return lines
 

@@ -1,6 +1,6 @@
-"""Latency of each selected backend: fixed-length generation, measured by the session's
-interleaved campaign (every backend together, each against its in-run control), then judged
-against the stored baseline (or stored, with --cxr-update-baselines)."""
+"""Latency of each selected backend: fixed-length generation, measured by the run's interleaved
+campaign (every backend together, each against its in-run control), then judged against the
+stored baseline (or stored, with --cxr-update-baselines)."""
 
 import warnings
 
@@ -8,15 +8,17 @@ import pytest
 
 from pytest_cxrperf.benchmark_adapter import record_samples
 from pytest_cxrperf.gate.baselines import BaselineWarning
+from pytest_cxrperf.gate.latency import latency_of
 
 
 @pytest.mark.cxr_latency
-def test_latency(request, cxr_backend, cxr_session):
-    result = cxr_session.latency(cxr_backend)
+def test_latency(request, cxr_backend, cxr_session, cxr_results):
+    result = latency_of(cxr_session, cxr_results, cxr_backend)
     assert result.samples_s and all(s > 0 for s in result.samples_s)
     if request.config.pluginmanager.hasplugin("benchmark"):  # --benchmark-json and friends
         record_samples(request.getfixturevalue("benchmark"), result)
     verdict = result.gate
+    assert verdict is not None, f"{cxr_backend.label}: the campaign gave no verdict"
     if verdict.failed:
         pytest.fail(verdict.message, pytrace=False)
     if verdict.warning:

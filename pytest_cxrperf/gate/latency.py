@@ -1,0 +1,281 @@
+"""The latency gate of a run: time every collected backend in one campaign, then judge each
+against its stored baseline (or store this run's rounds, with ``--cxr-update-baselines``).
+
+record (:func:`pytest_cxrperf.latency.run_campaign`) -> find or write (:mod:`.baselines`) ->
+:class:`~.decision.Verdict`. The session supplies cached models, inputs and prepared runners;
+what is found goes into :class:`~pytest_cxrperf.results.RunResults`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ..settings import BackendSpec
+from .baselines import Baseline, BaselineError, BaselineStore, now_iso
+from .decision import (
+    CONTROL_EAGER,
+    CONTROL_PROBE,
+    ERROR,
+    MIN_BATCHES,
+    REFERENCE_BACKEND,
+    UPDATED,
+    Plan,
+    Timings,
+    Verdict,
+    judge,
+)
+
+if TYPE_CHECKING:
+    from ..backends.base import Runner
+    from ..probe import MachineProbe
+    from ..results import BackendResult, RunResults
+    from ..session import CxrSession, PreparedBackend
+
+
+def latency_of(
+    session: CxrSession, results: RunResults, prepared: PreparedBackend
+) -> BackendResult:
+    """A backend's measured and judged latency. The first call runs the campaign for every
+    backend whose latency test was collected (``session.latency_specs``), interleaved; later
+    calls read its results."""
+    if not session.latency_campaign_ran:
+        session.latency_campaign_ran = True
+        specs = list(session.latency_specs) or [prepared.spec]
+        if prepared.spec not in specs:
+            specs.append(prepared.spec)
+        run_latency_gate(session, results, [record_prepared(session, results, s) for s in specs])
+    result = results.backend(prepared.label)
+    if result.gate is None:  # collected after the campaign ran (not expected)
+        run_latency_gate(session, results, [prepared])
+    return result
+
+
+def record_prepared(session: CxrSession, results: RunResults, spec: BackendSpec) -> PreparedBackend:
+    """A backend selected for this run: prepared once (cached by the session), and given its row
+    in the results (the eager control and reference outputs are prepared without one)."""
+    prepared = session.prepared(spec)
+    result = results.backend(spec.label)
+    result.precision = prepared.precision
+    result.prepare_seconds = prepared.prepare_seconds
+    result.prepare_details = dict(prepared.backend.prepare_info.details)
+    for notice in session.notices:
+        results.notice(notice)
+    return prepared
+
+
+def run_latency_gate(
+    session: CxrSession, results: RunResults, backends: list[PreparedBackend]
+) -> None:
+    """Time ``backends`` in one interleaved campaign and put each one's rounds and verdict into
+    ``results``."""
+    from ..latency import Subject, run_campaign
+    from ..results import CampaignSummary
+
+    settings = session.settings
+    inputs = session.inputs(session.studies[0])
+    tokens = settings.max_new_tokens
+    store = BaselineStore(settings.baseline_dir)
+    baselines: dict[str, Any] = {}
+    for prepared in backends:
+        try:
+            baselines[prepared.label] = store.find(
+                session.fingerprint, session.model_key, prepared.name, threads=settings.threads
+            )
+        except BaselineError as exc:
+            baselines[prepared.label] = exc
+
+    def generation(runner: Runner) -> Any:
+        return lambda: runner.generate(inputs, tokens, force_length=True).timings
+
+    eager = session.prepared(BackendSpec(REFERENCE_BACKEND)).runner
+    subjects = [
+        Subject(
+            p.label,
+            generation(p.runner),
+            CONTROL_PROBE if p.name == REFERENCE_BACKEND else CONTROL_EAGER,
+        )
+        for p in backends
+    ]
+    # warm once, then size the probe and the batches from a warm eager generation
+    start = time.perf_counter()
+    eager.generate(inputs, tokens, force_length=True)
+    eager_seconds = time.perf_counter() - start
+    eager_found = [baselines[p.label] for p in backends if p.name == REFERENCE_BACKEND]
+    probe = machine_probe(eager_found[0] if eager_found else None, eager_seconds)
+    batch = settings.batch_rounds or (10 if eager_seconds * len(subjects) < 1.0 else 1)
+    batch = max(1, min(batch, settings.rounds // MIN_BATCHES))  # at least 3 batches
+    plan = Plan(
+        batch_rounds=batch,
+        max_batches=max(1, settings.rounds // batch),
+        backends=len(subjects),
+        threshold=settings.threshold,
+        alpha=settings.alpha,
+    )
+    by_label = {p.label: p for p in backends}
+    for subject in subjects:
+        results.backend(subject.label).control = subject.control
+
+    def decide(label: str, series: Any, final: bool) -> bool:
+        if settings.update_baselines:
+            return False
+        prepared, found = by_label[label], baselines[label]
+        if isinstance(found, BaselineError):
+            verdict = Verdict(label, ERROR, True, plan.threshold, plan.alpha, notes=(str(found),))
+        else:
+            verdict = judge_series(session, prepared, series, found, plan, final)
+        results.backend(label).gate = verdict
+        return verdict.final
+
+    campaign = run_campaign(
+        subjects,
+        {CONTROL_EAGER: generation(eager), CONTROL_PROBE: probe.run},
+        batch_rounds=plan.batch_rounds,
+        looks=plan.looks(),
+        decide=decide,
+        time_budget_s=settings.time_budget_s,
+        warmup=settings.warmup,
+        seed=0,
+    )
+    results.campaign = CampaignSummary(
+        rounds=campaign.rounds,
+        seconds=campaign.seconds,
+        stopped=campaign.stopped,
+        looks=campaign.looks,
+        batch_rounds=plan.batch_rounds,
+        max_rounds=plan.max_batches * plan.batch_rounds,
+        probe_repeats=probe.repeats,
+    )
+    for prepared in backends:
+        series = campaign.series[prepared.label]
+        result = results.backend(prepared.label)
+        result.samples_s = series.samples_s
+        result.control_samples_s = series.control_samples_s
+        result.stages = series.stages
+        if settings.update_baselines and prepared.spec.slow == 1.0:
+            record = baseline_of(session, result, prepared, probe)
+            result.gate = store_baseline(record, store, plan, settings.threshold_for(prepared.name))
+    if settings.update_baselines:  # synthetic slowdowns: judged against what was just written
+        for prepared in backends:
+            if prepared.spec.slow != 1.0:
+                judge_slowed_after_update(session, results, prepared, campaign, store, plan)
+
+
+def machine_probe(found: Any, eager_seconds: float) -> MachineProbe:
+    """The probe eager fp32 is timed against: the size its baseline was recorded with, or about
+    half a warm eager generation."""
+    from ..probe import MachineProbe
+
+    baseline = getattr(found, "baseline", None)
+    if baseline is not None and baseline.probe_repeats:
+        return MachineProbe(baseline.probe_repeats)
+    return MachineProbe.sized_like(eager_seconds)
+
+
+def baseline_of(
+    session: CxrSession, result: BackendResult, prepared: PreparedBackend, probe: MachineProbe
+) -> Baseline:
+    """This run's latency of a backend, in the form the baseline store keeps."""
+    from ..backends.timings import stage_medians
+    from ..machine import environment_id, fingerprint_facts, library_versions
+
+    settings, reference = session.settings, session.reference
+    return Baseline(
+        backend=prepared.label,
+        model=session.model_key,
+        fingerprint=session.fingerprint,
+        samples_s=tuple(result.samples_s),
+        control_samples_s=tuple(result.control_samples_s),
+        new_tokens=settings.max_new_tokens,
+        threads=settings.threads,
+        rounds=len(result.samples_s),
+        warmup=settings.warmup,
+        precision=prepared.precision,
+        created=now_iso(),
+        machine=fingerprint_facts(settings.threads),
+        libraries=library_versions(),
+        stage_medians_s=stage_medians(result.stages),
+        model_info=reference.describe(),
+        control=result.control,
+        probe_repeats=probe.repeats if prepared.name == REFERENCE_BACKEND else None,
+        environment=environment_id(),
+    )
+
+
+def judge_series(
+    session: CxrSession,
+    prepared: PreparedBackend,
+    series: Any,
+    found: Any,
+    plan: Plan,
+    final: bool,
+) -> Verdict:
+    """One look at one backend's rounds so far against its stored baseline."""
+    from ..machine import environment_id
+
+    settings = session.settings
+    current = Timings(
+        series.samples_s,
+        series.control_samples_s,
+        session.fingerprint,
+        settings.max_new_tokens,
+        environment=environment_id(),
+        control=CONTROL_PROBE if prepared.name == REFERENCE_BACKEND else CONTROL_EAGER,
+    )
+    verdict = judge(
+        prepared.label,
+        current,
+        found.baseline.timings() if found.baseline else None,
+        replace(plan, threshold=settings.threshold_for(prepared.name)),
+        final=final,
+        missing=settings.missing_baseline,
+        unknown=settings.unknown,
+        fail_on_improvement=settings.fail_on_improvement,
+        baseline_path=str(found.path) if found.path else None,
+    )
+    if found.other_threads:
+        listed = ", ".join(f"--cxr-threads={t}" for t in found.other_threads)
+        hint = f"baselines of {prepared.name} exist for {listed} only"
+        verdict = replace(verdict, notes=(*verdict.notes, hint))
+    return verdict
+
+
+def store_baseline(record: Baseline, store: BaselineStore, plan: Plan, threshold: float) -> Verdict:
+    """``--cxr-update-baselines``: write this run's rounds as the backend's baseline; the verdict
+    says what it replaced (the caller skips synthetic slowdowns: they are never stored)."""
+    label = record.backend
+    try:
+        before, path = store.write(record)
+    except BaselineError as exc:
+        return Verdict(label, ERROR, True, threshold, plan.alpha, notes=(str(exc),))
+    if before is None:
+        return Verdict(
+            label, UPDATED, False, threshold, plan.alpha, str(path), notes=("new baseline",)
+        )
+    compared = judge(label, record.timings(), before.timings(), replace(plan, threshold=threshold))
+    notes = (f"replaced the baseline of {before.created}",)
+    return replace(compared, status=UPDATED, failed=False, baseline_path=str(path), notes=notes)
+
+
+def judge_slowed_after_update(
+    session: CxrSession,
+    results: RunResults,
+    prepared: PreparedBackend,
+    campaign: Any,
+    store: BaselineStore,
+    plan: Plan,
+) -> None:
+    """A synthetic slowdown in an updating run: judged against the baseline just written."""
+    result = results.backend(prepared.label)
+    series = campaign.series[prepared.label]
+    note = "a synthetic slowdown is never stored as a baseline; judged against the new one"
+    try:
+        found = store.find(
+            session.fingerprint, session.model_key, prepared.name, threads=session.settings.threads
+        )
+    except BaselineError as exc:
+        result.gate = Verdict(prepared.label, ERROR, True, notes=(str(exc), note))
+        return
+    verdict = judge_series(session, prepared, series, found, plan, final=True)
+    result.gate = replace(verdict, notes=(*verdict.notes, note))

@@ -1,0 +1,270 @@
+"""RunResults: everything a run found, in one typed, serializable, mergeable value.
+
+Built once per pytest process (``config.stash``) and filled by the measuring, gating and
+equivalence code; every writer (terminal table, JSON) and the ``cxrperf`` command read it, and
+under pytest-xdist each worker sends its own to the controller, which merges them. The JSON form
+is the ``--cxr-json`` report (schema 1: the keys earlier releases wrote are all still there;
+derived figures such as ``mean_s`` are written for readers and recomputed, not read back).
+
+No torch, no pytest: a controller, a merge or a report reads results without loading a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .backends.timings import StageTimings, stage_medians
+from .gate.decision import CONTROL_EAGER, REFERENCE_BACKEND, Verdict
+from .gate.stats import Summary
+
+SCHEMA_VERSION = 1
+
+
+class ResultsError(ValueError):
+    """Results that cannot be read or merged (an unknown schema, two runs of one backend)."""
+
+
+@dataclass
+class BackendResult:
+    """One backend's row: latency rounds (and its control's), verdict, equivalence, outputs."""
+
+    label: str
+    precision: str = ""
+    samples_s: list[float] = field(default_factory=list)
+    stages: list[StageTimings] = field(default_factory=list)
+    control_samples_s: list[float] = field(default_factory=list)
+    prepare_seconds: float | None = None
+    prepare_details: dict[str, Any] = field(default_factory=dict)
+    equivalence: dict[str, dict[str, Any]] = field(default_factory=dict)  # study -> check -> data
+    outputs: dict[str, str] = field(default_factory=dict)  # study -> generated text
+    gate: Verdict | None = None  # the latency gate's verdict
+    control: str = CONTROL_EAGER  # what control_samples_s timed: "eager", or "probe" for eager
+
+    # ---- derived ---------------------------------------------------------------------------
+    def equivalence_failures(self) -> list[str]:
+        return [
+            f"{study}: {check}"
+            for study, checks in sorted(self.equivalence.items())
+            for check, data in sorted(checks.items())
+            if not data["ok"]
+        ]
+
+    @property
+    def summary(self) -> Summary | None:
+        return Summary.of(self.samples_s) if self.samples_s else None
+
+    def speedup_vs_eager(self) -> float | None:
+        """Median of the interleaved eager control over the backend's median (higher is faster);
+        1 for eager fp32 itself, None where the control was the machine probe."""
+        if not self.control_samples_s or not self.samples_s:
+            return None
+        if self.control != CONTROL_EAGER:
+            return 1.0 if self.label == REFERENCE_BACKEND else None
+        return Summary.of(self.control_samples_s).median / Summary.of(self.samples_s).median
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.equivalence_failures()) or (self.gate is not None and self.gate.failed)
+
+    # ---- serialization ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"precision": self.precision}
+        summary = self.summary
+        if summary is not None:
+            entry.update(
+                rounds=summary.n,
+                samples_s=list(self.samples_s),
+                mean_s=summary.mean,
+                stdev_s=summary.stdev,
+                median_s=summary.median,
+                control_samples_s=list(self.control_samples_s),
+                control=self.control,
+                speedup_vs_eager=self.speedup_vs_eager(),
+                stage_medians_s=stage_medians(self.stages),
+                stages=[s.raw() for s in self.stages],
+            )
+        entry["prepare_s"] = self.prepare_seconds
+        entry["prepare_details"] = self.prepare_details
+        entry["equivalence"] = self.equivalence
+        entry["equivalence_ok"] = (not self.equivalence_failures()) if self.equivalence else None
+        entry["outputs"] = self.outputs
+        entry["latency_gate"] = self.gate.as_dict() if self.gate is not None else None
+        return entry
+
+    @classmethod
+    def from_dict(cls, label: str, data: dict[str, Any]) -> BackendResult:
+        gate = data.get("latency_gate")
+        return cls(
+            label=label,
+            precision=data.get("precision", ""),
+            samples_s=[float(v) for v in data.get("samples_s", ())],
+            stages=[StageTimings.from_raw(s) for s in data.get("stages", ())],
+            control_samples_s=[float(v) for v in data.get("control_samples_s", ())],
+            prepare_seconds=data.get("prepare_s"),
+            prepare_details=dict(data.get("prepare_details") or {}),
+            equivalence={k: dict(v) for k, v in (data.get("equivalence") or {}).items()},
+            outputs=dict(data.get("outputs") or {}),
+            gate=Verdict.from_dict(label, gate) if gate else None,
+            control=data.get("control", CONTROL_EAGER),
+        )
+
+    # ---- merging ---------------------------------------------------------------------------
+    def merge(self, other: BackendResult) -> BackendResult:
+        """Two parts of one backend's results from one run (pytest-xdist workers): equivalence
+        and outputs by study; the latency rounds come from the one worker that timed them."""
+        if self.label != other.label:
+            raise ResultsError(f"cannot merge results of {self.label!r} and {other.label!r}")
+        if self.samples_s and other.samples_s:
+            raise ResultsError(
+                f"{self.label}: two sets of latency rounds in one run (two workers timed it)"
+            )
+        timed = self if self.samples_s or self.gate is not None else other
+        prepared = [r.prepare_seconds for r in (self, other) if r.prepare_seconds is not None]
+        return BackendResult(
+            label=self.label,
+            precision=self.precision or other.precision,
+            samples_s=list(timed.samples_s),
+            stages=list(timed.stages),
+            control_samples_s=list(timed.control_samples_s),
+            prepare_seconds=max(prepared) if prepared else None,
+            prepare_details={**other.prepare_details, **self.prepare_details},
+            equivalence={**self.equivalence, **other.equivalence},
+            outputs={**self.outputs, **other.outputs},
+            gate=timed.gate if timed.gate is not None else (self.gate or other.gate),
+            control=timed.control,
+        )
+
+
+@dataclass
+class CampaignSummary:
+    """How the run's one latency campaign went."""
+
+    rounds: int
+    seconds: float
+    stopped: str  # "decided" | "cap" | "time budget"
+    looks: int
+    batch_rounds: int
+    max_rounds: int
+    probe_repeats: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rounds": self.rounds,
+            "seconds": self.seconds,
+            "stopped": self.stopped,
+            "looks": self.looks,
+            "batch_rounds": self.batch_rounds,
+            "max_rounds": self.max_rounds,
+            "probe_repeats": self.probe_repeats,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], batch_rounds: int | None = None) -> CampaignSummary:
+        size = int(data.get("batch_rounds") or batch_rounds or 1)
+        return cls(
+            rounds=int(data["rounds"]),
+            seconds=float(data["seconds"]),
+            stopped=str(data["stopped"]),
+            looks=int(data["looks"]),
+            batch_rounds=size,
+            max_rounds=int(data.get("max_rounds") or data["rounds"]),
+            probe_repeats=data.get("probe_repeats"),
+        )
+
+
+@dataclass
+class RunResults:
+    """One run: its settings and machine, the campaign, one :class:`BackendResult` per backend,
+    the backends that could not run (with the reason) and notices."""
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    campaign: CampaignSummary | None = None
+    backends: dict[str, BackendResult] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+    created: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
+    )
+
+    def backend(self, label: str) -> BackendResult:
+        """The row of a backend, created on first use."""
+        return self.backends.setdefault(label, BackendResult(label))
+
+    def notice(self, text: str) -> None:
+        if text and text not in self.notices:
+            self.notices.append(text)
+
+    @property
+    def failed(self) -> list[str]:
+        """Labels of the backends whose latency gate or equivalence failed."""
+        return [label for label, result in self.backends.items() if result.failed]
+
+    # ---- serialization ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        settings = dict(self.settings)
+        settings["batch_rounds"] = self.campaign.batch_rounds if self.campaign else None
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "created": self.created,
+            "machine": self.machine,
+            "model": self.model,
+            "settings": settings,
+            "latency_campaign": self.campaign.to_dict() if self.campaign else None,
+            "backends": {label: r.to_dict() for label, r in self.backends.items()},
+            "unavailable": dict(self.unavailable),
+            "notices": list(self.notices),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResults:
+        if not isinstance(data, dict) or "backends" not in data:
+            raise ResultsError("not a cxrperf results file (no 'backends')")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ResultsError(
+                f"results schema {version!r} is not supported (this release reads "
+                f"{SCHEMA_VERSION}): rerun with this release's --cxr-json"
+            )
+        settings = dict(data.get("settings") or {})
+        campaign = data.get("latency_campaign")
+        return cls(
+            settings=settings,
+            machine=dict(data.get("machine") or {}),
+            model=dict(data.get("model") or {}),
+            campaign=(
+                CampaignSummary.from_dict(campaign, settings.get("batch_rounds"))
+                if campaign
+                else None
+            ),
+            backends={
+                label: BackendResult.from_dict(label, entry)
+                for label, entry in data["backends"].items()
+            },
+            unavailable=dict(data.get("unavailable") or {}),
+            notices=list(data.get("notices") or []),
+            created=str(data.get("created") or ""),
+        )
+
+    # ---- merging ---------------------------------------------------------------------------
+    def merge(self, other: RunResults) -> RunResults:
+        """The results of one run split over processes (pytest-xdist workers), as one."""
+        backends = dict(self.backends)
+        for label, result in other.backends.items():
+            backends[label] = backends[label].merge(result) if label in backends else result
+        if self.campaign is not None and other.campaign is not None:
+            raise ResultsError("two latency campaigns in one run (two workers timed backends)")
+        notices = list(self.notices) + [n for n in other.notices if n not in self.notices]
+        return RunResults(
+            settings=self.settings or other.settings,
+            machine=self.machine or other.machine,
+            model=self.model if len(self.model) >= len(other.model) else other.model,
+            campaign=self.campaign or other.campaign,
+            backends=backends,
+            unavailable={**self.unavailable, **other.unavailable},
+            notices=notices,
+            created=self.created or other.created,
+        )

@@ -1,0 +1,6 @@
+"""The built-in cxrperf suite: latency and output-equivalence tests of every selected backend.
+
+Collected by the plugin beside a repository's own tests when a cxr option is given on the command
+line (``pytest --cxr-backend=all``); never collected otherwise. Its node ids start with
+``pytest_cxrperf/suite/`` wherever the package is installed.
+"""

@@ -1,0 +1,63 @@
+"""pytest-xdist: one worker times every latency test; every worker's results reach the controller.
+
+Registered by the plugin only where pytest-xdist is installed (its hooks are unknown otherwise).
+
+* Scheduling: the plugin puts every ``cxr_latency`` test into one ``xdist_group``, and a run
+  distributed with ``--dist load`` (what ``-n`` means) or ``worksteal`` is switched to
+  ``loadgroup``: the latency campaign runs once, on one worker, never two timed backends at once,
+  while equivalence tests spread over the workers. ``loadfile`` and ``loadscope`` keep the
+  latency tests (one module) together already.
+* Results: each worker sends its :class:`~pytest_cxrperf.results.RunResults` as JSON through
+  ``workeroutput`` (as pytest-cov and syrupy send theirs); the controller merges them, then
+  prints the table, writes the JSON and reports the exit status.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+SPLITTING_MODES = ("load", "worksteal")  # could hand latency tests to two workers at once
+LOADGROUP_KEY = "cxrperf_loadgroup"
+
+
+class XdistHooks:
+    def __init__(self) -> None:
+        self.switched_from: str | None = None
+
+    def configure(self, config: pytest.Config, cxr_requested: bool) -> None:
+        workerinput = getattr(config, "workerinput", None)
+        if workerinput is not None:  # a worker: group as the controller decided
+            if workerinput.get(LOADGROUP_KEY):
+                config.option.loadgroup = True
+            return
+        dist = config.getoption("dist", "no")
+        if cxr_requested and dist in SPLITTING_MODES:
+            self.switched_from = dist
+            config.option.dist = "loadgroup"
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[LOADGROUP_KEY] = node.config.getoption("dist", "no") == "loadgroup"
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        from .plugin import WORKER_OUTPUT_KEY, _results
+        from .results import RunResults
+
+        sent = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY)
+        if not sent:
+            return
+        config = node.config
+        merged = _results(config).merge(RunResults.from_dict(json.loads(sent)))
+        from .plugin import results_key
+
+        config.stash[results_key] = merged
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        if self.switched_from is None:
+            return []
+        return [
+            f"cxrperf: --dist={self.switched_from} -> loadgroup: one worker times every latency "
+            "test, one after another; the other tests spread over the workers"
+        ]
