@@ -57,7 +57,7 @@ def _fraction(text: str) -> float:
 
 def _pytest_options(args: argparse.Namespace) -> list[str]:
     """The selection options shared by ``refresh`` and ``calibrate``, as pytest options."""
-    options = []
+    options = ["--cxr-suite"]  # the built-in latency tests, whatever else the ini collects
     for name in ("backend", "model", "rounds", "warmup", "threads", "max_new_tokens", "studies"):
         value = getattr(args, name, None)
         if value is not None:

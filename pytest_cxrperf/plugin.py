@@ -3,7 +3,7 @@
 The plugin costs nothing until cxr is in play: this module imports pytest and the standard library
 only, and torch, transformers and the backends load when a cxr option or ini key is given, or a
 test asks for a cxr fixture. The suite (:mod:`pytest_cxrperf.suite`) is collected beside the
-user's tests when a cxr option is given on the command line. The domain work lives in
+user's tests when ``--cxr-backend`` (or ``--cxr-suite``, ``--cxr-update-baselines``) is given. The domain work lives in
 :mod:`.session` (caches), :mod:`.gate` (measuring, judging, comparing) and :mod:`.results`.
 """
 
@@ -100,6 +100,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
     )
     group.addoption(
+        "--cxr-suite",
+        dest="cxr_suite",
+        action="store_true",
+        default=None,
+        help="collect the built-in latency and equivalence suite beside your tests (implied by "
+        "--cxr-backend and --cxr-update-baselines)",
+    )
+    group.addoption(
         "--cxr-update-baselines",
         dest="cxr_update_baselines",
         action="store_true",
@@ -109,13 +117,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 # ---- when cxr is in play -------------------------------------------------------------------------
-def _option_names() -> list[str]:
-    return [name for name, _, _ in _OPTIONS] + ["cxr_update_baselines"]
+SUITE_OPTIONS = ("cxr_backend", "cxr_update_baselines", "cxr_suite")
 
 
 def options_given(config: pytest.Config) -> list[str]:
-    """The cxr options given on the command line: they collect the built-in suite."""
-    return [name for name in _option_names() if config.getoption(name, None) is not None]
+    """The cxr options given on the command line."""
+    names = [name for name, _, _ in _OPTIONS] + ["cxr_update_baselines", "cxr_suite"]
+    return [name for name in names if config.getoption(name, None) is not None]
+
+
+def suite_requested(config: pytest.Config) -> bool:
+    """``--cxr-backend``, ``--cxr-update-baselines`` or ``--cxr-suite`` on the command line: run
+    the built-in suite beside the tests pytest collects. Other cxr options (a model, a JSON path)
+    configure the run without adding the suite to a team's own tests."""
+    return any(config.getoption(name, None) is not None for name in SUITE_OPTIONS)
 
 
 def ini_keys_set(config: pytest.Config) -> list[str]:
@@ -243,9 +258,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """Add the built-in suite (a cxr option was given), and put every latency test into one
+    """Add the built-in suite (see :func:`suite_requested`), and put every latency test into one
     pytest-xdist group, so that one worker times them all, one after another."""
-    if options_given(config):
+    if suite_requested(config):
         items += _suite_items(session, items)
     for item in items:
         if item.get_closest_marker("cxr_latency") is not None:

@@ -1,0 +1,110 @@
+"""The plugin in a team's own repository: the built-in suite, lazy activation, pytest-xdist."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import FAST
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "team_checks" / "test_reports_we_require.py"
+
+NO_TORCH = """
+import sys
+
+
+def test_plain():
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers"))
+    assert not loaded, loaded[:5]
+"""
+
+
+def outcomes(result):
+    return result.parseoutcomes()
+
+
+def test_the_suite_is_collected_in_an_empty_directory(suite):
+    result = suite.runpytest_subprocess("--cxr-backend=all", "--collect-only", "-q")
+    assert result.ret == 0, result.stdout.str()
+    out = result.stdout.str()
+    for backend in ("eager", "eager-bf16", "openvino", "openvino-int8", "wrong"):
+        assert f"pytest_cxrperf/suite/test_latency.py::test_latency[{backend}]" in out
+    assert "pytest_cxrperf/suite/test_equivalence.py::test_equivalence[eager-study-001-token_ids]" in out
+
+
+def test_the_suite_runs_in_an_empty_directory(suite):
+    result = suite.runpytest_subprocess(*FAST, "--cxr-backend=eager,openvino-f32")
+    assert result.ret == 0, result.stdout.str()
+    counts = outcomes(result)
+    # per backend: 1 latency + 4 studies x (4 checks + ground truth)
+    assert counts["passed"] == 2 * (1 + 4 * 5), counts
+    result.stdout.fnmatch_lines(["*cxrperf summary*", "eager *", "openvino-f32 *"])
+
+
+def test_without_a_cxr_option_nothing_is_collected_and_torch_is_not_imported(pytester):
+    pytester.makepyfile(test_plain=NO_TORCH)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert outcomes(result) == {"passed": 1}, result.stdout.str()
+    assert "cxrperf:" not in result.stdout.str()  # no header
+    assert "cxrperf summary" not in result.stdout.str()
+
+
+def test_the_plugin_changes_no_thread_count_when_unused(pytester, monkeypatch):
+    pytester.makepyfile(
+        test_threads="""
+        import os
+
+
+        def test_threads():
+            import torch
+
+            assert torch.get_num_threads() == int(os.environ["EXPECTED_THREADS"])
+        """
+    )
+    import torch
+
+    monkeypatch.setenv("EXPECTED_THREADS", str(torch.get_num_threads()))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert outcomes(result) == {"passed": 1}, result.stdout.str()
+
+
+def test_a_cxr_fixture_activates_the_plugin_and_the_suite_stays_out(suite):
+    shutil.copy(EXAMPLE, suite.path / EXAMPLE.name)
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider", "--cxr-max-new-tokens=40")
+    # the ini's backend (none: eager fp32) x 4 studies x 2 checks; no built-in test
+    assert outcomes(result) == {"passed": 8}, result.stdout.str()
+    assert "pytest_cxrperf/suite" not in result.stdout.str()
+
+
+def test_the_team_example_runs_beside_the_suite_and_catches_a_bad_backend(suite):
+    shutil.copy(EXAMPLE, suite.path / EXAMPLE.name)
+    good = suite.runpytest_subprocess(*FAST, "--cxr-backend=eager", "-m", "not cxr_latency")
+    assert good.ret == 0, good.stdout.str()
+    assert outcomes(good)["passed"] == 4 * 5 + 4 * 2
+    bad = suite.runpytest_subprocess(*FAST, "--cxr-backend=wrong", "-k", "pneumothorax")
+    assert bad.ret == pytest.ExitCode.TESTS_FAILED
+    bad.stdout.fnmatch_lines(["*wrong on study-001 does not address pneumothorax*"])
+
+
+def test_xdist_times_on_one_worker_and_the_controller_reports_everything(suite):
+    report = suite.path / "results.json"
+    result = suite.runpytest_subprocess(
+        *FAST, "-n", "2", "-v", "--cxr-backend=eager,wrong", f"--cxr-json={report}"
+    )
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, out  # "wrong" says something else
+    result.stdout.fnmatch_lines(
+        ["*--dist=load -> loadgroup*", "*cxrperf summary*", "equivalence FAILED: wrong: *"]
+    )
+    workers = set(re.findall(r"\[(gw\d)\][^\n]*test_latency\[", out))
+    assert len(workers) == 1, out  # every latency test on one worker
+    assert len(set(re.findall(r"\[(gw\d)\]", out))) == 2  # the rest spread over both
+    data = json.loads(report.read_text())
+    assert set(data["backends"]) == {"eager", "wrong"}
+    for label, entry in data["backends"].items():
+        assert entry["rounds"] >= 3 and len(entry["stages"]) == entry["rounds"], label
+        assert len(entry["equivalence"]) == 4, label  # every study, from whichever worker
+    assert data["backends"]["wrong"]["equivalence_ok"] is False
+    assert data["latency_campaign"]["rounds"] >= 3
