@@ -71,7 +71,7 @@ LABELS: tuple[str, ...] = (
     "Fracture",
     "Support Devices",
 )
-STATUSES: tuple[str, ...] = ("present", "absent", "uncertain")
+STATUSES: tuple[str, ...] = ("present", "absent", "uncertain", "historical", "hypothetical")
 LATERALITIES: tuple[str, ...] = ("left", "right", "bilateral", "none")
 _MIDLINE = frozenset({"No Finding", "Cardiomegaly", "Enlarged Cardiomediastinum"})
 
