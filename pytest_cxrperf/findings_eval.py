@@ -209,7 +209,7 @@ def keyword_baseline(text: str) -> list[Finding]:
     for sentence in re.split(r"[.;\n]", text.lower()):
         for label, pattern in _KEYWORDS.items():
             match = re.search(pattern, sentence)
-            if not match or label in found and found[label].status == "present":
+            if not match or (label in found and found[label].status == "present"):
                 continue
             before = sentence[: match.start()]
             status = "absent" if _BASE_NEG.search(before) else "present"
@@ -218,7 +218,7 @@ def keyword_baseline(text: str) -> list[Finding]:
             both = "bilateral" in sentence or "both" in sentence or "bibasilar" in sentence
             side = (
                 "bilateral"
-                if both or left and right
+                if both or (left and right)
                 else "left"
                 if left
                 else "right"
