@@ -168,7 +168,7 @@ CASES: list[tuple[str, list[str]]] = [
             "Atelectasis: uncertain (left)",
         ],
     ),
-    ("Evaluate for pneumonia.", ["Pneumonia: uncertain"]),
+    ("Evaluate for pneumonia.", ["Pneumonia: hypothetical"]),
     (
         "There is no consolidation to suggest pneumonia.",
         [NF, "Consolidation: absent", "Pneumonia: absent"],
