@@ -224,7 +224,8 @@ _OTHER_SITE = (
     r"(?:ankles?|legs?|arms?|feet|foot|hands?|face|neck|flanks?|chest wall|soft tissues?|"
     r"extremit(?:y|ies)|abdominal wall|scrotum|scalp)|"
     r"anasarca|granulomatous (?:infection|disease|process|changes?)|"
-    r"(?:breast|thyroid|neck|abdominal|renal|adrenal|liver|hepatic|soft tissue) (?:masse?s?|nodules?)|"
+    r"(?:breast|thyroid|neck|abdominal|renal|adrenal|liver|hepatic|soft tissue) "
+    r"(?:masse?s?|nodules?)|"
     r"urinary tract infections?|uti|wound infections?"
 )
 # normal statements that say something about the chest without naming an observation
@@ -273,7 +274,8 @@ _HIST_PRE = (
 _UNC_PRE = (
     r"(?:may|might|could)(?: also)?(?: well)? (?:represent|be|reflect|indicate|signify|suggest|"
     r"relate to|be due to|be related to|be secondary to)|unlikely(?: to (?:represent|be))?|"
-    r"favou?ring|possible|possibly|probable|probably|likely|questionable|question of|suspected|suspicious for|"
+    r"favou?ring|possible|possibly|probable|probably|likely|questionable|question of|suspected|"
+    r"suspicious for|"
     r"presumed|suggestive of|suggests?|suggesting|concerning for|concern for|worrisome for|"
     r"cannot exclude|can not exclude|cannot rule out|can not rule out|not excluding|"
     r"differential (?:diagnosis )?"
