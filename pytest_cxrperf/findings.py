@@ -1,48 +1,63 @@
 """Rule-based findings extraction from report text, in the style of the CheXpert / NegBio labelers.
 
 ``extract(text)`` returns what a report *says* about the 14 CheXpert observations, one
-:class:`Finding` per observation mentioned, with a status (present / absent / uncertain) and a
-laterality (left / right / bilateral / none). Two reports are *clinically equivalent* when their
-extracted findings are equal; :func:`compare` names the differences. Everything is deterministic
-and needs nothing but the standard library.
+:class:`Finding` per observation mentioned, with a status and a laterality (left / right /
+bilateral / none). The status is what the image shows now (present / absent / uncertain), or
+``historical`` (``history of pneumonia``, ``old rib fracture``) or ``hypothetical`` (a question
+or a plan: ``to assess for pneumonia``, a sentence of the indication). Two reports are
+*clinically equivalent* when :func:`compare` finds no difference; hypothetical mentions do not
+count there, since they say nothing about the image. Everything is deterministic and needs
+nothing but the standard library. ``pytest_cxrperf.findings_eval`` scores it on the project's
+evaluation set (``python scripts/findings_eval.py``).
 
 How a report is read:
 
-1. The text is lower-cased and split into sentences (``.``, ``!``, ``?`` followed by white space,
-   ``;``, newlines). A decimal point (``1.5 cm``) does not end a sentence.
+1. The text is lower-cased, de-identification tokens (``XXXX``) are dropped, and it is split into
+   sentences (``.``, ``!``, ``?`` followed by white space, ``;``, newlines). A decimal point
+   (``1.5 cm``) does not end a sentence.
 2. In each sentence, *mentions* are matched with synonym patterns per observation (``effusion``,
    ``pleural fluid``, ``blunting of the costophrenic angle`` -> Pleural Effusion; ``nodule``,
    ``mass``, ``nodular opacity`` -> Lung Lesion; ...). Overlapping matches keep the longest
    (``nodular opacity`` is a lesion, not an opacity). A few *normal* statements mean absence
-   outright (``heart size is normal`` -> Cardiomegaly absent, ``costophrenic angles are sharp``
-   -> Pleural Effusion absent).
+   outright (``heart size is normal``, ``upper limits of normal`` -> Cardiomegaly absent,
+   ``costophrenic angles are sharp`` -> Pleural Effusion absent), ``borderline`` heart size is
+   uncertain, and mentions of other body parts (``soft tissue edema about the ankle``,
+   ``granulomatous disease``, ``breast mass``) are dropped. ``hydropneumothorax`` is both a
+   pneumothorax and an effusion.
 3. A mention is *negated* by a cue before it (``no``, ``without``, ``free of``, ``negative for``,
    ``no evidence of``, ``resolved``, ...) or after it (``is not seen``, ``has resolved``, ...), and
-   *uncertain* by a cue before it (``may represent``, ``possible``, ``likely``, ``suggestive of``,
-   ``cannot exclude``, ``concerning for``, ...) or after it (``cannot be excluded``, ``is not
-   excluded``, ...); ``A versus B`` makes both uncertain. When several cues reach a mention, the
-   nearest wins. ``no A to suggest B`` negates B too.
+   *uncertain* by a cue before it (``may represent``, ``may indicate``, ``possible``, ``likely``,
+   ``suggestive of``, ``cannot exclude``, ``concerning for``, ``differential includes``, ...) or
+   after it (``cannot be excluded``, ``is not excluded``, ``is favored``, ...); ``A versus B``
+   makes both uncertain; *hypothetical* by ``to assess for``, ``rule out``, ``to document
+   resolution of``, or by sitting in an ``Indication:`` sentence. When several cues reach a
+   mention, the nearest wins. ``no A to suggest B`` negates B too. A *historical* cue (``history
+   of``, ``prior``, ``old``, ``healed``) is the weakest: it counts only when no other reaches.
 4. A cue before a mention reaches forward through a list (``no effusion or pneumothorax`` negates
    both; ``no effusion, consolidation, or pneumothorax`` all three) and stops at a scope boundary:
    ``but``, ``however``, ``although``, ``though``, ``except``, ``which``, ``whereas``, ``while``,
    ``with``, ``there is/are``, ``:``, or a comma / ``and`` followed by a new noun phrase (``a``,
    ``the``, a size or laterality word...): ``no effusion but a small pneumothorax`` and ``no
-   effusion and a small pneumothorax`` leave the pneumothorax present. A cue after a mention
-   reaches back to the previous boundary or comma.
+   effusion and a small pneumothorax`` leave the pneumothorax present -- unless the list goes
+   on to an ``or``: ``no consolidation, suspicious opacity, large effusion, or pneumothorax``
+   negates all four. A cue after a mention reaches back to the previous boundary or comma.
 5. Laterality words (``left``, ``right``, ``left-sided``, ``bilateral``, ``bilaterally``,
-   ``bibasilar``, ``bibasal``, ``biapical``, ``both``) belong to the mention they modify: inside
+   ``bibasilar``, ``bibasal``, ``biapical``, ``both``; ``lingula`` and ``retrocardiac`` are
+   left) belong to the mention they modify: inside
    it, before it, or after it (``opacity in the right lower lobe``); a word between two mentions
    goes to the later one if a conjunction or comma separates it from the earlier one. A mention
    that interprets another (``opacity in the right lower lobe may represent pneumonia``, ``...,
    likely atelectasis``, ``effusion with adjacent atelectasis``) inherits its laterality when it
-   has none of its own. ``left`` and ``right`` together make ``bilateral``. Cardiomegaly and
-   Enlarged Cardiomediastinum never carry a laterality.
-6. Mentions of one observation are merged into one finding: present beats uncertain beats absent,
-   and the laterality is the union over the mentions with the winning status.
+   has none of its own, and so do adjacent mentions (``right lower lobe pneumonic
+   consolidation``) and ``A or B``. ``left`` and ``right`` together make ``bilateral``.
+   Cardiomegaly and Enlarged Cardiomediastinum never carry a laterality.
+6. Mentions of one observation are merged into one finding: present beats uncertain beats absent
+   beats historical beats hypothetical, and the laterality is the union over the mentions with
+   the winning status.
 7. ``No Finding`` is derived as in CheXpert: present when the text says anything about the chest
-   (at least one mention, or a normal statement such as ``the lungs are clear`` or ``no acute
-   cardiopulmonary process``) and no observation other than Support Devices is present or
-   uncertain. Text with no mention at all gives an empty list.
+   (at least one present, absent or uncertain mention, or a normal statement such as ``the lungs
+   are clear`` or ``no acute cardiopulmonary process``) and no observation other than Support
+   Devices is present or uncertain. Text with no such mention gives no ``No Finding``.
 
 The output is sorted in the order of :data:`LABELS`.
 """
@@ -621,8 +636,12 @@ def extract(text: str) -> list[Finding]:
 
 
 def _by_label(findings: Iterable[Finding]) -> dict[str, Finding]:
+    """One finding per label; hypothetical ones left out (an indication's question is no
+    finding: "To assess for pneumonia. Lungs are clear." equals "Lungs are clear.")."""
     table: dict[str, Finding] = {}
     for finding in findings:
+        if finding.status == "hypothetical":
+            continue
         if finding.label in table and table[finding.label] != finding:
             merged = _merge(
                 [(f.label, f.status, _sides(f.laterality)) for f in (table[finding.label], finding)]
@@ -691,8 +710,8 @@ def dumps(findings: Iterable[Finding], indent: int | None = None) -> str:
 
 
 def equivalent(reference_text: str, candidate_text: str) -> bool:
-    """True when two reports state the same findings."""
-    return extract(reference_text) == extract(candidate_text)
+    """True when two reports state the same findings (:func:`compare` finds no difference)."""
+    return not compare(extract(reference_text), extract(candidate_text))
 
 
 __all__ = [
