@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -262,6 +263,19 @@ def table(columns: Sequence[tuple[str, Scores]]) -> str:
     return "\n".join(rows)
 
 
+def _load_extract(path: str) -> Extractor:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_findings_before", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}: give the path of a findings.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    extractor: Extractor = module.extract
+    return extractor
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
@@ -271,10 +285,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", choices=SPLITS, default="dev", help="dev (default) or test")
     parser.add_argument("--errors", action="store_true", help="list the texts read wrongly")
     parser.add_argument("--no-baseline", action="store_true", help="leave the keyword baseline out")
+    parser.add_argument(
+        "--before",
+        metavar="FILE.py",
+        help="also score the extract() of another version of findings.py (e.g. from "
+        "'git show REV:pytest_cxrperf/findings.py'), for a before/after table",
+    )
     args = parser.parse_args(list(argv) if argv is not None else None)
     records = load(args.split)
     ours = evaluate(records)
     columns = [("extractor", ours)]
+    if args.before:
+        columns.insert(0, ("before", evaluate(records, _load_extract(args.before))))
     if not args.no_baseline:
         columns.append(("keyword baseline", evaluate(records, keyword_baseline)))
     print(f"findings extractor on the {args.split} half ({len(records)} texts)\n")
