@@ -609,6 +609,17 @@ def extract(text: str) -> list[Finding]:
             gap = sentence[mentions[i - 1].end : mentions[i].start]
             if statuses[i - 1] == "absent" and _TO_SUGGEST_RE.match(gap):
                 statuses[i] = "absent"
+            # a hedged reading of the same finding hedges the finding: "blunting of the right
+            # costophrenic angle, likely a small effusion", "enlarged cardiac silhouette may
+            # reflect cardiomegaly"
+            if (
+                mentions[i - 1].label == mentions[i].label
+                and statuses[i - 1] == "present"
+                and statuses[i] == "uncertain"
+                and _LINK_RE.search(gap)
+                and not _SEPARATOR_RE.search(_LINK_RE.sub(" ", gap).replace(",", " "))
+            ):
+                statuses[i - 1] = "uncertain"
         sides = _lateralities(sentence, mentions, statuses)
         for versus in _VERSUS_RE.finditer(sentence):  # "A versus B": both uncertain
             before = max(

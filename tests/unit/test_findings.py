@@ -356,6 +356,10 @@ REAL_LANGUAGE_CASES: list[tuple[str, list[str]]] = [
     ("May indicate edema or atypical infection.", ["Edema: uncertain", "Pneumonia: uncertain"]),
     ("Differential includes pulmonary edema.", ["Edema: uncertain"]),
     ("Borderline enlarged heart.", ["Cardiomegaly: uncertain"]),
+    (
+        "Blunting of the right costophrenic angle, likely small effusion.",
+        ["Pleural Effusion: uncertain (right)"],
+    ),
     ("Upper limits of normal heart size.", [NF, "Cardiomegaly: absent"]),
     ("Heart size at the upper limits of normal.", [NF, "Cardiomegaly: absent"]),
     ("No XXXX pleural effusion.", [NF, "Pleural Effusion: absent"]),
