@@ -31,8 +31,10 @@ How a report is read:
    after it (``cannot be excluded``, ``is not excluded``, ``is favored``, ...); ``A versus B``
    makes both uncertain; *hypothetical* by ``to assess for``, ``rule out``, ``to document
    resolution of``, or by sitting in an ``Indication:`` sentence. When several cues reach a
-   mention, the nearest wins. ``no A to suggest B`` negates B too. A *historical* cue (``history
-   of``, ``prior``, ``old``, ``healed``) is the weakest: it counts only when no other reaches.
+   mention, the nearest wins. ``no A to suggest B`` negates B too, and a hedged reading of the
+   same finding hedges it (``blunting of the left costophrenic angle, likely small effusion``).
+   A *historical* cue (``history of``, ``prior``, ``old``, ``healed``) is the weakest: it counts
+   only when no other reaches.
 4. A cue before a mention reaches forward through a list (``no effusion or pneumothorax`` negates
    both; ``no effusion, consolidation, or pneumothorax`` all three) and stops at a scope boundary:
    ``but``, ``however``, ``although``, ``though``, ``except``, ``which``, ``whereas``, ``while``,
