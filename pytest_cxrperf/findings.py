@@ -295,6 +295,7 @@ _UNC_PRE = (
     r"suspicious for|"
     r"presumed|suggestive of|suggests?|suggesting|concerning for|concern for|worrisome for|"
     r"cannot exclude|can not exclude|cannot rule out|can not rule out|not excluding|"
+    r"(?:difficult|hard|impossible) to (?:exclude|rule out)|"
     r"differential (?:diagnosis )?"
     r"(?:includes|considerations? include)|equivocal|borderline|atypical for|versus|vs\.?"
 )
@@ -302,7 +303,7 @@ _UNC_POST = (
     r"cannot be (?:excluded|ruled out)|can not be (?:excluded|ruled out)|"
     r"(?:is |are )?not (?:be )?(?:excluded|ruled out)|(?:is|are) (?:possible|likely|suspected|"
     r"questioned|considered|a consideration|favou?red|unlikely|less likely|not likely)|"
-    r"may be present|could be present"
+    r"(?:is|are) (?:difficult|hard) to (?:exclude|rule out)|may be present|could be present"
 )
 # a cue before a mention does not reach past these
 _WORD_BOUNDARY = (

@@ -355,6 +355,7 @@ REAL_LANGUAGE_CASES: list[tuple[str, list[str]]] = [
     ("Left basilar opacity cleared in the interval.", [NF, "Lung Opacity: absent (left)"]),
     ("May indicate edema or atypical infection.", ["Edema: uncertain", "Pneumonia: uncertain"]),
     ("Differential includes pulmonary edema.", ["Edema: uncertain"]),
+    ("A small left pneumothorax is difficult to exclude.", ["Pneumothorax: uncertain (left)"]),
     ("Borderline enlarged heart.", ["Cardiomegaly: uncertain"]),
     (
         "Blunting of the right costophrenic angle, likely small effusion.",
