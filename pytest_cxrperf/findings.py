@@ -1,48 +1,65 @@
 """Rule-based findings extraction from report text, in the style of the CheXpert / NegBio labelers.
 
 ``extract(text)`` returns what a report *says* about the 14 CheXpert observations, one
-:class:`Finding` per observation mentioned, with a status (present / absent / uncertain) and a
-laterality (left / right / bilateral / none). Two reports are *clinically equivalent* when their
-extracted findings are equal; :func:`compare` names the differences. Everything is deterministic
-and needs nothing but the standard library.
+:class:`Finding` per observation mentioned, with a status and a laterality (left / right /
+bilateral / none). The status is what the image shows now (present / absent / uncertain), or
+``historical`` (``history of pneumonia``, ``old rib fracture``) or ``hypothetical`` (a question
+or a plan: ``to assess for pneumonia``, a sentence of the indication). Two reports are
+*clinically equivalent* when :func:`compare` finds no difference; hypothetical mentions do not
+count there, since they say nothing about the image. Everything is deterministic and needs
+nothing but the standard library. ``pytest_cxrperf.findings_eval`` scores it on the project's
+evaluation set (``python scripts/findings_eval.py``).
 
 How a report is read:
 
-1. The text is lower-cased and split into sentences (``.``, ``!``, ``?`` followed by white space,
-   ``;``, newlines). A decimal point (``1.5 cm``) does not end a sentence.
+1. The text is lower-cased, de-identification tokens (``XXXX``) are dropped, and it is split into
+   sentences (``.``, ``!``, ``?`` followed by white space, ``;``, newlines). A decimal point
+   (``1.5 cm``) does not end a sentence.
 2. In each sentence, *mentions* are matched with synonym patterns per observation (``effusion``,
    ``pleural fluid``, ``blunting of the costophrenic angle`` -> Pleural Effusion; ``nodule``,
    ``mass``, ``nodular opacity`` -> Lung Lesion; ...). Overlapping matches keep the longest
    (``nodular opacity`` is a lesion, not an opacity). A few *normal* statements mean absence
-   outright (``heart size is normal`` -> Cardiomegaly absent, ``costophrenic angles are sharp``
-   -> Pleural Effusion absent).
+   outright (``heart size is normal``, ``upper limits of normal`` -> Cardiomegaly absent,
+   ``costophrenic angles are sharp`` -> Pleural Effusion absent), ``borderline`` heart size is
+   uncertain, and mentions of other body parts (``soft tissue edema about the ankle``,
+   ``granulomatous disease``, ``breast mass``) are dropped. ``hydropneumothorax`` is both a
+   pneumothorax and an effusion.
 3. A mention is *negated* by a cue before it (``no``, ``without``, ``free of``, ``negative for``,
    ``no evidence of``, ``resolved``, ...) or after it (``is not seen``, ``has resolved``, ...), and
-   *uncertain* by a cue before it (``may represent``, ``possible``, ``likely``, ``suggestive of``,
-   ``cannot exclude``, ``concerning for``, ...) or after it (``cannot be excluded``, ``is not
-   excluded``, ...); ``A versus B`` makes both uncertain. When several cues reach a mention, the
-   nearest wins. ``no A to suggest B`` negates B too.
+   *uncertain* by a cue before it (``may represent``, ``may indicate``, ``possible``, ``likely``,
+   ``suggestive of``, ``cannot exclude``, ``concerning for``, ``differential includes``, ...) or
+   after it (``cannot be excluded``, ``is not excluded``, ``is favored``, ...); ``A versus B``
+   makes both uncertain; *hypothetical* by ``to assess for``, ``rule out``, ``to document
+   resolution of``, or by sitting in an ``Indication:`` sentence. When several cues reach a
+   mention, the nearest wins. ``no A to suggest B`` negates B too, and a hedged reading of the
+   same finding hedges it (``blunting of the left costophrenic angle, likely small effusion``).
+   A *historical* cue (``history of``, ``prior``, ``old``, ``healed``) is the weakest: it counts
+   only when no other reaches.
 4. A cue before a mention reaches forward through a list (``no effusion or pneumothorax`` negates
    both; ``no effusion, consolidation, or pneumothorax`` all three) and stops at a scope boundary:
    ``but``, ``however``, ``although``, ``though``, ``except``, ``which``, ``whereas``, ``while``,
    ``with``, ``there is/are``, ``:``, or a comma / ``and`` followed by a new noun phrase (``a``,
    ``the``, a size or laterality word...): ``no effusion but a small pneumothorax`` and ``no
-   effusion and a small pneumothorax`` leave the pneumothorax present. A cue after a mention
-   reaches back to the previous boundary or comma.
+   effusion and a small pneumothorax`` leave the pneumothorax present -- unless the list goes
+   on to an ``or``: ``no consolidation, suspicious opacity, large effusion, or pneumothorax``
+   negates all four. A cue after a mention reaches back to the previous boundary or comma.
 5. Laterality words (``left``, ``right``, ``left-sided``, ``bilateral``, ``bilaterally``,
-   ``bibasilar``, ``bibasal``, ``biapical``, ``both``) belong to the mention they modify: inside
+   ``bibasilar``, ``bibasal``, ``biapical``, ``both``; ``lingula`` and ``retrocardiac`` are
+   left) belong to the mention they modify: inside
    it, before it, or after it (``opacity in the right lower lobe``); a word between two mentions
    goes to the later one if a conjunction or comma separates it from the earlier one. A mention
    that interprets another (``opacity in the right lower lobe may represent pneumonia``, ``...,
    likely atelectasis``, ``effusion with adjacent atelectasis``) inherits its laterality when it
-   has none of its own. ``left`` and ``right`` together make ``bilateral``. Cardiomegaly and
-   Enlarged Cardiomediastinum never carry a laterality.
-6. Mentions of one observation are merged into one finding: present beats uncertain beats absent,
-   and the laterality is the union over the mentions with the winning status.
+   has none of its own, and so do adjacent mentions (``right lower lobe pneumonic
+   consolidation``) and ``A or B``. ``left`` and ``right`` together make ``bilateral``.
+   Cardiomegaly and Enlarged Cardiomediastinum never carry a laterality.
+6. Mentions of one observation are merged into one finding: present beats uncertain beats absent
+   beats historical beats hypothetical, and the laterality is the union over the mentions with
+   the winning status.
 7. ``No Finding`` is derived as in CheXpert: present when the text says anything about the chest
-   (at least one mention, or a normal statement such as ``the lungs are clear`` or ``no acute
-   cardiopulmonary process``) and no observation other than Support Devices is present or
-   uncertain. Text with no mention at all gives an empty list.
+   (at least one present, absent or uncertain mention, or a normal statement such as ``the lungs
+   are clear`` or ``no acute cardiopulmonary process``) and no observation other than Support
+   Devices is present or uncertain. Text with no such mention gives no ``No Finding``.
 
 The output is sorted in the order of :data:`LABELS`.
 """
@@ -71,7 +88,7 @@ LABELS: tuple[str, ...] = (
     "Fracture",
     "Support Devices",
 )
-STATUSES: tuple[str, ...] = ("present", "absent", "uncertain")
+STATUSES: tuple[str, ...] = ("present", "absent", "uncertain", "historical", "hypothetical")
 LATERALITIES: tuple[str, ...] = ("left", "right", "bilateral", "none")
 _MIDLINE = frozenset({"No Finding", "Cardiomegaly", "Enlarged Cardiomediastinum"})
 
@@ -123,8 +140,8 @@ class Finding:
 # Patterns. Each is matched on lower-cased text with word boundaries around the whole pattern.
 
 _ADVERB = (
-    r"(?:mildly|moderately|severely|markedly|slightly|massively|significantly|substantially|"
-    r"again|still|now|minimally) "
+    r"(?:(?:mildly|moderately|severely|markedly|slightly|massively|significantly|substantially|"
+    r"again|still|now|minimally) )"
 )
 _MENTIONS: dict[str, str] = {
     "Enlarged Cardiomediastinum": (
@@ -152,14 +169,15 @@ _MENTIONS: dict[str, str] = {
     ),
     "Edema": (
         r"o?edema|(?:pulmonary|vascular|venous) congestion|vascular (?:engorgement|prominence)|"
-        r"kerley (?:b )?lines|heart failure|chf"
+        r"kerley (?:b )?lines|heart failure|chf|cephalization|fluid overload"
     ),
     "Consolidation": r"consolidat(?:ion|ions|ive|ed)",
     "Pneumonia": (
-        r"(?:broncho)?pneumonias?|infections?|infectious (?:process|etiology)|aspiration"
+        r"(?:broncho)?pneumonias?|pneumonic|infections?|infectious (?:process|etiology)|"
+        r"aspiration"
     ),
     "Atelectasis": r"atelecta(?:sis|ses|tic)|collapsed?",
-    "Pneumothorax": r"pneumothora(?:x|ces)|ptx",
+    "Pneumothorax": r"(?:hydro)?pneumothora(?:x|ces)|ptx",
     "Pleural Effusion": (
         r"(?<!pericardial )(?:pleural )?effusions?|pleural fluid|"
         r"(?:blunting|blunted|blunts?) (?:of )?(?:the )?(?:left |right |bilateral |both )?"
@@ -185,9 +203,13 @@ _MENTIONS: dict[str, str] = {
 }
 _NORMALS: dict[str, str] = {  # statements of normality: the observation is absent
     "Cardiomegaly": (
+        r"(?:heart|cardiac|heart size|cardiac size|cardiac silhouette)(?: is| remains| appears)?"
+        r"(?: at)?(?: the)? upper limits? of normal(?: in size)?|"
+        r"(?:heart|cardiac silhouette) and (?:cardio)?mediastin\w* (?:are|appear|remain) "
+        r"(?:normal|unremarkable|within normal limits)|"
         r"(?:normal|normal-sized?|upper normal|top normal) (?:heart|cardiac) (?:size|silhouette)|"
         r"(?:heart|cardiac silhouette|heart size|cardiac size)(?: is| remains| appears)? "
-        r"(?:(?:upper|top|within) )?(?:normal|normal limits|unremarkable|not enlarged)"
+        r"(?:(?:upper|top|within)[ -])?(?:normal|normal limits|unremarkable|not enlarged)"
         r"(?: in size)?"
     ),
     "Enlarged Cardiomediastinum": (
@@ -200,37 +222,88 @@ _NORMALS: dict[str, str] = {  # statements of normality: the observation is abse
         r"costophrenic angles? (?:is |are |remain )?(?:sharp|clear|preserved|normal)"
     ),
 }
+# statements that leave an observation uncertain outright ("borderline" heart size)
+_UNCERTAIN_STATEMENTS: dict[str, str] = {
+    "Cardiomegaly": (
+        r"(?:heart|cardiac|heart size|cardiac size|cardiac silhouette)(?: is| remains| appears)? "
+        r"borderline(?: in size| enlarged| large)?|"
+        r"borderline (?:enlarged |large )?(?:heart|cardiac)(?: size| silhouette)?|"
+        r"borderline cardiomegaly"
+    ),
+}
+# mentions that are not the chest finding they look like: dropped ("soft tissue edema about the
+# ankle" is not pulmonary edema; "granulomatous infection" is old, healed disease, not pneumonia)
+_OTHER_SITE = (
+    r"(?:soft[ -]tissue|subcutaneous|chest wall|extremity|leg|legs|pedal|peripheral|ankle|"
+    r"scalp|facial|airway|laryngeal|bowel wall|cerebral|marrow|scrotal)"
+    r"(?: swelling(?: and| or|,))? (?:o?edema|infections?|masse?s?|nodules?)|"
+    r"(?:o?edema|swelling|infections?) (?:of|about|in|involving|around) the (?:[\w-]+ ){0,2}"
+    r"(?:ankles?|legs?|arms?|feet|foot|hands?|face|neck|flanks?|chest wall|soft tissues?|"
+    r"extremit(?:y|ies)|abdominal wall|scrotum|scalp)|"
+    r"anasarca|granulomatous (?:infection|disease|process|changes?)|"
+    r"(?:breast|thyroid|neck|abdominal|renal|adrenal|liver|hepatic|soft tissue) "
+    r"(?:masse?s?|nodules?)|"
+    r"urinary tract infections?|uti|wound infections?"
+)
 # normal statements that say something about the chest without naming an observation
 _NORMAL_STATEMENTS = (
     r"no acute (?:cardiopulmonary|intrathoracic|cardiothoracic)? ?(?:process|abnormality|"
     r"abnormalities|disease|findings?)|lungs are clear|clear lungs|"
-    r"normal chest(?: radiograph| x-ray)?|unremarkable chest(?: radiograph| x-ray)?"
+    r"normal chest(?: radiograph| x-ray)?|unremarkable chest(?: radiograph| x-ray)?|"
+    r"(?:pulmonary )?vascula(?:rity|ture)(?: is| are| appears?)? (?:within normal limits|normal)|"
+    r"normal (?:pulmonary )?vascula(?:rity|ture)"
 )
 
-_NEG_PRE = (
+_NEG_PRE = (  # the longest alternatives first: a regex takes the first that matches
+    r"no (?:[\w-]+ ){0,2}(?:findings?|evidence|signs?) (?:to suggest|suggestive of|"
+    r"suspicious for|concerning for|to indicate|of)|"
     r"no(?! longer)|not(?! (?:be )?(?:excluded|ruled out))|without|free of|clear of|negative for|"
     r"absence of|resolution of|(?<!has )(?<!have )(?<!had )(?<!is )(?<!are )resolved|"
-    r"interval resolution of|no evidence of|never"
+    r"interval resolution of|(?:interval )?clear(?:ing|ance) of|no evidence of|never"
 )
 _NEG_POST = (
     r"(?:is |are )?not (?:seen|identified|present|visualized|appreciated|demonstrated|evident|"
     r"noted)|"
-    r"(?:has|have|had) (?:since )?(?:resolved|cleared)|(?:is|are) absent|"
+    r"(?:has|have|had) (?:since |now |largely |nearly |almost |completely |essentially )?"
+    r"(?:resolved|cleared)|(?:resolved|cleared) in the interval|(?:is|are) absent|"
+    r"(?:is|are) gone|(?:has|have) disappeared|can be excluded|"
     r"(?:is |are )?no longer (?:seen|present|visualized|evident|identified|noted|appreciated)|"
     r"(?:has|have) been ruled out"
 )
+# a question or a plan, not a finding: "to assess for pneumonia", "follow-up to document
+# resolution of pneumonia"; a sentence of the indication section is read the same way
+_HYP_PRE = (
+    r"(?:to )?(?:evaluate|assess|screen)(?: for)?|(?:to )?rule out|r/o|(?:to )?exclude|"
+    r"evaluation (?:for|of)|assessment (?:for|of)|"
+    r"if (?:there is )?(?:clinical )?(?:concern|suspicion) (?:for|of)|"
+    r"(?:to )?(?:document|confirm|ensure) (?:the )?(?:complete )?resolution of"
+)
+_INDICATION_RE = re.compile(
+    r"^(?:indications?|reason for (?:exam|study|examination|request)|clinical (?:history|"
+    r"indication|information|question)|history)\s*:"
+)
+# a past condition, not today's finding; the weakest cue: any other that reaches wins
+_HIST_PRE = (
+    r"history of|h/o|hx of|remote|healed|old|sequelae? of|status post|s/p|"
+    r"(?:prior|previous)(?! (?:study|studies|exam\w*|radiographs?|films?|chest|x-?rays?|ct|"
+    r"imaging|comparison|day|one))"
+)
 _UNC_PRE = (
-    r"may represent|may be|could represent|could be|might represent|might be|may reflect|"
-    r"possible|possibly|probable|probably|likely|questionable|question of|suspected|suspicious for|"
+    r"(?:may|might|could)(?: also)?(?: well)? (?:represent|be|reflect|indicate|signify|suggest|"
+    r"relate to|be due to|be related to|be secondary to)|unlikely(?: to (?:represent|be))?|"
+    r"favou?ring|possible|possibly|probable|probably|likely|questionable|question of|suspected|"
+    r"suspicious for|"
     r"presumed|suggestive of|suggests?|suggesting|concerning for|concern for|worrisome for|"
     r"cannot exclude|can not exclude|cannot rule out|can not rule out|not excluding|"
-    r"(?:to )?rule out|r/o|evaluate for|evaluation for|assess for|differential (?:diagnosis )?"
+    r"(?:difficult|hard|impossible) to (?:exclude|rule out)|"
+    r"differential (?:diagnosis )?"
     r"(?:includes|considerations? include)|equivocal|borderline|atypical for|versus|vs\.?"
 )
 _UNC_POST = (
     r"cannot be (?:excluded|ruled out)|can not be (?:excluded|ruled out)|"
     r"(?:is |are )?not (?:be )?(?:excluded|ruled out)|(?:is|are) (?:possible|likely|suspected|"
-    r"questioned|considered|a consideration)|may be present|could be present"
+    r"questioned|considered|a consideration|favou?red|unlikely|less likely|not likely)|"
+    r"(?:is|are) (?:difficult|hard) to (?:exclude|rule out)|may be present|could be present"
 )
 # a cue before a mention does not reach past these
 _WORD_BOUNDARY = (
@@ -255,7 +328,7 @@ _LINK = (
 )
 _LATERALITY = (
     r"left|right|bilateral|bilaterally|bibasilar|bibasal|biapical|both|"
-    r"bi-?lateral|bi-basilar"
+    r"bi-?lateral|bi-basilar|lingula|lingular|retrocardiac"
 )
 
 
@@ -265,11 +338,17 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 _MENTION_RES = [(label, _compile(p)) for label, p in _MENTIONS.items()]
 _NORMAL_RES = [(label, _compile(p)) for label, p in _NORMALS.items()]
+_UNCERTAIN_RES = [(label, _compile(p)) for label, p in _UNCERTAIN_STATEMENTS.items()]
+_OTHER_SITE_RE = _compile(_OTHER_SITE)
+_HYP_PRE_RE = _compile(_HYP_PRE)
+_HIST_PRE_RE = _compile(_HIST_PRE)
 _NORMAL_STATEMENT_RE = _compile(_NORMAL_STATEMENTS)
 _NEG_PRE_RE = _compile(_NEG_PRE)
 _NEG_POST_RE = _compile(_NEG_POST)
 _UNC_PRE_RE = _compile(_UNC_PRE)
 _UNC_POST_RE = _compile(_UNC_POST)
+_OR_RE = _compile(r"or|nor")
+_DEID_RE = re.compile(r"\bx{3,}\b ?")  # de-identification tokens ("no XXXX pleural effusion")
 # where a cue before a mention stops reaching forward
 _HARD_BOUNDARY_RE = re.compile(
     rf"(?<![\w-])(?:{_WORD_BOUNDARY})(?![\w])|[:;]|,{_NEW_PHRASE}|(?<![\w-])and{_NEW_PHRASE}"
@@ -292,34 +371,51 @@ class _Mention:
     label: str
     start: int
     end: int
-    normal: bool  # a statement of normality: always absent
+    fixed: str | None = None  # a statement with its own status ("heart size is normal": absent)
 
 
 @dataclass(frozen=True)
 class _Cue:
-    kind: str  # "absent" | "uncertain"
+    kind: str  # "absent" | "uncertain" | "hypothetical" | "historical"
     start: int
     end: int
 
 
 def _sentences(text: str) -> list[str]:
-    lowered = re.sub(r"[ \t\r\f\v]+", " ", text.lower())
+    lowered = re.sub(r"[ \t\r\f\v]+", " ", _DEID_RE.sub("", text.lower()))
     return [s.strip() for s in _SENTENCE_RE.split(lowered) if s and s.strip()]
 
 
 def _find_mentions(sentence: str) -> tuple[list[_Mention], bool]:
     candidates: list[_Mention] = []
     for label, regex in _NORMAL_RES:
-        candidates += [_Mention(label, m.start(), m.end(), True) for m in regex.finditer(sentence)]
+        candidates += [
+            _Mention(label, m.start(), m.end(), "absent") for m in regex.finditer(sentence)
+        ]
+    for label, regex in _UNCERTAIN_RES:
+        candidates += [
+            _Mention(label, m.start(), m.end(), "uncertain") for m in regex.finditer(sentence)
+        ]
     for label, regex in _MENTION_RES:
-        candidates += [_Mention(label, m.start(), m.end(), False) for m in regex.finditer(sentence)]
-    # longest first (normal statements first on ties), then leftmost; drop overlaps
-    candidates.sort(key=lambda m: (-(m.end - m.start), not m.normal, m.start))
+        candidates += [_Mention(label, m.start(), m.end()) for m in regex.finditer(sentence)]
+    candidates += [_Mention("", m.start(), m.end()) for m in _OTHER_SITE_RE.finditer(sentence)]
+    # longest first (statements with their own status first on ties), then leftmost; drop overlaps
+    candidates.sort(key=lambda m: (-(m.end - m.start), m.fixed is None, m.start))
     kept: list[_Mention] = []
     for cand in candidates:
         if all(cand.end <= k.start or cand.start >= k.end for k in kept):
             kept.append(cand)
-    kept.sort(key=lambda m: m.start)
+    kept = sorted((m for m in kept if m.label), key=lambda m: m.start)  # other sites dropped
+    # a hydropneumothorax is a pneumothorax and an effusion
+    kept = [
+        twin
+        for m in kept
+        for twin in (
+            [m, _Mention("Pleural Effusion", m.start, m.end, m.fixed)]
+            if sentence.startswith("hydro", m.start)
+            else [m]
+        )
+    ]
     normal_statement = _NORMAL_STATEMENT_RE.search(sentence) is not None
     return kept, normal_statement
 
@@ -350,24 +446,50 @@ def _find_cues(sentence: str, mentions: list[_Mention]) -> tuple[list[_Cue], lis
     taken = [(c.start, c.end) for c in post]
     pre = [
         c
-        for c in collect([("uncertain", _UNC_PRE_RE), ("absent", _NEG_PRE_RE)])
+        for c in collect(
+            [
+                ("uncertain", _UNC_PRE_RE),
+                ("absent", _NEG_PRE_RE),
+                ("hypothetical", _HYP_PRE_RE),
+                ("historical", _HIST_PRE_RE),
+            ]
+        )
         if all(c.end <= s or c.start >= e for s, e in taken)
     ]
     return pre, post
 
 
+def _reaches(sentence: str, cue_end: int, mention_start: int) -> bool:
+    """Does a cue ending at ``cue_end`` reach forward to a mention at ``mention_start``?
+
+    Not past a word such as ``but`` or ``with``; not past a comma or ``and`` before a new noun
+    phrase either, unless the list goes on to an ``or``: in "no consolidation, suspicious
+    opacity, large effusion, or pneumothorax" every item is negated, in "no pneumothorax, small
+    left effusion" the effusion is not."""
+    between = sentence[cue_end:mention_start]
+    if not _HARD_BOUNDARY_RE.search(between):
+        return True
+    if _WORD_BOUNDARY_RE.search(between):
+        return False
+    clause_end = _WORD_BOUNDARY_RE.search(sentence, mention_start)
+    rest = sentence[cue_end : clause_end.start() if clause_end else len(sentence)]
+    last_soft = max(m.end() for m in _HARD_BOUNDARY_RE.finditer(between))
+    return _OR_RE.search(rest, last_soft) is not None
+
+
 def _status(sentence: str, mention: _Mention, pre: list[_Cue], post: list[_Cue]) -> str:
-    if mention.normal:
-        return "absent"
+    if mention.fixed is not None:
+        return mention.fixed
     best: tuple[int, str] | None = None  # (distance, status)
+    history: tuple[int, str] | None = None  # the weakest cue: used only when no other reaches
     for cue in pre:
-        if cue.end > mention.start:
-            continue
-        between = sentence[cue.end : mention.start]
-        if _HARD_BOUNDARY_RE.search(between):
+        if cue.end > mention.start or not _reaches(sentence, cue.end, mention.start):
             continue
         distance = mention.start - cue.end
-        if best is None or distance < best[0]:
+        if cue.kind == "historical":
+            if history is None or distance < history[0]:
+                history = (distance, cue.kind)
+        elif best is None or distance < best[0]:
             best = (distance, cue.kind)
     for cue in post:
         if cue.start < mention.end:
@@ -378,11 +500,12 @@ def _status(sentence: str, mention: _Mention, pre: list[_Cue], post: list[_Cue])
         distance = cue.start - mention.end
         if best is None or distance < best[0]:
             best = (distance, cue.kind)
+    best = best or history
     return "present" if best is None else best[1]
 
 
 def _side_of(word: str) -> set[str]:
-    if word in ("left",):
+    if word in ("left", "lingula", "lingular", "retrocardiac"):
         return {"left"}
     if word in ("right",):
         return {"right"}
@@ -417,6 +540,11 @@ def _lateralities(sentence: str, mentions: list[_Mention], statuses: list[str]) 
         else:  # pragma: no cover - mentions is not empty
             continue
         sides[target] |= side
+    # adjacent mentions describe one thing ("right lower lobe pneumonic consolidation"), and a
+    # hydropneumothorax's two findings lie on one side
+    for i in range(1, len(mentions)):
+        if not sentence[mentions[i - 1].end : mentions[i].start].strip():
+            sides[i - 1] = sides[i] = sides[i - 1] | sides[i]
     # an interpreting mention inherits its antecedent's laterality
     for i in range(1, len(mentions)):
         if sides[i]:
@@ -424,6 +552,9 @@ def _lateralities(sentence: str, mentions: list[_Mention], statuses: list[str]) 
         gap = sentence[mentions[i - 1].end : mentions[i].start]
         if _LIST_GAP_RE.match(gap) and statuses[i] == statuses[i - 1] == "uncertain":
             sides[i] = set(sides[i - 1])  # "may represent atelectasis or pneumonia"
+            continue
+        if gap.strip() == "or" and statuses[i] == statuses[i - 1] == "present":
+            sides[i] = set(sides[i - 1])  # "left lower lobe atelectasis or consolidation"
             continue
         if not _LINK_RE.search(gap):
             continue
@@ -441,7 +572,8 @@ def _laterality_name(sides: set[str]) -> str:
     return "none"
 
 
-_STATUS_RANK = {"present": 0, "uncertain": 1, "absent": 2}
+_STATUS_RANK = {"present": 0, "uncertain": 1, "absent": 2, "historical": 3, "hypothetical": 4}
+_CURRENT = ("present", "uncertain", "absent")  # what the image shows, as opposed to a history
 
 
 def _merge(raw: Iterable[tuple[str, str, set[str]]]) -> list[Finding]:
@@ -468,15 +600,29 @@ def extract(text: str) -> list[Finding]:
     says_something = False
     for sentence in _sentences(text):
         mentions, normal_statement = _find_mentions(sentence)
-        says_something = says_something or normal_statement or bool(mentions)
+        says_something = says_something or normal_statement
         if not mentions:
             continue
         pre, post = _find_cues(sentence, mentions)
         statuses = [_status(sentence, m, pre, post) for m in mentions]
+        if _INDICATION_RE.match(sentence):  # the question asked, not the answer
+            statuses = ["hypothetical" if s != "absent" else s for s in statuses]
+        says_something = says_something or any(s in _CURRENT for s in statuses)
         for i in range(1, len(mentions)):  # "no consolidation to suggest pneumonia"
             gap = sentence[mentions[i - 1].end : mentions[i].start]
             if statuses[i - 1] == "absent" and _TO_SUGGEST_RE.match(gap):
                 statuses[i] = "absent"
+            # a hedged reading of the same finding hedges the finding: "blunting of the right
+            # costophrenic angle, likely a small effusion", "enlarged cardiac silhouette may
+            # reflect cardiomegaly"
+            if (
+                mentions[i - 1].label == mentions[i].label
+                and statuses[i - 1] == "present"
+                and statuses[i] == "uncertain"
+                and _LINK_RE.search(gap)
+                and not _SEPARATOR_RE.search(_LINK_RE.sub(" ", gap).replace(",", " "))
+            ):
+                statuses[i - 1] = "uncertain"
         sides = _lateralities(sentence, mentions, statuses)
         for versus in _VERSUS_RE.finditer(sentence):  # "A versus B": both uncertain
             before = max(
@@ -504,8 +650,12 @@ def extract(text: str) -> list[Finding]:
 
 
 def _by_label(findings: Iterable[Finding]) -> dict[str, Finding]:
+    """One finding per label; hypothetical ones left out (an indication's question is no
+    finding: "To assess for pneumonia. Lungs are clear." equals "Lungs are clear.")."""
     table: dict[str, Finding] = {}
     for finding in findings:
+        if finding.status == "hypothetical":
+            continue
         if finding.label in table and table[finding.label] != finding:
             merged = _merge(
                 [(f.label, f.status, _sides(f.laterality)) for f in (table[finding.label], finding)]
@@ -574,8 +724,8 @@ def dumps(findings: Iterable[Finding], indent: int | None = None) -> str:
 
 
 def equivalent(reference_text: str, candidate_text: str) -> bool:
-    """True when two reports state the same findings."""
-    return extract(reference_text) == extract(candidate_text)
+    """True when two reports state the same findings (:func:`compare` finds no difference)."""
+    return not compare(extract(reference_text), extract(candidate_text))
 
 
 __all__ = [

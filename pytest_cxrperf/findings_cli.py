@@ -3,6 +3,7 @@
 cxrperf findings "Small left pleural effusion. No pneumothorax."
 echo "No acute process." | cxrperf findings -
 cxrperf findings --compare "REFERENCE TEXT" "CANDIDATE TEXT"
+cxrperf findings --eval test        # score it on the project's evaluation set
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ def build_parser(prog: str = "cxrperf findings") -> argparse.ArgumentParser:
         action="store_true",
         help="take two texts, REFERENCE and CANDIDATE, and print their differences",
     )
+    parser.add_argument(
+        "--eval",
+        choices=("dev", "test"),
+        metavar="SPLIT",
+        help="score the extractor and a keyword baseline on the evaluation set's dev or test half",
+    )
     parser.add_argument("--indent", type=int, default=2, help="JSON indentation (default 2)")
     return parser
 
@@ -38,6 +45,10 @@ def findings_main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0, or 1 when --compare finds differences)."""
     args = build_parser().parse_args(list(argv) if argv is not None else None)
     indent = args.indent if args.indent > 0 else None
+    if args.eval:
+        from .findings_eval import main as eval_main
+
+        return eval_main(["--split", args.eval])
     if args.compare:
         if len(args.text) != 2:
             print("cxrperf findings --compare needs exactly two texts", file=sys.stderr)

@@ -168,7 +168,7 @@ CASES: list[tuple[str, list[str]]] = [
             "Atelectasis: uncertain (left)",
         ],
     ),
-    ("Evaluate for pneumonia.", ["Pneumonia: uncertain"]),
+    ("Evaluate for pneumonia.", ["Pneumonia: hypothetical"]),
     (
         "There is no consolidation to suggest pneumonia.",
         [NF, "Consolidation: absent", "Pneumonia: absent"],
@@ -321,3 +321,97 @@ def test_findings_cli_reads_stdin(
     assert findings_main(["-"]) == 0
     labels = [f["label"] for f in json.loads(capsys.readouterr().out)]
     assert labels == ["No Finding", "Pneumothorax"]
+
+
+# --- real report language (issue 14): each line is one error class of a real extractor
+REAL_LANGUAGE_CASES: list[tuple[str, list[str]]] = [
+    (
+        "No focal consolidation, suspicious opacity, large effusion, or pneumothorax is seen.",
+        [
+            NF,
+            "Lung Opacity: absent",
+            "Consolidation: absent",
+            "Pneumothorax: absent",
+            "Pleural Effusion: absent",
+        ],
+    ),
+    (
+        "Lungs are clear without focal airspace disease, large effusion or pneumothorax.",
+        [NF, "Lung Opacity: absent", "Pneumothorax: absent", "Pleural Effusion: absent"],
+    ),
+    ("Small bilateral pneumothoraces.", ["Pneumothorax: present (bilateral)"]),
+    (
+        "Pneumonic consolidation in the left lower lobe.",
+        ["Consolidation: present (left)", "Pneumonia: present (left)"],
+    ),
+    ("Pulmonary vascularity within normal limits.", [NF]),
+    ("No typical findings of pulmonary edema.", [NF, "Edema: absent"]),
+    ("No radiographic findings to suggest pneumonia.", [NF, "Pneumonia: absent"]),
+    ("Soft tissue edema about the ankle.", []),
+    ("Prior granulomatous disease.", []),
+    ("History of right lower lobe pneumonia.", ["Pneumonia: historical (right)"]),
+    ("Old healed left rib fractures.", ["Fracture: historical (left)"]),
+    ("The pneumothorax has resolved.", [NF, "Pneumothorax: absent"]),
+    ("Left basilar opacity cleared in the interval.", [NF, "Lung Opacity: absent (left)"]),
+    ("May indicate edema or atypical infection.", ["Edema: uncertain", "Pneumonia: uncertain"]),
+    ("Differential includes pulmonary edema.", ["Edema: uncertain"]),
+    ("A small left pneumothorax is difficult to exclude.", ["Pneumothorax: uncertain (left)"]),
+    ("Borderline enlarged heart.", ["Cardiomegaly: uncertain"]),
+    (
+        "Blunting of the right costophrenic angle, likely small effusion.",
+        ["Pleural Effusion: uncertain (right)"],
+    ),
+    ("Upper limits of normal heart size.", [NF, "Cardiomegaly: absent"]),
+    ("Heart size at the upper limits of normal.", [NF, "Cardiomegaly: absent"]),
+    ("No XXXX pleural effusion.", [NF, "Pleural Effusion: absent"]),
+    ("The heart is XXXX enlarged.", ["Cardiomegaly: present"]),
+    (
+        "Consolidation in the left upper lobe and both lower lobes.",
+        ["Consolidation: present (bilateral)"],
+    ),
+    ("Linear atelectasis in the lingula.", ["Atelectasis: present (left)"]),
+    ("To assess for pneumonia.", ["Pneumonia: hypothetical"]),
+    (
+        "Indication: cough. Findings: No pneumonia.",
+        [NF, "Pneumonia: absent"],
+    ),
+    (
+        "Right hydropneumothorax.",
+        ["Pneumothorax: present (right)", "Pleural Effusion: present (right)"],
+    ),
+]
+
+REAL_LANGUAGE_PAIRS = [
+    ("Pneumonia has resolved.", "Pneumonia has progressed."),
+    ("History of pneumonia.", "Findings of pneumonia."),
+    ("No pneumothoraces.", "Bilateral pneumothoraces."),
+    ("Borderline enlarged heart.", "Enlarged heart."),
+    ("Consolidation in the lingula.", "Consolidation in the right middle lobe."),
+    ("Heart size is XXXX normal.", "Heart size is XXXX enlarged."),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), REAL_LANGUAGE_CASES, ids=[c[0][:50] for c in REAL_LANGUAGE_CASES]
+)
+def test_extract_real_report_language(text: str, expected: list[str]) -> None:
+    assert _described(extract(text)) == _expected_order(expected)
+
+
+@pytest.mark.parametrize(("a", "b"), REAL_LANGUAGE_PAIRS)
+def test_real_language_minimal_pairs_differ(a: str, b: str) -> None:
+    assert compare(extract(a), extract(b))
+
+
+def test_hypothetical_mentions_do_not_count_for_equivalence() -> None:
+    indication = "Indication: fever, evaluate for pneumonia. The lungs are clear."
+    assert [f.describe() for f in extract(indication)] == [NF, "Pneumonia: hypothetical"]
+    assert equivalent(indication, "The lungs are clear.")
+    assert not equivalent(indication, "The lungs are clear. No pneumonia.")
+    assert not equivalent("History of pneumonia.", "")
+
+
+def test_new_statuses_round_trip_json() -> None:
+    findings = extract("Old right rib fracture. Rule out pneumonia.")
+    assert {f.status for f in findings} == {"historical", "hypothetical"}
+    assert from_json(to_json(findings)) == findings
