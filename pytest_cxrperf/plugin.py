@@ -3,8 +3,9 @@
 The plugin costs nothing until cxr is in play: this module imports pytest and the standard library
 only, and torch, transformers and the backends load when a cxr option or ini key is given, or a
 test asks for a cxr fixture. The suite (:mod:`pytest_cxrperf.suite`) is collected beside the
-user's tests when ``--cxr-backend`` (or ``--cxr-suite``, ``--cxr-update-baselines``) is given. The domain work lives in
-:mod:`.session` (caches), :mod:`.gate` (measuring, judging, comparing) and :mod:`.results`.
+user's tests when ``--cxr-backend`` (or ``--cxr-suite``, ``--cxr-update-baselines``) is given.
+The domain work lives in :mod:`.session` (caches), :mod:`.gate` (measuring, judging, comparing)
+and :mod:`.results`.
 """
 
 from __future__ import annotations

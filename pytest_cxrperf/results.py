@@ -230,16 +230,13 @@ class RunResults:
                 f"{SCHEMA_VERSION}): rerun with this release's --cxr-json"
             )
         settings = dict(data.get("settings") or {})
+        batch_rounds = settings.pop("batch_rounds", None)  # written from the campaign's
         campaign = data.get("latency_campaign")
         return cls(
             settings=settings,
             machine=dict(data.get("machine") or {}),
             model=dict(data.get("model") or {}),
-            campaign=(
-                CampaignSummary.from_dict(campaign, settings.get("batch_rounds"))
-                if campaign
-                else None
-            ),
+            campaign=(CampaignSummary.from_dict(campaign, batch_rounds) if campaign else None),
             backends={
                 label: BackendResult.from_dict(label, entry)
                 for label, entry in data["backends"].items()

@@ -21,6 +21,27 @@ def test_plain():
 """
 
 
+FORGETFUL = '''
+
+class ForgetfulRunner(TorchRunner):
+    """Writes the report without its pneumothorax sentence."""
+
+    def generate(self, inputs, max_new_tokens, **kwargs):
+        result = super().generate(inputs, max_new_tokens, **kwargs)
+        kept = [s for s in result.text.split(". ") if "pneumothorax" not in s.lower()]
+        return replace(result, text=". ".join(kept))
+
+
+@register_backend
+class ForgetfulBackend(Backend):
+    name = "forgetful"
+    precision = "fp32"
+
+    def prepare(self, reference, example):
+        return ForgetfulRunner(reference.model, reference.processor)
+'''
+
+
 def outcomes(result):
     return result.parseoutcomes()
 
@@ -31,7 +52,8 @@ def test_the_suite_is_collected_in_an_empty_directory(suite):
     out = result.stdout.str()
     for backend in ("eager", "eager-bf16", "openvino", "openvino-int8", "wrong"):
         assert f"pytest_cxrperf/suite/test_latency.py::test_latency[{backend}]" in out
-    assert "pytest_cxrperf/suite/test_equivalence.py::test_equivalence[eager-study-001-token_ids]" in out
+    suite_file = "pytest_cxrperf/suite/test_equivalence.py"
+    assert f"{suite_file}::test_equivalence[eager-study-001-token_ids]" in out
 
 
 def test_the_suite_runs_in_an_empty_directory(suite):
@@ -51,23 +73,26 @@ def test_without_a_cxr_option_nothing_is_collected_and_torch_is_not_imported(pyt
     assert "cxrperf summary" not in result.stdout.str()
 
 
-def test_the_plugin_changes_no_thread_count_when_unused(pytester, monkeypatch):
+def test_the_plugin_changes_no_thread_count_when_unused(pytester):
     pytester.makepyfile(
         test_threads="""
-        import os
+        import pathlib
 
 
-        def test_threads():
+        def test_threads(request):
             import torch
 
-            assert torch.get_num_threads() == int(os.environ["EXPECTED_THREADS"])
+            name = request.config.getoption("--basetemp") + ".threads"
+            pathlib.Path(name).write_text(str(torch.get_num_threads()))
         """
     )
-    import torch
-
-    monkeypatch.setenv("EXPECTED_THREADS", str(torch.get_num_threads()))
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    assert outcomes(result) == {"passed": 1}, result.stdout.str()
+    seen = []
+    for plugin in ([], ["-p", "no:cxrperf"]):
+        base = pytester.path / f"run{len(seen)}"
+        result = pytester.runpytest_subprocess(*plugin, f"--basetemp={base}")
+        assert outcomes(result) == {"passed": 1}, result.stdout.str()
+        seen.append(int(pytester.path.joinpath(f"run{len(seen)}.threads").read_text()))
+    assert seen[0] == seen[1]
 
 
 def test_a_cxr_fixture_activates_the_plugin_and_the_suite_stays_out(suite):
@@ -83,9 +108,12 @@ def test_the_team_example_runs_beside_the_suite_and_catches_a_bad_backend(suite)
     good = suite.runpytest_subprocess(*FAST, "--cxr-backend=eager", "-m", "not cxr_latency")
     assert good.ret == 0, good.stdout.str()
     assert outcomes(good)["passed"] == 4 * 5 + 4 * 2
-    bad = suite.runpytest_subprocess(*FAST, "--cxr-backend=wrong", "-k", "pneumothorax")
+    conftest = suite.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + FORGETFUL)
+    bad = suite.runpytest_subprocess(*FAST, "--cxr-backend=forgetful", "-k", "pneumothorax")
     assert bad.ret == pytest.ExitCode.TESTS_FAILED
-    bad.stdout.fnmatch_lines(["*wrong on study-001 does not address pneumothorax*"])
+    assert outcomes(bad)["failed"] == 4
+    bad.stdout.fnmatch_lines(["*forgetful on study-001 does not address pneumothorax*"])
 
 
 def test_xdist_times_on_one_worker_and_the_controller_reports_everything(suite):
