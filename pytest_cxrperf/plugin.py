@@ -207,7 +207,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         hooks = XdistHooks()
         config.pluginmanager.register(hooks, "cxrperf-xdist")
-        hooks.configure(config, cxr_requested(config))
+        hooks.configure(config, cxr_requested(config), suite_requested(config))
     if cxr_requested(config):
         activate(config)
 

@@ -26,14 +26,21 @@ LOADGROUP_KEY = "cxrperf_loadgroup"
 class XdistHooks:
     def __init__(self) -> None:
         self.switched_from: str | None = None
+        self.merge_errors: list[str] = []
 
-    def configure(self, config: pytest.Config, cxr_requested: bool) -> None:
+    def configure(self, config: pytest.Config, cxr_requested: bool, suite: bool) -> None:
         workerinput = getattr(config, "workerinput", None)
         if workerinput is not None:  # a worker: group as the controller decided
             if workerinput.get(LOADGROUP_KEY):
                 config.option.loadgroup = True
             return
         dist = config.getoption("dist", "no")
+        if suite and dist == "each":
+            raise pytest.UsageError(
+                "cxrperf: --dist=each would run the latency campaign on every worker at once "
+                "(timed backends sharing the cores); use -n N with the default distribution, or "
+                "deselect the latency tests (-m 'not cxr_latency')"
+            )
         if cxr_requested and dist in SPLITTING_MODES:
             self.switched_from = dist
             config.option.dist = "loadgroup"
@@ -48,11 +55,26 @@ class XdistHooks:
         sent = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY)
         if not sent:
             return
-        config = node.config
-        merged = _results(config).merge(RunResults.from_dict(json.loads(sent)))
         from .plugin import results_key
+        from .results import ResultsError
 
-        config.stash[results_key] = merged
+        config = node.config
+        try:
+            config.stash[results_key] = _results(config).merge(
+                RunResults.from_dict(json.loads(sent))
+            )
+        except ResultsError as exc:  # e.g. two workers timed one backend: never a silent pick
+            self.merge_errors.append(f"worker {node.gateway.id}: {exc}")
+
+    @pytest.hookimpl(tryfirst=True)  # before the plugin writes the JSON
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self.merge_errors:
+            return
+        from .plugin import _results
+
+        for error in self.merge_errors:
+            _results(session.config).notice(f"results not merged: {error}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         if self.switched_from is None:

@@ -47,4 +47,11 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-FAST = ["--cxr-rounds=3", "--cxr-warmup=0", "--cxr-max-new-tokens=40", "-p", "no:cacheprovider"]
+FAST = [
+    "--cxr-suite",
+    "--cxr-rounds=3",
+    "--cxr-warmup=0",
+    "--cxr-max-new-tokens=40",
+    "-p",
+    "no:cacheprovider",
+]

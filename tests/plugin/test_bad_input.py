@@ -24,9 +24,16 @@ from pytest_cxrperf.model.study import sample_dir
 from .conftest import FAST
 
 USAGE, FAILED, OK = 4, 1, 0
-LIST_ONLY = ("--co", "-q")
+LIST_ONLY = ("--cxr-suite", "--co", "-q")
 EQUIVALENCE = ("-m", "cxr_equivalence", "--cxr-max-new-tokens=4")
-LATENCY = ("-m", "cxr_latency", "--cxr-threads=1", "--cxr-max-new-tokens=4", "--cxr-rounds=40")
+LATENCY = (
+    "--cxr-suite",
+    "-m",
+    "cxr_latency",
+    "--cxr-threads=1",
+    "--cxr-max-new-tokens=4",
+    "--cxr-rounds=40",
+)
 root_can_write_anything = pytest.mark.skipif(
     hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders"
 )

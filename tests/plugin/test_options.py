@@ -101,7 +101,7 @@ def test_settings_from_ini(suite):
             bf16.teacher_top1 = 0.5
         """
     )
-    result = suite.runpytest_subprocess("--cxr-warmup=0", "--collect-only")
+    result = suite.runpytest_subprocess("--cxr-suite", "--cxr-warmup=0", "--collect-only")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*cxrperf: model=toy backends=eager-bf16 *rounds=3*new_tokens=3*"])
 
