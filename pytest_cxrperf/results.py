@@ -27,6 +27,44 @@ class ResultsError(ValueError):
 
 
 @dataclass
+class MemoryFigures:
+    """Peak memory of one backend, sampled by a separate process in rounds apart from the timed
+    ones. Deltas are over the process's resident set just before the step, so they belong to
+    this backend even though every backend lives in one process; ``available_drop_mib`` is the
+    fall of the system's MemAvailable, which also counts memory-mapped files (OpenVINO IR) that
+    RSS may not show as this process's."""
+
+    prepare_peak_mib: float | None = None  # preparation (export, compile, load): peak RSS - before
+    generate_peak_mib: float | None = None  # one generation: peak RSS - before
+    rss_peak_mib: float | None = None  # the process's peak RSS while generating
+    available_drop_mib: float | None = None  # largest MemAvailable fall over prepare + generate
+    sample_hz: float | None = None  # achieved sampling rate
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prepare_peak_mib": self.prepare_peak_mib,
+            "generate_peak_mib": self.generate_peak_mib,
+            "rss_peak_mib": self.rss_peak_mib,
+            "available_drop_mib": self.available_drop_mib,
+            "sample_hz": self.sample_hz,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MemoryFigures:
+        def number(key: str) -> float | None:
+            value = data.get(key)
+            return None if value is None else float(value)
+
+        return cls(
+            prepare_peak_mib=number("prepare_peak_mib"),
+            generate_peak_mib=number("generate_peak_mib"),
+            rss_peak_mib=number("rss_peak_mib"),
+            available_drop_mib=number("available_drop_mib"),
+            sample_hz=number("sample_hz"),
+        )
+
+
+@dataclass
 class BackendResult:
     """One backend's row: latency rounds (and its control's), verdict, equivalence, outputs."""
 
@@ -41,6 +79,8 @@ class BackendResult:
     outputs: dict[str, str] = field(default_factory=dict)  # study -> generated text
     gate: Verdict | None = None  # the latency gate's verdict
     control: str = CONTROL_EAGER  # what control_samples_s timed: "eager", or "probe" for eager
+    memory: MemoryFigures | None = None
+    memory_gate: Verdict | None = None  # peak generation memory against the baseline's
 
     # ---- derived ---------------------------------------------------------------------------
     def equivalence_failures(self) -> list[str]:
@@ -66,7 +106,8 @@ class BackendResult:
 
     @property
     def failed(self) -> bool:
-        return bool(self.equivalence_failures()) or (self.gate is not None and self.gate.failed)
+        gates = (self.gate, self.memory_gate)
+        return bool(self.equivalence_failures()) or any(g is not None and g.failed for g in gates)
 
     # ---- serialization ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -91,11 +132,13 @@ class BackendResult:
         entry["equivalence_ok"] = (not self.equivalence_failures()) if self.equivalence else None
         entry["outputs"] = self.outputs
         entry["latency_gate"] = self.gate.as_dict() if self.gate is not None else None
+        entry["memory"] = self.memory.to_dict() if self.memory is not None else None
+        entry["memory_gate"] = self.memory_gate.as_dict() if self.memory_gate is not None else None
         return entry
 
     @classmethod
     def from_dict(cls, label: str, data: dict[str, Any]) -> BackendResult:
-        gate = data.get("latency_gate")
+        gate, memory, memory_gate = (data.get(k) for k in ("latency_gate", "memory", "memory_gate"))
         return cls(
             label=label,
             precision=data.get("precision", ""),
@@ -108,6 +151,8 @@ class BackendResult:
             outputs=dict(data.get("outputs") or {}),
             gate=Verdict.from_dict(label, gate) if gate else None,
             control=data.get("control", CONTROL_EAGER),
+            memory=MemoryFigures.from_dict(memory) if memory else None,
+            memory_gate=Verdict.from_dict(label, memory_gate) if memory_gate else None,
         )
 
     # ---- merging ---------------------------------------------------------------------------
@@ -134,6 +179,8 @@ class BackendResult:
             outputs={**self.outputs, **other.outputs},
             gate=timed.gate if timed.gate is not None else (self.gate or other.gate),
             control=timed.control,
+            memory=timed.memory if timed.memory is not None else (self.memory or other.memory),
+            memory_gate=timed.memory_gate or self.memory_gate or other.memory_gate,
         )
 
 

@@ -6,7 +6,13 @@ import pytest
 
 from pytest_cxrperf.backends.timings import StageTimings
 from pytest_cxrperf.gate.decision import OK, REGRESSED, Comparison, Status, Verdict
-from pytest_cxrperf.results import BackendResult, CampaignSummary, ResultsError, RunResults
+from pytest_cxrperf.results import (
+    BackendResult,
+    CampaignSummary,
+    MemoryFigures,
+    ResultsError,
+    RunResults,
+)
 
 
 def timed(label, control="eager"):
@@ -22,6 +28,7 @@ def timed(label, control="eager"):
         prepare_seconds=2.0,
         gate=Verdict(label, REGRESSED, True, 0.1, 0.01, "b/x.json", None, relative, ("n",)),
         control=control,
+        memory=MemoryFigures(120.0, 8.5, 900.0, 130.0, 180.0),
     )
 
 
