@@ -297,12 +297,17 @@ def merge_sessions(sessions: list[Baseline]) -> Baseline:
         raise BaselineError(f"{last.backend}: sessions were timed against different controls")
     samples = tuple(v for b in sessions for v in b.samples_s)
     controls = tuple(v for b in sessions for v in (b.control_samples_s or ()))
+    memory: dict[str, float] = {}
+    for b in sessions:  # the largest peak any session saw
+        for key, value in b.memory_mib.items():
+            memory[key] = max(memory.get(key, 0.0), value)
     return replace(
         last,
         samples_s=samples,
         control_samples_s=controls if controls else None,
         rounds=len(samples),
         sessions=sum(b.sessions for b in sessions),
+        memory_mib=memory,
     )
 
 

@@ -23,6 +23,7 @@ from .settings import BackendSpec, Settings
 if TYPE_CHECKING:
     import torch
 
+    from .memory import Peak
     from .model.loader import ReferenceModel
     from .model.processor import ModelInputs
     from .model.study import Study
@@ -49,6 +50,7 @@ class PreparedBackend:
     backend: Backend
     runner: Runner
     prepare_seconds: float
+    prepare_memory: Peak | None = None  # sampled while preparing (None where not measurable)
 
     @property
     def label(self) -> str:
@@ -175,17 +177,26 @@ class CxrSession:
             notice = backend.notice()
             if notice and notice not in self.notices:
                 self.notices.append(notice)
+            from .memory import sampled
+
             example = self.inputs(self.studies[0])
-            start = time.perf_counter()
-            runner = backend.prepare(self.reference, example)
-            seconds = time.perf_counter() - start
-            base = PreparedBackend(BackendSpec(spec.name), backend, runner, seconds)
+            reference = self.reference
+
+            def prepare() -> tuple[Runner, float]:
+                start = time.perf_counter()
+                runner = backend.prepare(reference, example)
+                return runner, time.perf_counter() - start
+
+            (runner, seconds), memory = sampled(prepare)
+            base = PreparedBackend(BackendSpec(spec.name), backend, runner, seconds, memory)
             self._prepared[spec.name] = base
         prepared = base
         if spec.slow != 1.0:
             slowed = SlowedRunner(base.runner, spec.slow, spec.stage)
             slowed.calibrate(self.inputs(self.studies[0]), self.settings.max_new_tokens)
-            prepared = PreparedBackend(spec, base.backend, slowed, base.prepare_seconds)
+            prepared = PreparedBackend(
+                spec, base.backend, slowed, base.prepare_seconds, base.prepare_memory
+            )
             self._prepared[spec.label] = prepared
         return prepared
 

@@ -16,6 +16,7 @@ No pytest and no torch here: the ``cxrperf`` command uses this module on its own
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -75,6 +76,9 @@ class Baseline:
     probe_repeats: int | None = None  # the machine probe's size (eager only)
     environment: str = ""  # library versions' id (machine.environment_id)
     sessions: int = 1  # fresh processes whose rounds it holds (cxrperf baselines refresh)
+    # peak memory deltas in MiB ("prepare", "generate"), sampled apart from the timed rounds;
+    # empty in files written before memory was measured
+    memory_mib: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def relpath(self) -> Path:
@@ -134,6 +138,7 @@ class Baseline:
             "control_samples_s": (
                 rounded(self.control_samples_s) if self.control_samples_s is not None else None
             ),
+            "memory_mib": {k: round(float(v), 2) for k, v in self.memory_mib.items()},
             "machine": dict(self.machine),
             "libraries": dict(self.libraries),
             "model_info": dict(self.model_info),
@@ -195,6 +200,11 @@ class Baseline:
             control_kind = data.get("control") or CONTROL_EAGER
             if control_kind not in (CONTROL_EAGER, CONTROL_PROBE):
                 raise bad(f"'control' must be {CONTROL_EAGER!r} or {CONTROL_PROBE!r}")
+            memory = data.get("memory_mib") or {}
+            if not isinstance(memory, dict) or not all(
+                isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in memory.values()
+            ):
+                raise bad("'memory_mib' must map names to non-negative numbers")
             probe_repeats = data.get("probe_repeats")
             if probe_repeats is not None and (
                 not isinstance(probe_repeats, int) or probe_repeats < 1
@@ -220,6 +230,7 @@ class Baseline:
                 probe_repeats=probe_repeats,
                 environment=str(data.get("environment") or ""),
                 sessions=int(settings.get("sessions", 1)),
+                memory_mib={str(k): float(v) for k, v in memory.items()},
             )
         except KeyError as exc:
             raise bad(f"missing key {exc.args[0]!r}") from None

@@ -267,6 +267,7 @@ class Verdict:
     absolute: Comparison | None = None
     relative: Comparison | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    measure: str = "latency"  # what is gated: "latency" or "memory"
 
     @property
     def final(self) -> bool:
@@ -296,20 +297,23 @@ class Verdict:
 
     @property
     def message(self) -> str:
+        m = self.measure
         head = {
-            REGRESSED: "latency regression",
-            IMPROVED: "latency improved",
-            OK: "latency unchanged",
-            UNKNOWN: "latency change not yet known (the evidence stayed unclear up to the cap)",
-            MISSING: "no latency baseline",
-            INCOMPARABLE: "no comparable latency baseline",
-            ERROR: "latency baseline unusable",
-            UPDATED: "latency baseline written",
-        }.get(self.status, self.status)
-        lines = [f"{self.backend}: {head} (threshold {self.threshold:.0%}, alpha {self.alpha:g})"]
+            REGRESSED: f"{m} regression",
+            IMPROVED: f"{m} improved",
+            OK: f"{m} unchanged",
+            UNKNOWN: f"{m} change not yet known (the evidence stayed unclear up to the cap)",
+            MISSING: f"no {m} baseline",
+            INCOMPARABLE: f"no comparable {m} baseline",
+            ERROR: f"{m} baseline unusable",
+            UPDATED: f"{m} baseline written",
+        }.get(self.status, str(self.status))
+        alpha = f", alpha {self.alpha:g}" if self.measure == "latency" else ""
+        lines = [f"{self.backend}: {head} (threshold {self.threshold:.0%}{alpha})"]
         if self.baseline_path:
             lines.append(f"  baseline: {self.baseline_path}")
-        lines += [f"  {c.describe()}  -> {c.status}" for c in self.comparisons]
+        if self.measure == "latency":  # a memory verdict says its figures in its notes
+            lines += [f"  {c.describe()}  -> {c.status}" for c in self.comparisons]
         lines += [f"  {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -323,6 +327,7 @@ class Verdict:
             "absolute": self.absolute.as_dict() if self.absolute else None,
             "relative": self.relative.as_dict() if self.relative else None,
             "notes": list(self.notes),
+            "measure": self.measure,
         }
 
     @classmethod
@@ -338,6 +343,7 @@ class Verdict:
             absolute=Comparison.from_dict(data["absolute"]) if data.get("absolute") else None,
             relative=Comparison.from_dict(data["relative"]) if data.get("relative") else None,
             notes=tuple(data.get("notes", ())),
+            measure=str(data.get("measure", "latency")),
         )
 
 

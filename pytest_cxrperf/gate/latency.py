@@ -60,6 +60,15 @@ def record_prepared(session: CxrSession, results: RunResults, spec: BackendSpec)
     result.precision = prepared.precision
     result.prepare_seconds = prepared.prepare_seconds
     result.prepare_details = dict(prepared.backend.prepare_info.details)
+    if prepared.prepare_memory is not None and result.memory is None:
+        from ..results import MemoryFigures
+
+        peak = prepared.prepare_memory
+        result.memory = MemoryFigures(
+            prepare_peak_mib=peak.delta_mib,
+            available_drop_mib=peak.available_drop_mib,
+            sample_hz=peak.hz,
+        )
     for notice in session.notices:
         results.notice(notice)
     return prepared
@@ -147,12 +156,18 @@ def run_latency_gate(
         max_rounds=plan.max_batches * plan.batch_rounds,
         probe_repeats=probe.repeats,
     )
+    for prepared in backends:  # memory: in rounds of its own, after every timed one
+        measure_generation_memory(results.backend(prepared.label), prepared, generation)
     for prepared in backends:
         series = campaign.series[prepared.label]
         result = results.backend(prepared.label)
         result.samples_s = series.samples_s
         result.control_samples_s = series.control_samples_s
         result.stages = series.stages
+        if not settings.update_baselines:
+            result.memory_gate = judge_memory_of(
+                session, result, prepared, baselines[prepared.label]
+            )
         if settings.update_baselines and prepared.spec.slow == 1.0:
             record = baseline_of(session, result, prepared, probe)
             result.gate = store_baseline(record, store, plan, settings.threshold_for(prepared.name))
@@ -160,6 +175,51 @@ def run_latency_gate(
         for prepared in backends:
             if prepared.spec.slow != 1.0:
                 judge_slowed_after_update(session, results, prepared, campaign, store, plan)
+
+
+MEMORY_ROUNDS = 2  # generations per sampled window (the peak of a short step is easily missed)
+
+
+def measure_generation_memory(
+    result: BackendResult, prepared: PreparedBackend, generation: Any
+) -> None:
+    """Peak memory of fixed-length generations of the backend, sampled by a separate process."""
+    from ..memory import sampled
+    from ..results import MemoryFigures
+
+    run = generation(prepared.runner)
+    _, peak = sampled(lambda: [run() for _ in range(MEMORY_ROUNDS)])
+    if peak is None:
+        return
+    memory = result.memory or MemoryFigures()
+    drops = [d for d in (memory.available_drop_mib, peak.available_drop_mib) if d is not None]
+    result.memory = MemoryFigures(
+        prepare_peak_mib=memory.prepare_peak_mib,
+        generate_peak_mib=peak.delta_mib,
+        rss_peak_mib=peak.peak_rss_mib,
+        available_drop_mib=max(drops) if drops else None,
+        sample_hz=min(h for h in (memory.sample_hz, peak.hz) if h is not None),
+    )
+
+
+def judge_memory_of(
+    session: CxrSession, result: BackendResult, prepared: PreparedBackend, found: Any
+) -> Verdict | None:
+    """The memory verdict: this run's peaks against the baseline's (None where none measured)."""
+    from .memory import judge_memory, memory_figures
+
+    if result.memory is None or isinstance(found, BaselineError):
+        return None
+    current = memory_figures(result.memory.prepare_peak_mib, result.memory.generate_peak_mib)
+    baseline = found.baseline.memory_mib if found.baseline is not None else None
+    return judge_memory(
+        prepared.label,
+        current,
+        baseline,
+        session.settings.threshold_for(prepared.name),
+        baseline_path=str(found.path) if found.path else None,
+        missing=session.settings.missing_baseline,
+    )
 
 
 def machine_probe(found: Any, eager_seconds: float) -> MachineProbe:
@@ -179,6 +239,7 @@ def baseline_of(
     """This run's latency of a backend, in the form the baseline store keeps."""
     from ..backends.timings import stage_medians
     from ..machine import environment_id, fingerprint_facts, library_versions
+    from .memory import memory_figures
 
     settings, reference = session.settings, session.reference
     return Baseline(
@@ -200,6 +261,10 @@ def baseline_of(
         control=result.control,
         probe_repeats=probe.repeats if prepared.name == REFERENCE_BACKEND else None,
         environment=environment_id(),
+        memory_mib=memory_figures(
+            result.memory.prepare_peak_mib if result.memory else None,
+            result.memory.generate_peak_mib if result.memory else None,
+        ),
     )
 
 

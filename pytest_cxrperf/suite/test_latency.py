@@ -8,6 +8,7 @@ import pytest
 
 from pytest_cxrperf.benchmark_adapter import record_samples
 from pytest_cxrperf.gate.baselines import BaselineWarning
+from pytest_cxrperf.gate.decision import MISSING
 from pytest_cxrperf.gate.latency import latency_of
 
 
@@ -23,3 +24,19 @@ def test_latency(request, cxr_backend, cxr_session, cxr_results):
         pytest.fail(verdict.message, pytrace=False)
     if verdict.warning:
         warnings.warn(BaselineWarning(verdict.message), stacklevel=1)
+
+
+@pytest.mark.cxr_latency
+def test_memory(cxr_backend, cxr_session, cxr_results):
+    """Peak memory while preparing and generating (sampled apart from the timed rounds) against
+    the baseline's: a growth past the threshold and the floor fails like a latency regression."""
+    result = latency_of(cxr_session, cxr_results, cxr_backend)
+    verdict = result.memory_gate
+    if verdict is None:
+        if cxr_session.settings.update_baselines:
+            pytest.skip(f"{cxr_backend.label}: memory figures written to the baseline this run")
+        pytest.skip(f"{cxr_backend.label}: memory cannot be sampled here (no /proc)")
+    if verdict.failed:
+        pytest.fail(verdict.message, pytrace=False)
+    if verdict.status == MISSING:
+        pytest.skip(verdict.message.replace("\n", ";"))
