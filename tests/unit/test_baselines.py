@@ -37,6 +37,7 @@ def make(backend="openvino", fingerprint=FP, scale=1.0, created="2025-01-01T00:0
         machine={"cpu": "AMD EPYC", "cores": 2},
         libraries={"torch": "2.13.0"},
         stage_medians_s={"vision_s": 0.1},
+        memory_mib={"prepare": 120.5, "generate": 8.25},
     )
 
 
@@ -111,6 +112,7 @@ def corrupt_variants():
     yield "negative", json.dumps({**good, "samples_s": [0.5, -1]}), "positive seconds"
     yield "empty", json.dumps({**good, "samples_s": []}), "positive seconds"
     yield "lengths", json.dumps({**good, "control_samples_s": [1.0]}), "differ in length"
+    yield "memory", json.dumps({**good, "memory_mib": {"prepare": -3}}), "'memory_mib' must map"
 
 
 @pytest.mark.parametrize("name, text, problem", list(corrupt_variants()), ids=lambda v: str(v)[:12])

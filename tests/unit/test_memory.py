@@ -1,0 +1,54 @@
+"""Peak memory: the sampling child process and the memory gate."""
+
+import time
+
+import pytest
+
+from pytest_cxrperf.gate.decision import IMPROVED, MISSING, OK, REGRESSED
+from pytest_cxrperf.gate.memory import judge_memory, memory_figures
+from pytest_cxrperf.memory import sampled, supported
+
+
+@pytest.mark.skipif(not supported(), reason="memory is sampled through /proc (Linux)")
+def test_the_sampler_sees_a_step_allocate_and_touch_memory():
+    def allocate():
+        block = bytearray(160 * 1024 * 1024)
+        block[::4096] = b"x" * len(block[::4096])  # touch every page: resident
+        time.sleep(0.05)
+        return len(block)
+
+    size, peak = sampled(allocate)
+    assert size == 160 * 1024 * 1024
+    assert peak is not None
+    assert 140 <= peak.delta_mib <= 200, peak
+    assert peak.hz >= 100, peak  # the issue asks for at least 100 Hz
+    _, idle = sampled(lambda: time.sleep(0.02))
+    assert idle is not None and idle.delta_mib < 20
+
+
+def test_memory_figures_leave_out_what_was_not_measured():
+    assert memory_figures(12.345, None) == {"prepare": 12.35}
+
+
+@pytest.mark.parametrize(
+    "current, status, failed",
+    [
+        ({"prepare": 400.0, "generate": 50.0}, OK, False),
+        ({"prepare": 470.0, "generate": 50.0}, REGRESSED, True),  # +17.5 %, +70 MiB
+        ({"prepare": 400.0, "generate": 75.0}, OK, False),  # +50 % but under the 32 MiB floor
+        ({"prepare": 300.0, "generate": 50.0}, IMPROVED, False),
+    ],
+)
+def test_the_memory_gate_needs_the_threshold_and_the_floor(current, status, failed):
+    verdict = judge_memory("openvino", current, {"prepare": 400.0, "generate": 50.0}, 0.10)
+    assert (verdict.status, verdict.failed) == (status, failed)
+    assert verdict.measure == "memory"
+    assert "memory" in verdict.message and "alpha" not in verdict.message
+
+
+def test_a_baseline_without_memory_figures_follows_the_missing_policy():
+    warn = judge_memory("eager", {"prepare": 1.0}, {}, 0.1)
+    assert (warn.status, warn.failed) == (MISSING, False)
+    assert "refresh it to gate memory" in warn.message
+    strict = judge_memory("eager", {"prepare": 1.0}, None, 0.1, missing="fail")
+    assert strict.failed
