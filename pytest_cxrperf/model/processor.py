@@ -2,8 +2,8 @@
 
 Images: grayscale, min-max normalised to [0, 1], resized on the shortest side and centre-cropped to
 the encoder's size, replicated to 3 channels and normalised with the encoder's mean/std. 8-bit,
-16-bit, palette, RGB(A) and float images are accepted; unreadable, truncated, empty or oversized
-files raise :class:`StudyError` naming the file.
+16-bit, palette, RGB(A) and float images are accepted, and DICOM radiographs (:mod:`.dicom`);
+unreadable, truncated, empty or oversized files raise :class:`StudyError` naming the file.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from tokenizers import Tokenizer
 
 from ..errors import StudyError
 from .architecture import ArchitectureConfig
+from .dicom import is_dicom, load_dicom_grayscale
 from .study import Study
 
 MAX_IMAGE_PIXELS = 64_000_000  # ~8000x8000; digitised CXRs are ~3000x3000
@@ -43,6 +44,8 @@ def load_grayscale(path: Path) -> np.ndarray:
     """Read an image file as a float32 grayscale array scaled to [0, 1]."""
     if not path.is_file():
         raise StudyError(f"image {path} does not exist")
+    if is_dicom(path):
+        return load_dicom_grayscale(path)
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with warnings.catch_warnings():

@@ -95,6 +95,26 @@ def checkpoint(change: Callable[[dict], None] | None = None, pickle_only: bool =
     return build
 
 
+def dicom_study(change: Callable[[Path, Path], None]) -> Callable[[Path], None]:
+    """A phantom DICOM study in ``path/dicom`` (pa.dcm + lateral.dcm), then ``change(pa, lat)``."""
+
+    def build(path: Path) -> None:
+        from pytest_cxrperf.synth.dicom import write_dicom_studies
+
+        frontal, lateral = write_dicom_studies(path / "dicom", count=1, size=64)
+        change(frontal, lateral)
+
+    return build
+
+
+def as_ct(path: Path) -> None:
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    ds.Modality = "CT"
+    ds.save_as(path)
+
+
 def a_file(name: str) -> Callable[[Path], None]:
     return lambda path: (path / name).write_text("not a folder\n")
 
@@ -330,6 +350,27 @@ ROWS = [
         USAGE,
         "study-001-frontal.png is a directory",
         setup=study_with(lambda s: replace_with_folder(s / "study-001-frontal.png")),
+    ),
+    Row(
+        "dicom-truncated",
+        ("--cxr-studies={path}/dicom", *LIST_ONLY),
+        USAGE,
+        "pa.dcm has corrupt or truncated pixel data",
+        setup=dicom_study(lambda frontal, _lateral: truncate(frontal)),
+    ),
+    Row(
+        "dicom-ct",
+        ("--cxr-studies={path}/dicom", *LIST_ONLY),
+        USAGE,
+        "pa.dcm is a CT image (Modality CT), not a radiograph",
+        setup=dicom_study(lambda frontal, _lateral: as_ct(frontal)),
+    ),
+    Row(
+        "dicom-no-frontal",
+        ("--cxr-studies={path}/dicom", *LIST_ONLY),
+        USAGE,
+        "has no frontal view (ViewPosition PA or AP); it holds lateral.dcm (LATERAL)",
+        setup=dicom_study(lambda frontal, _lateral: frontal.unlink()),
     ),
     # ---- output paths ----------------------------------------------------------------------------
     Row(
