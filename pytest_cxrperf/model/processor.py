@@ -169,3 +169,73 @@ class CXRProcessor:
         if run:
             pieces.append(self.tokenizer.decode(run))
         return "".join(pieces).strip()
+
+
+MAIRA2_SYSTEM = (
+    "You are an expert radiology assistant tasked with interpreting a chest X-ray study."
+)
+_MAIRA2_VIEWS = {
+    "frontal": "the current frontal image",
+    "lateral": "the current lateral image",
+    "prior": "the prior frontal image",
+}
+
+
+class Maira2Processor(CXRProcessor):
+    """MAIRA-2's processing, re-stated (its remote code is never run).
+
+    Images: grayscale, min-max rescaled to [0, 255] (uint8), then what ``BitImageProcessor``
+    does: bicubic resize of the shortest edge, centre crop, /255, mean/std (0.5307/0.2583).
+    Prompt: a system line, ``USER:`` with the image placeholders and the question, ``ASSISTANT:``.
+    """
+
+    def pixel_values(self, images: list[Path]) -> torch.Tensor:
+        cfg = self.config
+        size = int(cfg.extra.get("resize_shortest_edge", cfg.image_size))
+        crop = cfg.image_size
+        mean = np.asarray(cfg.image_mean, dtype=np.float32)[:, None, None]
+        std = np.asarray(cfg.image_std, dtype=np.float32)[:, None, None]
+        tensors = []
+        for path in images:
+            gray = np.round(load_grayscale(path) * 255.0).astype(np.uint8)
+            height, width = gray.shape
+            short, long = (height, width) if height <= width else (width, height)
+            new_long = int(size * long / short)
+            new_h, new_w = (size, new_long) if height <= width else (new_long, size)
+            image = Image.fromarray(gray, mode="L").resize((new_w, new_h), Image.Resampling.BICUBIC)
+            top, left = (new_h - crop) // 2, (new_w - crop) // 2
+            pixels = np.asarray(image.crop((left, top, left + crop, top + crop)), np.float32)
+            rgb = np.repeat((pixels / 255.0)[None, :, :], 3, axis=0)
+            tensors.append(torch.from_numpy(((rgb - mean) / std).astype(np.float32)))
+        return torch.stack(tensors)
+
+    def prompt_ids(self, study: Study) -> tuple[list[int], str]:
+        cfg = self.config
+        per_image = cfg.image_tokens_per_image
+        ids: list[int] = [cfg.bos_token_id]
+        shown: list[str] = ["<s>"]
+
+        def text(piece: str) -> None:
+            ids.extend(self._text_ids(piece))
+            shown.append(piece)
+
+        text(f"{MAIRA2_SYSTEM}\nUSER: Given")
+        for index, (view, _path) in enumerate(study.images()):
+            text(f"{',' if index else ''} {_MAIRA2_VIEWS[view]} ")
+            ids.extend([cfg.image_token_id] * per_image)
+            shown.append(f"<image>x{per_image}")
+        text(
+            ", provide a description of the findings in the radiology study."
+            f" INDICATION: {study.indication or 'N/A'}"
+            f" TECHNIQUE: {study.technique or 'N/A'}"
+            f" COMPARISON: {study.comparison or 'N/A'}"
+            "\nASSISTANT:"
+        )
+        return ids, "".join(shown)
+
+
+def make_processor(config: ArchitectureConfig, tokenizer: Tokenizer) -> CXRProcessor:
+    """The processor a model was trained with: MAIRA-2's for its published layout."""
+    if config.extra.get("layout") == "maira2":
+        return Maira2Processor(config, tokenizer)
+    return CXRProcessor(config, tokenizer)
