@@ -311,7 +311,7 @@ def build_meta(config: ArchitectureConfig, folder: Path) -> CXRReportModel:
         ) from exc
 
 
-def _materialise_buffers(model: torch.nn.Module) -> None:
+def materialise_buffers(model: torch.nn.Module) -> None:
     """Non-persistent buffers (rotary frequencies) are not in a checkpoint: rebuild the modules
     that own them on the CPU from their config."""
     for name, module in list(model.named_modules()):
@@ -331,7 +331,7 @@ def load_weights(folder: Path, config: ArchitectureConfig) -> CXRReportModel:
     state = dict(_tensors(plan))
     model.load_state_dict(state, strict=True, assign=True)
     del state
-    _materialise_buffers(model)
+    materialise_buffers(model)
     return model
 
 

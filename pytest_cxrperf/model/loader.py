@@ -20,6 +20,7 @@ from tokenizers import Tokenizer
 
 from ..errors import ModelLoadError
 from .architecture import ArchitectureConfig, CXRReportModel
+from .hf_layout import materialise_buffers
 from .presets import PRESETS, preset_names
 from .processor import CXRProcessor, make_processor
 from .tokenizer import check_special_tokens, load_tokenizer
@@ -239,7 +240,7 @@ def load_checkpoint(directory: str | Path) -> ReferenceModel:
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelLoadError(f"{weights_path} is not a readable safetensors file: {exc}") from exc
     tokenizer = _load_tokenizer(folder, config)
-    model = _build_model(config, config_path)
+    model = _build_model(config, config_path, device="meta")  # the checkpoint's tensors go in
     expected = model.state_dict()
     state = _adapt_parameter_names(state, set(expected))
     missing = sorted(set(expected) - set(state))
@@ -256,7 +257,9 @@ def load_checkpoint(directory: str | Path) -> ReferenceModel:
                 f"{weights_path}: {key} has shape {tuple(tensor.shape)}, "
                 f"the config needs {tuple(expected[key].shape)}"
             )
-    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    # assign: the parameters are the memory-mapped tensors themselves (copy-on-write), not copies
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
+    materialise_buffers(model)
     return ReferenceModel(
         name=str(folder), source="checkpoint", config=config, model=model, tokenizer=tokenizer
     )
