@@ -337,7 +337,7 @@ def load_weights(folder: Path, config: ArchitectureConfig) -> CXRReportModel:
 
 def load_hf_tokenizer(folder: Path, config: ArchitectureConfig) -> Tokenizer:
     """``tokenizer.json``, else a SentencePiece ``tokenizer.model`` (converted by transformers,
-    which needs the ``sentencepiece`` package)."""
+    which needs the ``sentencepiece`` and ``protobuf`` packages)."""
     json_path, spm_path = folder / "tokenizer.json", folder / "tokenizer.model"
     if json_path.is_file():
         try:
@@ -365,24 +365,28 @@ def load_hf_tokenizer(folder: Path, config: ArchitectureConfig) -> Tokenizer:
 
 
 def _from_sentencepiece(path: Path) -> Tokenizer:
+    """A Llama SentencePiece model converted by transformers' LlamaTokenizerFast (the class itself,
+    never AutoTokenizer: no code from the folder). Only the model file is shown to it."""
+    import shutil
+    import tempfile
+
     try:
+        import google.protobuf  # noqa: F401
         import sentencepiece  # noqa: F401
-        from transformers.convert_slow_tokenizer import LlamaConverter
+        from transformers import LlamaTokenizerFast  # the tokenizers-backed class in 4.x and 5.x
     except ImportError as exc:
         raise ModelLoadError(
-            f"{path} is a SentencePiece model; reading it needs the sentencepiece package: "
-            "pip install sentencepiece (or save a tokenizer.json beside it)"
+            f"{path} is a SentencePiece model; reading it needs two packages: "
+            "pip install sentencepiece protobuf (or save a tokenizer.json beside it)"
         ) from exc
-
-    class _Slow:  # what LlamaConverter reads from a slow tokenizer
-        vocab_file = str(path)
-        legacy = True
-        add_prefix_space = True
-
     try:
-        return LlamaConverter(_Slow()).converted()
+        with tempfile.TemporaryDirectory() as folder:
+            shutil.copyfile(path, Path(folder) / "tokenizer.model")
+            converted = LlamaTokenizerFast.from_pretrained(folder, local_files_only=True)
+            tokenizer: Tokenizer = converted.backend_tokenizer
     except Exception as exc:  # sentencepiece/protobuf raise various errors on a corrupt model
         raise ModelLoadError(f"{path} is not a readable SentencePiece model: {exc}") from exc
+    return tokenizer
 
 
 def check_hf_checkpoint(folder: Path) -> None:

@@ -209,17 +209,49 @@ def test_single_file_and_unsharded_load(checkpoint, tmp_path):
     assert load_model(str(folder)).weights_hash == load_model(str(checkpoint)).weights_hash
 
 
-def test_sentencepiece_tokenizer_needs_its_package(checkpoint, tmp_path):
+def test_tokenizer_files(checkpoint, tmp_path):
     folder = _copy(checkpoint, tmp_path / "c")
     (folder / "tokenizer.json").unlink()
     with pytest.raises(ModelLoadError, match=r"neither tokenizer\.json nor tokenizer\.model"):
         check_model(str(folder))
     (folder / "tokenizer.model").write_bytes(b"not a sentencepiece model")
     try:
+        import google.protobuf  # noqa: F401
         import sentencepiece  # noqa: F401
     except ImportError:
-        with pytest.raises(ModelLoadError, match="pip install sentencepiece"):
+        with pytest.raises(ModelLoadError, match="pip install sentencepiece protobuf"):
             check_model(str(folder))
     else:
         with pytest.raises(ModelLoadError, match="not a readable SentencePiece model"):
             check_model(str(folder))
+
+
+def test_sentencepiece_tokenizer_model_loads(checkpoint, tmp_path):
+    """A Llama-style SentencePiece model (no tokenizer.json) encodes as sentencepiece does."""
+    spm = pytest.importorskip("sentencepiece")
+    pytest.importorskip("google.protobuf")
+    from pytest_cxrperf.model.tokenizer import _CORPUS
+
+    folder = _copy(checkpoint, tmp_path / "c")
+    (folder / "tokenizer.json").unlink()
+    lines = [line for line in _CORPUS.splitlines() if line.strip()]
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines * 3),
+        model_prefix=str(tmp_path / "m"),
+        vocab_size=600,
+        model_type="bpe",
+        user_defined_symbols=["<image>"],
+        byte_fallback=True,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        minloglevel=2,
+    )
+    (folder / "tokenizer.model").write_bytes((tmp_path / "m.model").read_bytes())
+    loaded = load_model(str(folder))
+    text = "INDICATION: Cough and fever. There is a small left pleural effusion."
+    ids = loaded.tokenizer.encode(text, add_special_tokens=False).ids
+    assert ids == spm.SentencePieceProcessor(model_file=str(tmp_path / "m.model")).encode(text)
+    assert loaded.tokenizer.token_to_id("<image>") == loaded.config.image_token_id == 3
+    assert loaded.processor.decode(ids) == text
