@@ -320,7 +320,13 @@ def materialise_buffers(model: torch.nn.Module) -> None:
         config = getattr(module, "config", None)
         if config is None:
             raise ModelLoadError(f"{name} has buffers that no checkpoint tensor fills")
-        fresh = type(module)(config=config)
+        try:
+            fresh = type(module)(config=config)
+        except Exception as exc:  # a module this loader does not know how to rebuild
+            raise ModelLoadError(
+                f"{name} ({type(module).__name__}) has buffers that no checkpoint tensor fills "
+                f"and cannot be rebuilt from its config: {exc}"
+            ) from exc
         parent_name, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent_name) if parent_name else model, child, fresh)
 

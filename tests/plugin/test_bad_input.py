@@ -115,6 +115,29 @@ def as_ct(path: Path) -> None:
     ds.save_as(path)
 
 
+def synth(*args: object) -> None:
+    """``cxrperf synth ...`` in a child process: pytester restores sys.modules after each test,
+    and torch's operator libraries cannot be imported twice into one process."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "pytest_cxrperf.cli", "synth", *map(str, args)]
+    subprocess.run(command, check=True, capture_output=True)
+
+
+def maira2(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    """A synthetic MAIRA-2-layout checkpoint in ``path/maira2`` whose config.json is changed."""
+
+    def build(path: Path) -> None:
+        folder = path / "maira2"
+        synth("checkpoint", folder)
+        config = json.loads((folder / "config.json").read_text())
+        change(config)
+        (folder / "config.json").write_text(json.dumps(config))
+
+    return build
+
+
 def a_file(name: str) -> Callable[[Path], None]:
     return lambda path: (path / name).write_text("not a folder\n")
 
@@ -269,6 +292,20 @@ ROWS = [
         USAGE,
         "cxrperf_config.json is not a valid architecture config",
         setup=checkpoint(lambda c: c.update(colour="blue")),
+    ),
+    Row(
+        "published-layout-unknown-model-type",
+        ("--cxr-model={path}/maira2", *LIST_ONLY),
+        USAGE,
+        "model_type 'llava_next' is not supported; supported: maira2",
+        setup=maira2(lambda c: c.update(model_type="llava_next")),
+    ),
+    Row(
+        "published-layout-misshaped-tensor",
+        ("--cxr-model={path}/maira2", *LIST_ONLY),
+        USAGE,
+        "multi_modal_projector.layers.0.weight has shape (128, 64), config.json needs (128, 32)",
+        setup=maira2(lambda c: c["vision_config"].update(hidden_size=32, num_attention_heads=2)),
     ),
     # ---- studies and images ----------------------------------------------------------------------
     Row(

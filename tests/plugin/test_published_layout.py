@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_cxrperf.synth.checkpoint import write_maira2_checkpoint
-from pytest_cxrperf.synth.dicom import write_dicom_studies
-
 from .conftest import FAST
+from .test_bad_input import synth
 
 
 def test_suite_runs_on_maira2_layout_and_dicom(suite: pytest.Pytester) -> None:
     pytest.importorskip("pydicom")
-    model = write_maira2_checkpoint(suite.path / "maira2", shards=2)
-    write_dicom_studies(suite.path / "dicom", count=2, size=128)
+    model = suite.path / "maira2"
+    synth("checkpoint", model, "--shards", 2)
+    synth("dicom", suite.path / "dicom", "--count", 2, "--size", 128)
     result = suite.runpytest_subprocess(
         *FAST,
         "-m",

@@ -255,3 +255,18 @@ def test_sentencepiece_tokenizer_model_loads(checkpoint, tmp_path):
     assert ids == spm.SentencePieceProcessor(model_file=str(tmp_path / "m.model")).encode(text)
     assert loaded.tokenizer.token_to_id("<image>") == loaded.config.image_token_id == 3
     assert loaded.processor.decode(ids) == text
+
+
+def test_bf16_checkpoint_loads_as_fp32(checkpoint, tmp_path):
+    folder = _copy(checkpoint, tmp_path / "c")
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    for shard in sorted(set(index["weight_map"].values())):
+        with safe_open(str(folder / shard), framework="pt") as handle:
+            state = {k: handle.get_tensor(k).bfloat16() for k in list(handle.keys())}
+        save_file(state, str(folder / shard))
+    loaded = load_model(str(folder)).model
+    original = load_model(str(checkpoint)).model
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
+    pairs = zip(loaded.state_dict().items(), original.state_dict().values(), strict=True)
+    for (name, ours), theirs in pairs:
+        assert torch.equal(ours, theirs.bfloat16().float()), name
