@@ -140,8 +140,10 @@ def display_pixels(ds: Any, path: Path) -> np.ndarray:
     if stored.ndim != 2:
         raise StudyError(f"image {path} decodes to shape {stored.shape}, not one 2-D image")
     try:
-        values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
-        values = np.asarray(apply_voi_lut(values, ds), dtype=np.float64)
+        modality = np.asarray(apply_modality_lut(stored, ds))
+        if modality.dtype.kind == "f" and np.array_equal(modality, np.round(modality)):
+            modality = modality.astype(np.int64)  # a VOI LUT is indexed by integers
+        values = np.asarray(apply_voi_lut(modality, ds), dtype=np.float64)
     except (ValueError, IndexError, TypeError, KeyError) as exc:
         raise StudyError(f"image {path} has an unusable modality or VOI LUT: {exc}") from exc
     if str(ds.PhotometricInterpretation) == "MONOCHROME1":  # low values are white: invert

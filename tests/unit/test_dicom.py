@@ -177,3 +177,19 @@ def test_odd_encodings_decode_alike(name):
     reference = display_pixels(pydicom.dcmread(bundled("MR_small.dcm")), Path("ref"))
     values = display_pixels(pydicom.dcmread(bundled(name)), Path(name))
     np.testing.assert_array_equal(values, reference)
+
+
+def test_voi_lut_sequence_is_applied(tmp_path, phantom):
+    """A VOI LUT (here one that reverses the grey scale) wins over the raw values."""
+    from pydicom.dataset import Dataset
+
+    path = write_dicom(phantom, tmp_path / "lut.dcm", bits=12)
+    ds = pydicom.dcmread(path)
+    item = Dataset()
+    item.LUTDescriptor = [4096, 0, 16]
+    item.add_new(0x00283006, "US", list(range(4095, -1, -1)))  # LUTData
+    ds.VOILUTSequence = [item]
+    ds.save_as(path)
+    gray = load_dicom_grayscale(path)
+    expected = (phantom - phantom.min()) / (phantom.max() - phantom.min())
+    np.testing.assert_allclose(gray, 1.0 - expected, atol=2e-3)
