@@ -262,6 +262,9 @@ def _plan(folder: Path, model: CXRReportModel) -> dict[str, tuple[str, Path]]:
             plan[target] = (name, shard)
         else:
             unexpected.append(name)
+    head, embed = "language_model.lm_head.weight", "language_model.model.embed_tokens.weight"
+    if head not in plan and embed in plan and model.config.decoder.get("tie_word_embeddings"):
+        plan[head] = plan[embed]  # tied: the checkpoint stores the embedding once
     missing = sorted(set(expected) - set(plan))
     if missing or unexpected:
         raise ModelLoadError(
@@ -338,6 +341,8 @@ def load_weights(folder: Path, config: ArchitectureConfig) -> CXRReportModel:
     model.load_state_dict(state, strict=True, assign=True)
     del state
     materialise_buffers(model)
+    if config.decoder.get("tie_word_embeddings"):
+        model.language_model.tie_weights()  # one parameter again, not two views of one tensor
     return model
 
 

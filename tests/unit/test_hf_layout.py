@@ -270,3 +270,19 @@ def test_bf16_checkpoint_loads_as_fp32(checkpoint, tmp_path):
     pairs = zip(loaded.state_dict().items(), original.state_dict().values(), strict=True)
     for (name, ours), theirs in pairs:
         assert torch.equal(ours, theirs.bfloat16().float()), name
+
+
+def test_tied_embeddings_need_no_lm_head(checkpoint, tmp_path):
+    folder = _copy(checkpoint, tmp_path / "c")
+    config = json.loads((folder / "config.json").read_text())
+    config["text_config"]["tie_word_embeddings"] = True
+    (folder / "config.json").write_text(json.dumps(config))
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    shard = folder / index["weight_map"].pop("language_model.lm_head.weight")
+    with safe_open(str(shard), framework="pt") as handle:
+        state = {k: handle.get_tensor(k) for k in list(handle.keys())}
+    del state["language_model.lm_head.weight"]
+    save_file(state, str(shard))
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    decoder = load_model(str(folder)).model.language_model
+    assert decoder.lm_head.weight is decoder.get_input_embeddings().weight
