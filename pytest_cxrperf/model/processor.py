@@ -171,13 +171,14 @@ class CXRProcessor:
         return "".join(pieces).strip()
 
 
+IMAGE_TOKEN = "<image>"
 MAIRA2_SYSTEM = (
     "You are an expert radiology assistant tasked with interpreting a chest X-ray study."
 )
-_MAIRA2_VIEWS = {
-    "frontal": "the current frontal image",
-    "lateral": "the current lateral image",
-    "prior": "the prior frontal image",
+_MAIRA2_VIEWS = {  # the phrase that introduces each image
+    "frontal": "Given the current frontal image:",
+    "lateral": "The current lateral image:",
+    "prior": "The prior frontal image:",
 }
 
 
@@ -186,7 +187,10 @@ class Maira2Processor(CXRProcessor):
 
     Images: grayscale, min-max rescaled to [0, 255] (uint8), then what ``BitImageProcessor``
     does: bicubic resize of the shortest edge, centre crop, /255, mean/std (0.5307/0.2583).
-    Prompt: a system line, ``USER:`` with the image placeholders and the question, ``ASSISTANT:``.
+    Prompt (the Vicuna-style chat form): the system line, ``USER:`` with each image introduced
+    and followed by its placeholders, the findings question with the sections the study has, then
+    ``ASSISTANT:``. The wording follows the published processor as far as it could be established
+    without its code; a difference changes the prompt, not the equivalence checks.
     """
 
     def pixel_values(self, images: list[Path]) -> torch.Tensor:
@@ -210,28 +214,34 @@ class Maira2Processor(CXRProcessor):
         return torch.stack(tensors)
 
     def prompt_ids(self, study: Study) -> tuple[list[int], str]:
+        """The prompt is tokenized in one piece, each ``<image>`` a single token that is then
+        repeated ``image_tokens_per_image`` times (what the published processor's expansion of
+        the placeholder gives)."""
         cfg = self.config
         per_image = cfg.image_tokens_per_image
+        text = f"{MAIRA2_SYSTEM} USER:"
+        for view, _path in study.images():
+            text += f" {_MAIRA2_VIEWS[view]} {IMAGE_TOKEN}"
+        text += " Provide a description of the findings in the radiology study."
+        for label, value in (
+            ("INDICATION", study.indication),
+            ("TECHNIQUE", study.technique),
+            ("COMPARISON", study.comparison),
+        ):
+            if value:  # a section the study does not have is left out, not "N/A"
+                text += f" {label}: {value}"
+        text += " ASSISTANT:"
         ids: list[int] = [cfg.bos_token_id]
-        shown: list[str] = ["<s>"]
-
-        def text(piece: str) -> None:
-            ids.extend(self._text_ids(piece))
-            shown.append(piece)
-
-        text(f"{MAIRA2_SYSTEM}\nUSER: Given")
-        for index, (view, _path) in enumerate(study.images()):
-            text(f"{',' if index else ''} {_MAIRA2_VIEWS[view]} ")
-            ids.extend([cfg.image_token_id] * per_image)
-            shown.append(f"<image>x{per_image}")
-        text(
-            ", provide a description of the findings in the radiology study."
-            f" INDICATION: {study.indication or 'N/A'}"
-            f" TECHNIQUE: {study.technique or 'N/A'}"
-            f" COMPARISON: {study.comparison or 'N/A'}"
-            "\nASSISTANT:"
-        )
-        return ids, "".join(shown)
+        for token in self._text_ids(text):
+            ids.extend([token] * per_image if token == cfg.image_token_id else [token])
+        found = ids.count(cfg.image_token_id)
+        if found != per_image * len(study.images()):
+            raise ValueError(
+                f"the tokenizer does not keep {IMAGE_TOKEN} as one token (id "
+                f"{cfg.image_token_id}): {found} image tokens for {len(study.images())} images"
+            )
+        shown = "<s>" + text.replace(IMAGE_TOKEN, f"{IMAGE_TOKEN}x{per_image}")
+        return ids, shown
 
 
 def make_processor(config: ArchitectureConfig, tokenizer: Tokenizer) -> CXRProcessor:

@@ -89,9 +89,10 @@ def test_logits_match_transformers_reference(checkpoint):
 def test_prompt_is_maira2_chat(checkpoint):
     loaded = load_model(str(checkpoint))
     inputs = loaded.processor(load_studies()[1])
-    assert inputs.prompt.startswith("<s>" + MAIRA2_SYSTEM + "\nUSER: Given the current frontal")
-    assert "the current lateral image" in inputs.prompt
-    assert inputs.prompt.endswith("\nASSISTANT:")
+    assert inputs.prompt.startswith("<s>" + MAIRA2_SYSTEM + " USER: Given the current frontal")
+    assert " The current lateral image: <image>x" in inputs.prompt
+    assert "radiology study. INDICATION: " in inputs.prompt
+    assert inputs.prompt.endswith(" ASSISTANT:")
     per_image = loaded.config.image_tokens_per_image
     assert int((inputs.input_ids == loaded.config.image_token_id).sum()) == 2 * per_image
 
@@ -255,6 +256,9 @@ def test_sentencepiece_tokenizer_model_loads(checkpoint, tmp_path):
     assert ids == spm.SentencePieceProcessor(model_file=str(tmp_path / "m.model")).encode(text)
     assert loaded.tokenizer.token_to_id("<image>") == loaded.config.image_token_id == 3
     assert loaded.processor.decode(ids) == text
+    inputs = loaded.processor(load_studies()[1])  # <image> stays one token, then is repeated
+    per_image = loaded.config.image_tokens_per_image
+    assert int((inputs.input_ids == 3).sum()) == 2 * per_image
 
 
 def test_bf16_checkpoint_loads_as_fp32(checkpoint, tmp_path):
