@@ -588,6 +588,37 @@ def cmd_findings(argv: list[str]) -> int:
     return int(findings_main(argv) or 0)
 
 
+def cmd_synth(argv: list[str]) -> int:
+    """Synthetic stand-ins for a team's own model and studies (what CI runs end to end)."""
+    parser = argparse.ArgumentParser(
+        prog="cxrperf synth", description="write synthetic checkpoints and DICOM studies"
+    )
+    sub = parser.add_subparsers(dest="what", required=True)
+    ckpt = sub.add_parser("checkpoint", help="a checkpoint in a published layout (--cxr-model)")
+    ckpt.add_argument("directory", type=Path)
+    ckpt.add_argument("--layout", choices=["maira2"], default="maira2")
+    ckpt.add_argument("--preset", default="tiny", help="dimensions (default tiny)")
+    ckpt.add_argument("--shards", type=int, default=2)
+    ckpt.add_argument("--seed", type=int, default=0)
+    dicom = sub.add_parser("dicom", help="phantom studies as DICOM files (--cxr-studies)")
+    dicom.add_argument("directory", type=Path)
+    dicom.add_argument("--count", type=int, default=2, help="studies (default 2)")
+    dicom.add_argument("--size", type=int, default=256, help="image side in pixels")
+    dicom.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.what == "checkpoint":
+        from .synth.checkpoint import write_maira2_checkpoint
+
+        folder = write_maira2_checkpoint(args.directory, args.preset, args.shards, args.seed)
+        print(f"wrote a {args.layout}-layout checkpoint ({args.preset}) to {folder}")
+        return 0
+    from .synth.dicom import write_dicom_studies
+
+    files = write_dicom_studies(args.directory, args.count, args.size, args.seed)
+    print(f"wrote {len(files)} DICOM files under {args.directory}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxrperf", description="pytest-cxrperf: latency baselines and the regression gate"
@@ -646,6 +677,9 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--target", type=float, default=0.9, help="detection rate to reach")
 
     commands.add_parser("findings", help="clinical findings of generated reports", add_help=False)
+    commands.add_parser(
+        "synth", help="write a synthetic checkpoint or DICOM studies", add_help=False
+    )
     return parser
 
 
@@ -653,6 +687,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["findings"]:
         return cmd_findings(argv[1:])
+    if argv[:1] == ["synth"]:
+        return cmd_synth(argv[1:])
     passthrough: list[str] = []
     if "--" in argv:
         cut = argv.index("--")

@@ -115,11 +115,11 @@ def _decoder(config: ArchitectureConfig) -> PreTrainedModel:
 class MLPProjector(nn.Module):
     """``layers`` linear layers with GELU between them (MAIRA-2 uses four)."""
 
-    def __init__(self, in_dim: int, out_dim: int, layers: int) -> None:
+    def __init__(self, in_dim: int, out_dim: int, layers: int, bias: bool = True) -> None:
         super().__init__()
-        modules: list[nn.Module] = [nn.Linear(in_dim, out_dim)]
+        modules: list[nn.Module] = [nn.Linear(in_dim, out_dim, bias=bias)]
         for _ in range(layers - 1):
-            modules += [nn.GELU(), nn.Linear(out_dim, out_dim)]
+            modules += [nn.GELU(), nn.Linear(out_dim, out_dim, bias=bias)]
         self.net = nn.Sequential(*modules)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -149,8 +149,9 @@ class CXRReportModel(nn.Module):
         self.language_model: PreTrainedModel = _decoder(config)
         vision_dim = int(config.vision["hidden_size"])
         text_dim = int(config.decoder["hidden_size"])
+        bias = bool(config.extra.get("projector_bias", True))  # MAIRA-2's multimodal_projector_bias
         self.vision = VisionTower(
-            encoder, MLPProjector(vision_dim, text_dim, config.projector_layers)
+            encoder, MLPProjector(vision_dim, text_dim, config.projector_layers, bias=bias)
         )
 
     @property

@@ -1,8 +1,10 @@
 """Build the reference model from a preset (random weights) or a local checkpoint directory.
 
 A checkpoint directory holds ``cxrperf_config.json`` (the :class:`ArchitectureConfig`),
-``model.safetensors`` and optionally ``tokenizer.json``. Pickle checkpoints are refused: loading
-them executes code. Nothing is downloaded and no remote code is run.
+``model.safetensors`` and optionally ``tokenizer.json``; or it is a published checkpoint in the
+Hugging Face layout (``config.json``, sharded safetensors: :mod:`.hf_layout`). Pickle
+checkpoints are refused: loading them executes code. Nothing is downloaded and no remote code is
+run.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from tokenizers import Tokenizer
 
 from ..errors import ModelLoadError
 from .architecture import ArchitectureConfig, CXRReportModel
+from .hf_layout import materialise_buffers
 from .presets import PRESETS, preset_names
-from .processor import CXRProcessor
+from .processor import CXRProcessor, make_processor
 from .tokenizer import check_special_tokens, load_tokenizer
 
 CONFIG_FILE = "cxrperf_config.json"
@@ -67,7 +70,7 @@ class ReferenceModel:
 
     def __post_init__(self) -> None:
         self.model.eval()
-        self.processor = CXRProcessor(self.config, self.tokenizer)
+        self.processor = make_processor(self.config, self.tokenizer)
 
     @property
     def weights_hash(self) -> str:
@@ -189,6 +192,15 @@ def _load_tokenizer(folder: Path, config: ArchitectureConfig) -> Tokenizer:
     return tokenizer
 
 
+def _is_hf_layout(folder: Path) -> bool:
+    """A published checkpoint (``config.json``) rather than this project's format."""
+    return (
+        folder.is_dir()
+        and not (folder / CONFIG_FILE).is_file()
+        and (folder / "config.json").is_file()
+    )
+
+
 def check_model(spec: str) -> None:
     """Everything :func:`load_model` would refuse, found cheaply (no weights are read): the files,
     the config and the modules transformers builds from it (on the meta device)."""
@@ -197,6 +209,11 @@ def check_model(spec: str) -> None:
     if "/" not in spec and not Path(spec).exists():
         raise _not_a_model(spec)
     folder = Path(spec)
+    if _is_hf_layout(folder):
+        from .hf_layout import check_hf_checkpoint
+
+        check_hf_checkpoint(folder)
+        return
     config_path, _ = _checkpoint_files(folder)
     config = _read_config(config_path)
     _build_model(config, config_path, device="meta")
@@ -209,6 +226,13 @@ def load_checkpoint(directory: str | Path) -> ReferenceModel:
     from safetensors.torch import load_file
 
     folder = Path(directory)
+    if _is_hf_layout(folder):
+        from .hf_layout import load_hf_checkpoint
+
+        config, model, tokenizer = load_hf_checkpoint(folder)
+        return ReferenceModel(
+            name=str(folder), source="checkpoint", config=config, model=model, tokenizer=tokenizer
+        )
     config_path, weights_path = _checkpoint_files(folder)
     config = _read_config(config_path)
     try:
@@ -216,7 +240,7 @@ def load_checkpoint(directory: str | Path) -> ReferenceModel:
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelLoadError(f"{weights_path} is not a readable safetensors file: {exc}") from exc
     tokenizer = _load_tokenizer(folder, config)
-    model = _build_model(config, config_path)
+    model = _build_model(config, config_path, device="meta")  # the checkpoint's tensors go in
     expected = model.state_dict()
     state = _adapt_parameter_names(state, set(expected))
     missing = sorted(set(expected) - set(state))
@@ -233,7 +257,9 @@ def load_checkpoint(directory: str | Path) -> ReferenceModel:
                 f"{weights_path}: {key} has shape {tuple(tensor.shape)}, "
                 f"the config needs {tuple(expected[key].shape)}"
             )
-    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    # assign: the parameters are the memory-mapped tensors themselves (copy-on-write), not copies
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
+    materialise_buffers(model)
     return ReferenceModel(
         name=str(folder), source="checkpoint", config=config, model=model, tokenizer=tokenizer
     )

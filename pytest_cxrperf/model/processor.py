@@ -2,8 +2,8 @@
 
 Images: grayscale, min-max normalised to [0, 1], resized on the shortest side and centre-cropped to
 the encoder's size, replicated to 3 channels and normalised with the encoder's mean/std. 8-bit,
-16-bit, palette, RGB(A) and float images are accepted; unreadable, truncated, empty or oversized
-files raise :class:`StudyError` naming the file.
+16-bit, palette, RGB(A) and float images are accepted, and DICOM radiographs (:mod:`.dicom`);
+unreadable, truncated, empty or oversized files raise :class:`StudyError` naming the file.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from tokenizers import Tokenizer
 
 from ..errors import StudyError
 from .architecture import ArchitectureConfig
+from .dicom import is_dicom, load_dicom_grayscale
 from .study import Study
 
 MAX_IMAGE_PIXELS = 64_000_000  # ~8000x8000; digitised CXRs are ~3000x3000
@@ -43,6 +44,8 @@ def load_grayscale(path: Path) -> np.ndarray:
     """Read an image file as a float32 grayscale array scaled to [0, 1]."""
     if not path.is_file():
         raise StudyError(f"image {path} does not exist")
+    if is_dicom(path):
+        return load_dicom_grayscale(path)
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with warnings.catch_warnings():
@@ -166,3 +169,83 @@ class CXRProcessor:
         if run:
             pieces.append(self.tokenizer.decode(run))
         return "".join(pieces).strip()
+
+
+IMAGE_TOKEN = "<image>"
+MAIRA2_SYSTEM = (
+    "You are an expert radiology assistant tasked with interpreting a chest X-ray study."
+)
+_MAIRA2_VIEWS = {  # the phrase that introduces each image
+    "frontal": "Given the current frontal image:",
+    "lateral": "The current lateral image:",
+    "prior": "The prior frontal image:",
+}
+
+
+class Maira2Processor(CXRProcessor):
+    """MAIRA-2's processing, re-stated (its remote code is never run).
+
+    Images: grayscale, min-max rescaled to [0, 255] (uint8), then what ``BitImageProcessor``
+    does: bicubic resize of the shortest edge, centre crop, /255, mean/std (0.5307/0.2583).
+    Prompt (the Vicuna-style chat form): the system line, ``USER:`` with each image introduced
+    and followed by its placeholders, the findings question with the sections the study has, then
+    ``ASSISTANT:``. The wording follows the published processor as far as it could be established
+    without its code; a difference changes the prompt, not the equivalence checks.
+    """
+
+    def pixel_values(self, images: list[Path]) -> torch.Tensor:
+        cfg = self.config
+        size = int(cfg.extra.get("resize_shortest_edge", cfg.image_size))
+        crop = cfg.image_size
+        mean = np.asarray(cfg.image_mean, dtype=np.float32)[:, None, None]
+        std = np.asarray(cfg.image_std, dtype=np.float32)[:, None, None]
+        tensors = []
+        for path in images:
+            gray = np.round(load_grayscale(path) * 255.0).astype(np.uint8)
+            height, width = gray.shape
+            short, long = (height, width) if height <= width else (width, height)
+            new_long = int(size * long / short)
+            new_h, new_w = (size, new_long) if height <= width else (new_long, size)
+            image = Image.fromarray(gray, mode="L").resize((new_w, new_h), Image.Resampling.BICUBIC)
+            top, left = (new_h - crop) // 2, (new_w - crop) // 2
+            pixels = np.asarray(image.crop((left, top, left + crop, top + crop)), np.float32)
+            rgb = np.repeat((pixels / 255.0)[None, :, :], 3, axis=0)
+            tensors.append(torch.from_numpy(((rgb - mean) / std).astype(np.float32)))
+        return torch.stack(tensors)
+
+    def prompt_ids(self, study: Study) -> tuple[list[int], str]:
+        """The prompt is tokenized in one piece, each ``<image>`` a single token that is then
+        repeated ``image_tokens_per_image`` times (what the published processor's expansion of
+        the placeholder gives)."""
+        cfg = self.config
+        per_image = cfg.image_tokens_per_image
+        text = f"{MAIRA2_SYSTEM} USER:"
+        for view, _path in study.images():
+            text += f" {_MAIRA2_VIEWS[view]} {IMAGE_TOKEN}"
+        text += " Provide a description of the findings in the radiology study."
+        for label, value in (
+            ("INDICATION", study.indication),
+            ("TECHNIQUE", study.technique),
+            ("COMPARISON", study.comparison),
+        ):
+            if value:  # a section the study does not have is left out, not "N/A"
+                text += f" {label}: {value}"
+        text += " ASSISTANT:"
+        ids: list[int] = [cfg.bos_token_id]
+        for token in self._text_ids(text):
+            ids.extend([token] * per_image if token == cfg.image_token_id else [token])
+        found = ids.count(cfg.image_token_id)
+        if found != per_image * len(study.images()):
+            raise ValueError(
+                f"the tokenizer does not keep {IMAGE_TOKEN} as one token (id "
+                f"{cfg.image_token_id}): {found} image tokens for {len(study.images())} images"
+            )
+        shown = "<s>" + text.replace(IMAGE_TOKEN, f"{IMAGE_TOKEN}x{per_image}")
+        return ids, shown
+
+
+def make_processor(config: ArchitectureConfig, tokenizer: Tokenizer) -> CXRProcessor:
+    """The processor a model was trained with: MAIRA-2's for its published layout."""
+    if config.extra.get("layout") == "maira2":
+        return Maira2Processor(config, tokenizer)
+    return CXRProcessor(config, tokenizer)

@@ -81,14 +81,21 @@ def sample_dir() -> Path:
 
 
 def load_studies(directory: str | Path | None = None) -> list[Study]:
-    """All ``*.json`` studies of a folder (the shipped samples by default), sorted by name."""
+    """All ``*.json`` studies of a folder (the shipped samples by default), sorted by name; a
+    folder without any is read as DICOM files grouped by StudyInstanceUID."""
+    from .dicom import dicom_files, load_dicom_studies
+
     folder = Path(directory) if directory is not None else sample_dir()
     if not folder.is_dir():
         what = "is not a directory" if folder.exists() else "does not exist"
-        raise StudyError(f"study folder {folder} {what}; pass a folder of study *.json files")
+        raise StudyError(
+            f"study folder {folder} {what}; pass a folder of study *.json files or DICOM files"
+        )
     studies = [load_study(p) for p in sorted(folder.glob("*.json"))]
+    if not studies and dicom_files(folder):
+        studies = load_dicom_studies(folder)
     if not studies:
-        raise StudyError(f"study folder {folder} holds no *.json study files")
+        raise StudyError(f"study folder {folder} holds no *.json study files and no DICOM files")
     return studies
 
 

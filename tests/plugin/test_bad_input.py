@@ -102,6 +102,49 @@ def checkpoint(change: Callable[[dict], None] | None = None, pickle_only: bool =
     return build
 
 
+def dicom_study(change: Callable[[Path, Path], None]) -> Callable[[Path], None]:
+    """A phantom DICOM study in ``path/dicom`` (pa.dcm + lateral.dcm), then ``change(pa, lat)``."""
+
+    def build(path: Path) -> None:
+        from pytest_cxrperf.synth.dicom import write_dicom_studies
+
+        frontal, lateral = write_dicom_studies(path / "dicom", count=1, size=64)
+        change(frontal, lateral)
+
+    return build
+
+
+def as_ct(path: Path) -> None:
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    ds.Modality = "CT"
+    ds.save_as(path)
+
+
+def synth(*args: object) -> None:
+    """``cxrperf synth ...`` in a child process: pytester restores sys.modules after each test,
+    and torch's operator libraries cannot be imported twice into one process."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "pytest_cxrperf.cli", "synth", *map(str, args)]
+    subprocess.run(command, check=True, capture_output=True)
+
+
+def maira2(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    """A synthetic MAIRA-2-layout checkpoint in ``path/maira2`` whose config.json is changed."""
+
+    def build(path: Path) -> None:
+        folder = path / "maira2"
+        synth("checkpoint", folder)
+        config = json.loads((folder / "config.json").read_text())
+        change(config)
+        (folder / "config.json").write_text(json.dumps(config))
+
+    return build
+
+
 def a_file(name: str) -> Callable[[Path], None]:
     return lambda path: (path / name).write_text("not a folder\n")
 
@@ -257,6 +300,20 @@ ROWS = [
         "cxrperf_config.json is not a valid architecture config",
         setup=checkpoint(lambda c: c.update(colour="blue")),
     ),
+    Row(
+        "published-layout-unknown-model-type",
+        ("--cxr-model={path}/maira2", *LIST_ONLY),
+        USAGE,
+        "model_type 'llava_next' is not supported; supported: maira2",
+        setup=maira2(lambda c: c.update(model_type="llava_next")),
+    ),
+    Row(
+        "published-layout-misshaped-tensor",
+        ("--cxr-model={path}/maira2", *LIST_ONLY),
+        USAGE,
+        "multi_modal_projector.layers.0.weight has shape (128, 64), config.json needs (128, 32)",
+        setup=maira2(lambda c: c["vision_config"].update(hidden_size=32, num_attention_heads=2)),
+    ),
     # ---- studies and images ----------------------------------------------------------------------
     Row(
         "study-folder-missing",
@@ -337,6 +394,27 @@ ROWS = [
         USAGE,
         "study-001-frontal.png is a directory",
         setup=study_with(lambda s: replace_with_folder(s / "study-001-frontal.png")),
+    ),
+    Row(
+        "dicom-truncated",
+        ("--cxr-studies={path}/dicom", *LIST_ONLY),
+        USAGE,
+        "pa.dcm has corrupt or truncated pixel data",
+        setup=dicom_study(lambda frontal, _lateral: truncate(frontal)),
+    ),
+    Row(
+        "dicom-ct",
+        ("--cxr-studies={path}/dicom", *LIST_ONLY),
+        USAGE,
+        "pa.dcm is a CT image (Modality CT), not a radiograph",
+        setup=dicom_study(lambda frontal, _lateral: as_ct(frontal)),
+    ),
+    Row(
+        "dicom-no-frontal",
+        ("--cxr-studies={path}/dicom", *LIST_ONLY),
+        USAGE,
+        "has no frontal view (ViewPosition PA or AP); it holds lateral.dcm (LATERAL)",
+        setup=dicom_study(lambda frontal, _lateral: frontal.unlink()),
     ),
     # ---- output paths ----------------------------------------------------------------------------
     Row(

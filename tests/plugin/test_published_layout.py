@@ -1,0 +1,29 @@
+"""The suite end to end on a synthetic checkpoint in MAIRA-2's published layout and phantom
+DICOM studies (issue 13): the equivalence tests, eager fp32 against itself and a twin."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import FAST
+from .test_bad_input import synth
+
+
+def test_suite_runs_on_maira2_layout_and_dicom(suite: pytest.Pytester) -> None:
+    pytest.importorskip("pydicom")
+    model = suite.path / "maira2"
+    synth("checkpoint", model, "--shards", 2)
+    synth("dicom", suite.path / "dicom", "--count", 2, "--size", 128)
+    result = suite.runpytest_subprocess(
+        *FAST,
+        "-m",
+        "cxr_equivalence",
+        "--cxr-max-new-tokens=4",
+        "--cxr-backend=eager,eager-bf16",
+        f"--cxr-model={model}",
+        f"--cxr-studies={suite.path / 'dicom'}",
+    )
+    output = result.stdout.str()
+    assert result.ret == 0, output + result.stderr.str()
+    assert f"model {model}" in output
+    assert "eager-bf16: 2/2 studies agree with eager fp32" in output
