@@ -136,3 +136,9 @@ def test_xdist_times_on_one_worker_and_the_controller_reports_everything(suite):
         assert len(entry["equivalence"]) == 4, label  # every study, from whichever worker
     assert data["backends"]["wrong"]["equivalence_ok"] is False
     assert data["latency_campaign"]["rounds"] >= 3
+
+
+def test_xdist_each_would_time_on_every_worker_and_is_refused(suite):
+    result = suite.runpytest_subprocess(*FAST, "-n", "2", "--dist", "each", "--cxr-backend=eager")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--dist=each would run the latency campaign on every worker*"])
