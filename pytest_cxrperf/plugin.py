@@ -394,6 +394,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reference = state.reference_loaded
         if reference is not None:
             results.model = dict(reference.describe())
+            results.model["load_s"] = state.model_load_seconds
+            if state.model_load_memory is not None:  # the reference's weights: the floor
+                results.model["load_peak_mib"] = round(state.model_load_memory.delta_mib, 1)
         elif not results.model:
             results.model = {"name": state.settings.model}
         for notice in state.notices:

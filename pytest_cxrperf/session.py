@@ -51,6 +51,7 @@ class PreparedBackend:
     runner: Runner
     prepare_seconds: float
     prepare_memory: Peak | None = None  # sampled while preparing (None where not measurable)
+    generate_memory: Peak | None = None  # sampled over its first generation, right after
 
     @property
     def label(self) -> str:
@@ -109,6 +110,7 @@ class CxrSession:
         self._reference_outputs: dict[str, ReferenceOutput] = {}
         self._generations: dict[tuple[str, str], Generation] = {}
         self.model_load_seconds: float | None = None
+        self.model_load_memory: Peak | None = None
         # the specs whose latency tests were collected: timed together, in one campaign
         self.latency_specs: list[BackendSpec] = []
         self.latency_campaign_ran = False
@@ -126,11 +128,13 @@ class CxrSession:
     @property
     def reference(self) -> ReferenceModel:
         if self._reference is None:
+            from .memory import sampled
             from .model.loader import load_model
 
             start = time.perf_counter()
-            self._reference = load_model(self.settings.model)
+            model, self.model_load_memory = sampled(lambda: load_model(self.settings.model))
             self.model_load_seconds = time.perf_counter() - start
+            self._reference = model
         return self._reference
 
     @property
@@ -188,14 +192,23 @@ class CxrSession:
                 return runner, time.perf_counter() - start
 
             (runner, seconds), memory = sampled(prepare)
-            base = PreparedBackend(BackendSpec(spec.name), backend, runner, seconds, memory)
+            # the first generation allocates the activations and KV cache: sampled here, once,
+            # apart from every timed round (later rounds reuse what it allocated)
+            tokens = self.settings.max_new_tokens
+            _, first = sampled(lambda: runner.generate(example, tokens, force_length=True))
+            base = PreparedBackend(BackendSpec(spec.name), backend, runner, seconds, memory, first)
             self._prepared[spec.name] = base
         prepared = base
         if spec.slow != 1.0:
             slowed = SlowedRunner(base.runner, spec.slow, spec.stage)
             slowed.calibrate(self.inputs(self.studies[0]), self.settings.max_new_tokens)
             prepared = PreparedBackend(
-                spec, base.backend, slowed, base.prepare_seconds, base.prepare_memory
+                spec,
+                base.backend,
+                slowed,
+                base.prepare_seconds,
+                base.prepare_memory,
+                base.generate_memory,
             )
             self._prepared[spec.label] = prepared
         return prepared

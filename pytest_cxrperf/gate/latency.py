@@ -30,7 +30,7 @@ from .decision import (
 if TYPE_CHECKING:
     from ..backends.base import Runner
     from ..probe import MachineProbe
-    from ..results import BackendResult, RunResults
+    from ..results import BackendResult, MemoryFigures, RunResults
     from ..session import CxrSession, PreparedBackend
 
 
@@ -60,15 +60,8 @@ def record_prepared(session: CxrSession, results: RunResults, spec: BackendSpec)
     result.precision = prepared.precision
     result.prepare_seconds = prepared.prepare_seconds
     result.prepare_details = dict(prepared.backend.prepare_info.details)
-    if prepared.prepare_memory is not None and result.memory is None:
-        from ..results import MemoryFigures
-
-        peak = prepared.prepare_memory
-        result.memory = MemoryFigures(
-            prepare_peak_mib=peak.delta_mib,
-            available_drop_mib=peak.available_drop_mib,
-            sample_hz=peak.hz,
-        )
+    if result.memory is None:
+        result.memory = memory_of(prepared)
     for notice in session.notices:
         results.notice(notice)
     return prepared
@@ -156,8 +149,6 @@ def run_latency_gate(
         max_rounds=plan.max_batches * plan.batch_rounds,
         probe_repeats=probe.repeats,
     )
-    for prepared in backends:  # memory: in rounds of its own, after every timed one
-        measure_generation_memory(results.backend(prepared.label), prepared, generation)
     for prepared in backends:
         series = campaign.series[prepared.label]
         result = results.backend(prepared.label)
@@ -177,28 +168,20 @@ def run_latency_gate(
                 judge_slowed_after_update(session, results, prepared, campaign, store, plan)
 
 
-MEMORY_ROUNDS = 2  # generations per sampled window (the peak of a short step is easily missed)
-
-
-def measure_generation_memory(
-    result: BackendResult, prepared: PreparedBackend, generation: Any
-) -> None:
-    """Peak memory of fixed-length generations of the backend, sampled by a separate process."""
-    from ..memory import sampled
+def memory_of(prepared: PreparedBackend) -> MemoryFigures | None:
+    """The backend's peaks, sampled while it was prepared and over its first generation."""
     from ..results import MemoryFigures
 
-    run = generation(prepared.runner)
-    _, peak = sampled(lambda: [run() for _ in range(MEMORY_ROUNDS)])
-    if peak is None:
-        return
-    memory = result.memory or MemoryFigures()
-    drops = [d for d in (memory.available_drop_mib, peak.available_drop_mib) if d is not None]
-    result.memory = MemoryFigures(
-        prepare_peak_mib=memory.prepare_peak_mib,
-        generate_peak_mib=peak.delta_mib,
-        rss_peak_mib=peak.peak_rss_mib,
-        available_drop_mib=max(drops) if drops else None,
-        sample_hz=min(h for h in (memory.sample_hz, peak.hz) if h is not None),
+    prepare, first = prepared.prepare_memory, prepared.generate_memory
+    if prepare is None and first is None:
+        return None
+    peaks = [p for p in (prepare, first) if p is not None]
+    return MemoryFigures(
+        prepare_peak_mib=prepare.delta_mib if prepare else None,
+        generate_peak_mib=first.delta_mib if first else None,
+        rss_peak_mib=max(p.peak_rss_mib for p in peaks),
+        available_drop_mib=max(p.available_drop_mib for p in peaks),
+        sample_hz=min(p.hz for p in peaks),
     )
 
 
