@@ -52,7 +52,7 @@ def _chromium(binary: str, profile: str, *args: str) -> subprocess.CompletedProc
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
 
 
-def check(report: Path, screenshot: Path, binary: str) -> list[str]:
+def check(report: Path, screenshot: Path, binary: str, window: str = "1400,2200") -> list[str]:
     """Problems found (empty: the page rendered without a console error)."""
     url = report.absolute().as_uri()
     problems: list[str] = []
@@ -61,7 +61,7 @@ def check(report: Path, screenshot: Path, binary: str) -> list[str]:
         if dumped.returncode != 0:
             return [f"chromium failed (exit {dumped.returncode}): {dumped.stderr[-2000:]}"]
         shot = _chromium(binary, profile, f"--screenshot={screenshot.absolute()}",
-                         "--window-size=1400,2200", "--hide-scrollbars", url)  # fmt: skip
+                         f"--window-size={window}", "--hide-scrollbars", url)  # fmt: skip
     for line in (dumped.stderr + shot.stderr).splitlines():
         if CONSOLE.search(line):
             problems.append(f"console: {line.strip()}")
@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("report", type=Path)
     parser.add_argument("--screenshot", type=Path, default=Path("cxrperf-report.png"))
     parser.add_argument("--chromium", default=os.environ.get("CHROMIUM"))
+    parser.add_argument("--window", default="1400,2200", help="width,height of the screenshot")
     args = parser.parse_args(argv)
     binary = find_chromium(args.chromium)
     if binary is None:
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report.is_file():
         print(f"check_html: {args.report}: no such file", file=sys.stderr)
         return 2
-    problems = check(args.report, args.screenshot, binary)
+    problems = check(args.report, args.screenshot, binary, args.window)
     for problem in problems:
         print(f"check_html: {problem}", file=sys.stderr)
     if not problems:

@@ -134,23 +134,25 @@ def ratio_svg(verdict: Verdict) -> str:
     lo, hi = r.interval if r.interval else (r.ratio, r.ratio)
     low = min(lo, 1 / top, r.ratio) * 0.97
     high = max(hi, top, r.ratio) * 1.03
-    width, height = 560, 62
-    x = _scale(low, high, 20, width - 20)
-    y = 24
+    width, height = 620, 66
+    x = _scale(low, high, 30, width - 90)
+    y = 30
     parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
              "role='img' aria-label='latency change vs baseline'>"]  # fmt: skip
-    parts.append(f"<line x1='20' x2='{width - 20}' y1='{y}' y2='{y}' stroke='#bbb'/>")
-    for value, colour, name in (
-        (1.0, "#333", "1 (no change)"),
-        (margin, "#e6a700", f"{margin - 1:+.0%}"),
-        (1 / margin, "#e6a700", f"{1 / margin - 1:+.0%}"),
-        (top, "#d33", f"threshold {verdict.threshold:+.0%}"),
+    parts.append(f"<line x1='30' x2='{width - 90}' y1='{y}' y2='{y}' stroke='#bbb'/>")
+    # labels: the margins above the axis, "no change" and the threshold below, pointing away
+    # from each other so that close lines never print over each other
+    for value, colour, name, row, anchor, shift in (
+        (1.0, "#333", "no change", y + 26, "end", 3),
+        (top, "#d33", f"threshold {verdict.threshold:+.0%}", y + 26, "start", -3),
+        (1 / margin, "#b07d00", f"{1 / margin - 1:+.0%}", y - 18, "end", 3),
+        (margin, "#b07d00", f"{margin - 1:+.0%}", y - 18, "start", -3),
     ):
         parts.append(
             f"<line x1='{x(value):.1f}' x2='{x(value):.1f}' y1='{y - 14}' y2='{y + 14}' "
             f"stroke='{colour}' stroke-dasharray='3 2'/>"
-            f"<text x='{x(value):.1f}' y='{y + 28}' text-anchor='middle' fill='{colour}'>"
-            f"{e(name)}</text>"
+            f"<text x='{x(value) + shift:.1f}' y='{row}' text-anchor='{anchor}' "
+            f"fill='{colour}'>{e(name)}</text>"
         )
     colour = "#d33" if verdict.failed else "#1b7f3b"
     parts.append(
@@ -158,7 +160,7 @@ def ratio_svg(verdict: Verdict) -> str:
         "stroke-width='6' stroke-opacity='.5'/>"
         f"<circle cx='{x(r.ratio):.1f}' cy='{y}' r='5' fill='{colour}'><title>ratio "
         f"{r.ratio:.3f} [{lo:.3f}, {hi:.3f}]</title></circle>"
-        f"<text x='{x(r.ratio):.1f}' y='{y - 10}' text-anchor='middle'>{r.ratio:.3f}</text>"
+        f"<text x='{x(hi) + 8:.1f}' y='{y + 4}' fill='{colour}'>{r.ratio:.3f}</text>"
     )
     parts.append("</svg>")
     return "".join(parts)

@@ -46,9 +46,10 @@ def _verdict_phrase(what: str, verdict: Verdict) -> str:
     r = verdict.relative
     if r is not None and verdict.status not in (OK, UPDATED):
         interval = f", interval [{r.interval[0]:.3f}, {r.interval[1]:.3f}]" if r.interval else ""
+        unit = f" x {r.control} time" if r.control else ""
         text += (
             f" (ratio {r.ratio:.3f}{interval}; baseline {r.baseline_median:.4g} -> "
-            f"{r.current_median:.4g}; threshold {verdict.threshold:.0%})"
+            f"{r.current_median:.4g}{unit}; threshold {verdict.threshold:.0%})"
         )
     elif verdict.notes and verdict.status not in (OK, UPDATED):
         text += f" ({verdict.notes[0]})"
