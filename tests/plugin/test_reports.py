@@ -2,10 +2,16 @@
 pytest-benchmark's own JSON of our latency tests."""
 
 import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from .conftest import FAST
+
+CHECK_HTML = Path(__file__).resolve().parents[2] / "scripts" / "check_html.py"
 
 
 def test_a_failing_run_writes_every_report_and_the_job_summary(suite, monkeypatch):
@@ -37,6 +43,13 @@ def test_a_failing_run_writes_every_report_and_the_job_summary(suite, monkeypatc
     page = (out / "cxrperf.html").read_text()
     assert "data:image/png;base64," in page  # the shipped studies' images, embedded
     assert page.count("<h3>study-") == 4 and "<svg" in page
+    if shutil.which("chromium"):  # the real report renders without a console message
+        shot = out / "cxrperf.png"
+        done = subprocess.run(
+            [sys.executable, str(CHECK_HTML), str(out / "cxrperf.html"), "--screenshot", str(shot)],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
 
     bmf = json.loads((out / "bmf.json").read_text())
     assert {"cxrperf/toy/eager", "cxrperf/toy/wrong", "cxrperf/toy/wrong/prefill"} <= set(bmf)
