@@ -1,4 +1,4 @@
-"""The one atomic JSON writer: baselines and reports are never half-written.
+"""The one atomic writer (JSON and text): baselines and reports are never half-written.
 
 Write to a temporary file in the target's folder, fsync, give it the mode a plain ``open()`` would
 (``tempfile.mkstemp`` makes 0600), then rename over the target. No torch, no pytest.
@@ -26,14 +26,13 @@ def default_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON to ``path``, atomically."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path``, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, default=str)
-            handle.write("\n")
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, default_file_mode())
@@ -41,3 +40,8 @@ def write_json_atomic(path: Path, data: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON to ``path``, atomically."""
+    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")

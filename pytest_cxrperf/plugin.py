@@ -65,6 +65,14 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("cxr_threads", "CPU threads for every backend (default: all cores available)", {}),
     ("cxr_max_new_tokens", "new tokens per generation (latency runs force exactly this many)", {}),
     ("cxr_json", "write the results as JSON to this path", {}),
+    (
+        "cxr_markdown",
+        "write a Markdown summary (headline, table, details) to this path; also appended to "
+        "$GITHUB_STEP_SUMMARY when that is set",
+        {},
+    ),
+    ("cxr_html", "write a self-contained HTML report (charts, reports, findings) here", {}),
+    ("cxr_bmf", "write the latency (and memory) figures in Bencher Metric Format here", {}),
     ("cxr_studies", "folder of study *.json files (default: the shipped samples)", {}),
     ("cxr_baseline_dir", "latency baseline store (default: baselines/ beside the ini file)", {}),
     ("cxr_threshold", "latency regression threshold, e.g. 0.1 or 10% (default 10%)", {}),
@@ -408,11 +416,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from .machine import machine_info
 
         results.machine = machine_info(int(results.settings.get("threads") or 1))
-    json_path = config.stash[session_key].settings.json_path if active(config) else None
-    if json_path is not None:
-        from .report.json_report import write_report
+    if active(config):
+        from .report.writers import record_studies, write_reports
 
-        write_report(json_path, results)
+        record_studies(config.stash[session_key], results)
+        write_reports(config.stash[session_key].settings, results)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -420,7 +428,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     from .report.terminal import summary_lines
 
-    lines = summary_lines(config.stash[results_key])
+    lines = summary_lines(config.stash[results_key], verbose=config.option.verbose)
     if lines:
         terminalreporter.section("cxrperf summary")
         for line in lines:

@@ -236,6 +236,9 @@ class RunResults:
     created: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
     )
+    # study name -> {"images": {view: path or data: URI}, "indication": text}: what the HTML
+    # report shows beside the reports (paths are read when the report is written)
+    studies: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def backend(self, label: str) -> BackendResult:
         """The row of a backend, created on first use."""
@@ -264,6 +267,7 @@ class RunResults:
             "backends": {label: r.to_dict() for label, r in self.backends.items()},
             "unavailable": dict(self.unavailable),
             "notices": list(self.notices),
+            "studies": {name: dict(study) for name, study in self.studies.items()},
         }
 
     @classmethod
@@ -291,6 +295,7 @@ class RunResults:
             unavailable=dict(data.get("unavailable") or {}),
             notices=list(data.get("notices") or []),
             created=str(data.get("created") or ""),
+            studies={k: dict(v) for k, v in (data.get("studies") or {}).items()},
         )
 
     # ---- merging ---------------------------------------------------------------------------
@@ -311,4 +316,5 @@ class RunResults:
             unavailable={**self.unavailable, **other.unavailable},
             notices=notices,
             created=self.created or other.created,
+            studies={**other.studies, **self.studies},
         )

@@ -108,6 +108,10 @@ class Settings:
     time_budget_s: float = DEFAULT_TIME_BUDGET_S
     batch_rounds: int = 0  # rounds per batch of the gate; 0: chosen from a warm round's length
     unknown: str = "warn"  # a change still unclear at the cap: warn or fail
+    # report files written at the end of the run (report/)
+    markdown_path: Path | None = None
+    html_path: Path | None = None
+    bmf_path: Path | None = None
 
     @property
     def select_all(self) -> bool:
@@ -288,4 +292,11 @@ def build_settings(
         else float(_positive_int("--cxr-time-budget", budget_value)),
         batch_rounds=0 if batch_value is None else _positive_int("--cxr-batch-rounds", batch_value),
         unknown=unknown,
+        markdown_path=_path(pick("cxr_markdown")),
+        html_path=_path(pick("cxr_html")),
+        bmf_path=_path(pick("cxr_bmf")),
     )
+
+
+def _path(value: object) -> Path | None:
+    return Path(str(value)) if value else None

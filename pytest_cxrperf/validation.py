@@ -128,11 +128,11 @@ def check_creatable_dir(path: Path, what: str, hint: str) -> None:
         raise SettingsError(f"{what} {path} cannot be written ({existing} is read-only); {hint}")
 
 
-def check_output_file(path: Path, what: str) -> None:
+def check_output_file(path: Path, what: str, example: str = "results.json") -> None:
     """A file to be written at the end of the run: refuse now what would fail then."""
     if path.is_dir():
         raise SettingsError(
-            f"{what} {path} is a directory; give a file path such as {path / 'results.json'}"
+            f"{what} {path} is a directory; give a file path such as {path / example}"
         )
     check_creatable_dir(path.parent, f"{what} {path}: its folder", "choose another path")
 
@@ -176,8 +176,15 @@ def validate_run(
     names = backend_names()
     check_tolerances(settings.tolerances, names)
     check_thresholds(settings.thresholds, names)
-    if settings.json_path is not None:
-        check_output_file(settings.json_path, "--cxr-json")
+    outputs = {
+        "--cxr-json": (settings.json_path, "results.json"),
+        "--cxr-markdown": (settings.markdown_path, "cxrperf.md"),
+        "--cxr-html": (settings.html_path, "cxrperf.html"),
+        "--cxr-bmf": (settings.bmf_path, "bmf.json"),
+    }
+    for flag, (path, example) in outputs.items():
+        if path is not None:
+            check_output_file(path, flag, example)
     check_baseline_store(settings.baseline_dir, settings.update_baselines)
     check_openvino_cache(resolved)
     check_model(settings.model)

@@ -1,91 +1,61 @@
-"""The end-of-run table, laid out like the published comparison: one row per backend."""
+"""The end-of-run summary: the table first (one row per backend, laid out like the published
+comparison), then the gate and equivalence detail of the backends that failed or warned only; with
+``-v`` the detail of every backend."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from ..backends.timings import stage_medians
-from ..gate.decision import OK, UPDATED, Verdict
+from ..gate.decision import IMPROVED, UPDATED, Verdict
 from ..results import BackendResult, RunResults
+from . import model
 from .table import format_table
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def speedup_vs_eager(result: BackendResult) -> float | None:
     return result.speedup_vs_eager()
 
 
+def findings_line(label: str, result: BackendResult) -> str | None:
+    """Do a backend's reports assert the reference's (and the truth's) findings?"""
+    parts = []
+    for check, against in (
+        ("clinical_findings", "eager fp32"),
+        ("ground_truth_findings", "ground truth"),
+    ):
+        outcomes = [c[check]["ok"] for c in result.equivalence.values() if check in c]
+        if outcomes:
+            parts.append(f"{sum(outcomes)}/{len(outcomes)} studies agree with {against}")
+    return f"findings: {label}: " + ", ".join(parts) if parts else None
+
+
 def findings_lines(results: RunResults) -> list[str]:
-    """One line per backend: do its reports assert the reference's (and the truth's) findings?"""
-    lines: list[str] = []
-    for label, result in results.backends.items():
-        parts = []
-        for check, against in (
-            ("clinical_findings", "eager fp32"),
-            ("ground_truth_findings", "ground truth"),
-        ):
-            outcomes = [c[check]["ok"] for c in result.equivalence.values() if check in c]
-            if outcomes:
-                parts.append(f"{sum(outcomes)}/{len(outcomes)} studies agree with {against}")
-        if parts:
-            lines.append(f"findings: {label}: " + ", ".join(parts))
-    return lines
+    """One line per backend (see :func:`findings_line`)."""
+    lines = [findings_line(label, r) for label, r in results.backends.items()]
+    return [line for line in lines if line]
 
 
-def summary_lines(results: RunResults) -> list[str]:
-    header = [
-        "backend",
-        "precision",
-        "rounds",
-        "mean s",
-        "std s",
-        "median s",
-        "speedup",
-        "vision s",
-        "prefill s",
-        "decode ms/tok",
-        "prepare s",
-        "latency gate",
-        "equivalence",
-    ]
-    rows: list[list[str]] = []
-    for label, result in results.backends.items():
-        if not result.samples_s and not result.equivalence:
-            continue
-        summary = result.summary
-        medians = stage_medians(result.stages)
-        speedup = result.speedup_vs_eager()
-        failures = result.equivalence_failures()
-        if not result.equivalence:
-            verdict = "not run"
-        elif failures:
-            verdict = f"FAIL ({len(failures)})"
-        else:
-            verdict = f"ok ({len(result.equivalence)} studies)"
-        rows.append(
-            [
-                label,
-                result.precision,
-                str(summary.n) if summary else "0",
-                _fmt(summary.mean if summary else None),
-                _fmt(summary.stdev if summary else None),
-                _fmt(summary.median if summary else None),
-                f"{speedup:.2f}x" if speedup else "-",
-                _fmt(medians.get("vision_s")),
-                _fmt(medians.get("prefill_s")),
-                _fmt(medians["per_token_s"] * 1000, 1) if "per_token_s" in medians else "-",
-                _fmt(result.prepare_seconds, 1),
-                result.gate.short() if result.gate is not None else "-",
-                verdict,
-            ]
-        )
+def table_lines(results: RunResults) -> list[str]:
+    """The table; the memory columns only where some backend's memory was sampled or judged."""
+    run = [("", results)]
+    keys = [k for k, _ in model.COLUMNS]
+    if not model.has_memory(run):
+        keys = [k for k in keys if k not in model.MEMORY_COLUMNS]
+    titles = dict(model.COLUMNS)
+    header = ["backend", *(titles[k] for k in keys)]
+    rows = [[r.label, *(r.cells[k] for k in keys)] for r in model.rows(run)]
+    return format_table(header, rows) if rows else []
+
+
+def summary_lines(results: RunResults, verbose: int = 0) -> list[str]:
+    """The terminal summary. ``verbose`` > 0 (``-v``): the detail of every backend, not only of
+    those that failed or warned."""
     lines: list[str] = []
+    table = table_lines(results)
     settings = results.settings
-    if rows:
+    if table:
+        lines += table
         lines.append(
             f"model {settings.get('model', '-')}, {settings.get('max_new_tokens')} new tokens "
             f"(fixed), {settings.get('threads')} threads, {settings.get('warmup')} warm-up "
@@ -102,31 +72,69 @@ def summary_lines(results: RunResults) -> list[str]:
                 "eager fp32 is judged against the machine probe, every other backend against "
                 "eager fp32"
             )
-        lines += format_table(header, rows)
     for label, reason in results.unavailable.items():
         lines.append(f"not run: {label}: {reason}")
-    lines += findings_lines(results)
+    missing = [label for label, r in results.backends.items() if model.missing_baseline(r.gate)]
+    if missing:
+        lines.append(
+            f"no latency baseline: {', '.join(missing)}: record with --cxr-update-baselines "
+            "(or `cxrperf baselines refresh`)"
+        )
+    quiet = []
     for label, result in results.backends.items():
-        for failure in result.equivalence_failures():
-            lines.append(f"equivalence FAILED: {label}: {failure}")
-    lines += gate_lines(results)
+        if not (_noteworthy(result) or verbose > 0):
+            if model.shown(result):
+                quiet.append(label)
+            continue
+        lines += backend_detail(label, result, verbose)
+    if quiet and any(_noteworthy(r) for r in results.backends.values()):
+        lines.append(f"passed: {', '.join(quiet)} (details with -v)")
+    lines += updated_lines(results)
     for notice in results.notices:
         lines.append(f"note: {notice}")
     return lines
 
 
-def gate_lines(results: RunResults) -> list[str]:
-    """Details of every latency verdict that is not a plain pass, and the before -> after table of
-    the baselines this run wrote."""
-    verdicts = [r.gate for r in results.backends.values() if r.gate is not None]
+def _noteworthy(result: BackendResult) -> bool:
+    """Failed, or warned of more than a missing baseline."""
+    if result.failed:
+        return True
+    return any(
+        v is not None and (v.warning or v.status == IMPROVED) and not model.missing_baseline(v)
+        for v in (result.gate, result.memory_gate)
+    )
+
+
+def backend_detail(label: str, result: BackendResult, verbose: int = 0) -> list[str]:
+    """A backend's gate verdicts, equivalence failures (by study; each check's message with
+    ``-v``) and findings agreement."""
     lines: list[str] = []
-    for verdict in verdicts:
-        if verdict.status == UPDATED or (verdict.status == OK and not verdict.notes):
+    for what, verdict in (("latency gate", result.gate), ("memory gate", result.memory_gate)):
+        if verdict is None or verdict.status == UPDATED:
             continue
-        prefix = "latency gate FAILED" if verdict.failed else "latency gate"
+        if (model.verdict_is_plain(verdict) or model.missing_baseline(verdict)) and not verbose:
+            continue
+        prefix = f"{what} FAILED" if verdict.failed else what
         first, *rest = verdict.message.splitlines()
         lines.append(f"{prefix}: {first}")
         lines += rest
+    for study, checks in sorted(result.equivalence.items()):
+        failed = sorted(check for check, data in checks.items() if not data["ok"])
+        if not failed:
+            continue
+        lines.append(f"equivalence FAILED: {label}: {study}: {', '.join(failed)}")
+        if verbose:
+            lines += [f"  {check}: {checks[check].get('message', '')}" for check in failed]
+    findings = findings_line(label, result)
+    if findings:
+        lines.append(findings)
+    return lines
+
+
+def updated_lines(results: RunResults) -> list[str]:
+    """The before -> after table of the baselines this run wrote."""
+    verdicts = [r.gate for r in results.backends.values() if r.gate is not None]
+    lines: list[str] = []
     updated = [v for v in verdicts if v.status == UPDATED]
     if updated:
         root = Path(str(results.settings.get("baseline_dir", "")))

@@ -39,6 +39,12 @@ class WrongBackend(Backend):
 '''
 
 
+@pytest.fixture(autouse=True)
+def _no_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On GitHub Actions every sandbox run would append its report to the job's own summary."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
 @pytest.fixture
 def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     """An empty sandbox with a conftest of fake backends: the plugin's built-in suite is collected

@@ -199,7 +199,7 @@ def test_foreign_machine_baseline_is_judged_by_the_ratio(gate):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(data))
 
-    result = run(gate, "--cxr-backend=eager,twin")
+    result = run(gate, "--cxr-backend=eager,twin", "-v")  # a pass's notes show with -v
     assert result.ret == 0, result.stdout.str()
     assert "REGRESSED" not in result.stdout.str() and "IMPROVED" not in result.stdout.str()
     result.stdout.fnmatch_lines(["*baseline from another machine (other-cpu-*"])

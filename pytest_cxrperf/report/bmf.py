@@ -1,0 +1,71 @@
+"""``--cxr-bmf``: the run in Bencher Metric Format, for history on bencher.dev (``bencher run
+--adapter json --file PATH``).
+
+``{benchmark: {measure: {"value", "lower_value", "upper_value"}}}``. One benchmark per backend
+(``cxrperf/<model>/<backend>``) and one per stage of it (``.../vision``, ``.../prefill``,
+``.../decode-per-token``), each with Bencher's built-in ``latency`` measure in nanoseconds: the
+median, with the fastest and slowest round as the bounds. The backend's benchmark also carries
+``speedup-vs-eager`` (the interleaved control's median over the backend's), ``prepare-time``
+(seconds) and, where memory was sampled, ``memory-generate-peak`` / ``memory-rss-peak`` /
+``memory-prepare-peak`` / ``memory-available-drop`` (MiB). Bencher creates a measure that does
+not exist yet on first upload.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..atomic import write_json_atomic
+from ..results import RunResults
+
+NS = 1e9
+STAGES = (("vision", "vision_s"), ("prefill", "prefill_s"), ("decode-per-token", "per_token_s"))
+MEMORY = (
+    ("memory-generate-peak", "generate_peak_mib"),
+    ("memory-rss-peak", "rss_peak_mib"),
+    ("memory-prepare-peak", "prepare_peak_mib"),
+    ("memory-available-drop", "available_drop_mib"),
+)
+
+
+def _spread(values: list[float], scale: float = 1.0) -> dict[str, float]:
+    ordered = sorted(values)
+    n = len(ordered)
+    middle = (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
+    return {
+        "value": middle * scale,
+        "lower_value": ordered[0] * scale,
+        "upper_value": ordered[-1] * scale,
+    }
+
+
+def build(results: RunResults, prefix: str = "cxrperf") -> dict[str, dict[str, Any]]:
+    model = str(results.settings.get("model") or results.model.get("name") or "model")
+    out: dict[str, dict[str, Any]] = {}
+    for label, result in results.backends.items():
+        name = f"{prefix}/{model}/{label}"
+        measures: dict[str, Any] = {}
+        if result.samples_s:
+            measures["latency"] = _spread(result.samples_s, NS)
+            speedup = result.speedup_vs_eager()
+            if speedup is not None:
+                measures["speedup-vs-eager"] = {"value": speedup}
+            for stage, key in STAGES:
+                values = [s.as_dict()[key] for s in result.stages]
+                if values:
+                    out[f"{name}/{stage}"] = {"latency": _spread(values, NS)}
+        if result.prepare_seconds is not None:
+            measures["prepare-time"] = {"value": float(result.prepare_seconds)}
+        if result.memory is not None:
+            figures = result.memory.to_dict()
+            for measure, key in MEMORY:
+                if figures.get(key) is not None:
+                    measures[measure] = {"value": float(figures[key])}
+        if measures:
+            out[name] = measures
+    return dict(sorted(out.items()))
+
+
+def write_bmf(path: Path, results: RunResults) -> None:
+    write_json_atomic(path, build(results))

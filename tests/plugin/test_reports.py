@@ -1,0 +1,84 @@
+"""The report files of a real run: Markdown (and the GitHub job summary), HTML, BMF, and
+pytest-benchmark's own JSON of our latency tests."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import FAST
+
+CHECK_HTML = Path(__file__).resolve().parents[2] / "scripts" / "check_html.py"
+
+
+def test_a_failing_run_writes_every_report_and_the_job_summary(suite, monkeypatch):
+    out = suite.path / "out"
+    summary = suite.path / "step-summary.md"
+    summary.write_text("## an earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result = suite.runpytest_subprocess(
+        *FAST,
+        "--cxr-backend=eager,wrong",
+        f"--cxr-markdown={out / 'cxrperf.md'}",
+        f"--cxr-html={out / 'cxrperf.html'}",
+        f"--cxr-bmf={out / 'bmf.json'}",
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    # the terminal: the table first, detail only for the backend that failed
+    result.stdout.fnmatch_lines(["*cxrperf summary*", "backend *precision*rounds*"])
+    result.stdout.fnmatch_lines(["equivalence FAILED: wrong: study-001: *token_ids*"])
+    result.stdout.fnmatch_lines(["passed: eager (details with -v)"])
+    assert "findings: eager:" not in result.stdout.str()
+
+    text = (out / "cxrperf.md").read_text()
+    assert text.startswith("## :x: cxrperf: FAILED - 1 of 2 backend(s) failed a gate or check")
+    assert "- wrong: equivalence FAILED:" in text and "| wrong | :x: fail |" in text
+    assert "<details><summary>:x: wrong</summary>" in text
+    posted = summary.read_text()
+    assert posted.startswith("## an earlier step\n") and text.strip() in posted
+
+    page = (out / "cxrperf.html").read_text()
+    assert "data:image/png;base64," in page  # the shipped studies' images, embedded
+    assert page.count("<h3>study-") == 4 and "<svg" in page
+    if shutil.which("chromium"):  # the real report renders without a console message
+        shot = out / "cxrperf.png"
+        done = subprocess.run(
+            [sys.executable, str(CHECK_HTML), str(out / "cxrperf.html"), "--screenshot", str(shot)],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    bmf = json.loads((out / "bmf.json").read_text())
+    assert {"cxrperf/toy/eager", "cxrperf/toy/wrong", "cxrperf/toy/wrong/prefill"} <= set(bmf)
+    assert bmf["cxrperf/toy/eager"]["latency"]["value"] > 0
+
+
+def test_pytest_benchmark_json_holds_our_rounds_and_stage_medians(suite):
+    target = suite.path / "benchmark.json"
+    result = suite.runpytest_subprocess(
+        *FAST, "--cxr-backend=eager", "-m", "cxr_latency", f"--benchmark-json={target}"
+    )
+    assert result.ret == 0, result.stdout.str()
+    data = json.loads(target.read_text())
+    (bench,) = [b for b in data["benchmarks"] if b["name"] == "test_latency[eager]"]
+    assert bench["stats"]["rounds"] == 3 and bench["stats"]["median"] > 0
+    extra = bench["extra_info"]
+    assert extra["backend"] == "eager" and extra["control"] == "probe"
+    assert len(extra["control_samples_s"]) == 3
+    for key in ("median_vision_s", "median_prefill_s", "median_per_token_s", "median_total_s"):
+        assert extra[key] > 0, key
+
+
+@pytest.mark.parametrize(
+    "option, problem",
+    [("--cxr-markdown", "is a directory"), ("--cxr-html", "is a file, not a directory")],
+)
+def test_a_report_path_that_cannot_be_written_is_a_usage_error(suite, option, problem):
+    (suite.path / "afile").write_text("")
+    path = suite.path if problem == "is a directory" else suite.path / "afile" / "r.html"
+    result = suite.runpytest_subprocess(*FAST, "--cxr-backend=eager", f"{option}={path}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{option} {path}*{problem}*"])
