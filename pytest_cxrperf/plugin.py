@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .xdist_hooks import LATENCY_GROUP
+
 if TYPE_CHECKING:
     from .results import RunResults
     from .session import CxrSession, PreparedBackend, ReferenceOutput
@@ -27,7 +29,6 @@ results_key = pytest.StashKey["RunResults"]()
 SUITE_DIR = Path(__file__).parent / "suite"
 SUITE_FILES = ("test_equivalence.py", "test_latency.py")
 SUITE_NODE_PREFIX = "pytest_cxrperf/suite"  # nodeids the same on every machine and worker
-LATENCY_GROUP = "cxrperf-latency"  # pytest-xdist group: every timed test on one worker
 WORKER_OUTPUT_KEY = "cxrperf"
 CXR_FIXTURES = ("cxr_backend", "cxr_study")  # parametrized by the plugin: activate at collection
 INI_ONLY = ("cxr_tolerances", "cxr_thresholds")

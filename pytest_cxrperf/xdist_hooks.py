@@ -2,11 +2,13 @@
 
 Registered by the plugin only where pytest-xdist is installed (its hooks are unknown otherwise).
 
-* Scheduling: the plugin puts every ``cxr_latency`` test into one ``xdist_group``, and a run
-  distributed with ``--dist load`` (what ``-n`` means) or ``worksteal`` is switched to
-  ``loadgroup``: the latency campaign runs once, on one worker, never two timed backends at once,
-  while equivalence tests spread over the workers. ``loadfile`` and ``loadscope`` keep the
-  latency tests (one module) together already.
+* Scheduling: a run distributed with ``--dist load`` (what ``-n`` means) or ``worksteal`` is
+  switched to ``loadgroup``, with a scheduler of ours that sends the suite's latency tests to one
+  worker as one unit: the latency campaign runs once, never two timed backends at once, while
+  every other test spreads over the workers as under ``load``. (xdist's own ``loadgroup`` renames
+  a grouped test's node id, which pytest 9 no longer allows, so its ``xdist_group`` marks group
+  nothing there; the plugin still marks every ``cxr_latency`` test for older pytest.)
+  ``loadfile`` and ``loadscope`` keep the latency tests (one module) together already.
 * Results: each worker sends its :class:`~pytest_cxrperf.results.RunResults` as JSON through
   ``workeroutput`` (as pytest-cov and syrupy send theirs); the controller merges them, then
   prints the table, writes the JSON and reports the exit status.
@@ -21,6 +23,7 @@ import pytest
 
 SPLITTING_MODES = ("load", "worksteal")  # could hand latency tests to two workers at once
 LOADGROUP_KEY = "cxrperf_loadgroup"
+LATENCY_GROUP = "cxrperf-latency"
 
 
 class XdistHooks:
@@ -44,6 +47,23 @@ class XdistHooks:
         if cxr_requested and dist in SPLITTING_MODES:
             self.switched_from = dist
             config.option.dist = "loadgroup"
+
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        if config.getoption("dist", "no") != "loadgroup":
+            return None  # xdist's own
+        from xdist.scheduler import LoadGroupScheduling
+
+        from .plugin import SUITE_NODE_PREFIX
+
+        latency_prefix = f"{SUITE_NODE_PREFIX}/test_latency.py::"
+
+        class LatencyTogether(LoadGroupScheduling):  # type: ignore[misc]
+            def _split_scope(self, nodeid: str) -> str:
+                if nodeid.startswith(latency_prefix):
+                    return LATENCY_GROUP
+                return str(super()._split_scope(nodeid))
+
+        return LatencyTogether(config, log)
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[LOADGROUP_KEY] = node.config.getoption("dist", "no") == "loadgroup"

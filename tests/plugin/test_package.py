@@ -126,7 +126,7 @@ def test_xdist_times_on_one_worker_and_the_controller_reports_everything(suite):
     result.stdout.fnmatch_lines(
         ["*--dist=load -> loadgroup*", "*cxrperf summary*", "equivalence FAILED: wrong: *"]
     )
-    workers = set(re.findall(r"\[(gw\d)\][^\n]*test_latency\[", out))
+    workers = set(re.findall(r"\[(gw\d)\][^\n]*test_(?:latency|memory)\[", out))
     assert len(workers) == 1, out  # every latency test on one worker
     assert len(set(re.findall(r"\[(gw\d)\]", out))) == 2  # the rest spread over both
     data = json.loads(report.read_text())
