@@ -40,9 +40,13 @@ class WrongBackend(Backend):
 
 
 @pytest.fixture(autouse=True)
-def _no_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On GitHub Actions every sandbox run would append its report to the job's own summary."""
+def _a_fresh_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sandbox runs behave like a developer's own: on GitHub Actions each would append its report
+    to the job's summary, and under this suite's own pytest-xdist the worker's variables would
+    make pytest-benchmark in the sandbox believe it is an xdist worker and switch itself off."""
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

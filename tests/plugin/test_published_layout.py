@@ -16,6 +16,7 @@ def test_suite_runs_on_maira2_layout_and_dicom(suite: pytest.Pytester) -> None:
     synth("dicom", suite.path / "dicom", "--count", 2, "--size", 128)
     result = suite.runpytest_subprocess(
         *FAST,
+        "-v",  # the findings agreement of passing backends is printed with -v
         "-m",
         "cxr_equivalence",
         "--cxr-max-new-tokens=4",
