@@ -267,11 +267,8 @@ def _plan(folder: Path, model: CXRReportModel) -> dict[str, tuple[str, Path]]:
         plan[head] = plan[embed]  # tied: the checkpoint stores the embedding once
     missing = sorted(set(expected) - set(plan))
     if missing or unexpected:
-        raise ModelLoadError(
-            f"the weights in {folder} do not match its {CONFIG_FILE}: "
-            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-            f"unexpected {sorted(unexpected)[:5]}{'...' if len(unexpected) > 5 else ''}"
-        )
+        what = f"the weights in {folder} do not match its {CONFIG_FILE}"
+        raise mismatch(what, missing, unexpected)
     by_shard: dict[Path, list[str]] = {}
     for target, (_name, shard) in plan.items():
         by_shard.setdefault(shard, []).append(target)
@@ -411,3 +408,13 @@ def load_hf_checkpoint(folder: Path) -> tuple[ArchitectureConfig, CXRReportModel
     config = read_config(folder)
     tokenizer = load_hf_tokenizer(folder, config)
     return config, load_weights(folder, config), tokenizer
+
+
+def mismatch(what: str, missing: list[str], unexpected: list[str]) -> ModelLoadError:
+    """The error for tensors a checkpoint lacks or has in excess (the first five of each)."""
+
+    def first(names: list[str]) -> str:
+        names = sorted(names)
+        return f"{names[:5]}{'...' if len(names) > 5 else ''}"
+
+    return ModelLoadError(f"{what}: missing {first(missing)}, unexpected {first(unexpected)}")

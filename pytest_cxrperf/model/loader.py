@@ -20,7 +20,7 @@ from tokenizers import Tokenizer
 
 from ..errors import ModelLoadError
 from .architecture import ArchitectureConfig, CXRReportModel
-from .hf_layout import materialise_buffers
+from .hf_layout import materialise_buffers, mismatch
 from .presets import PRESETS, preset_names
 from .processor import CXRProcessor, make_processor
 from .tokenizer import check_special_tokens, load_tokenizer
@@ -246,11 +246,7 @@ def load_checkpoint(directory: str | Path) -> ReferenceModel:
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise ModelLoadError(
-            f"{weights_path} does not match {config_path}: "
-            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
-        )
+        raise mismatch(f"{weights_path} does not match {config_path}", missing, unexpected)
     for key, tensor in state.items():
         if tuple(tensor.shape) != tuple(expected[key].shape):
             raise ModelLoadError(

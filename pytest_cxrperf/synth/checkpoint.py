@@ -8,15 +8,12 @@ transformers 4.x LLaVA layout, DINOv2 attention under its 4.x names), ``tokenize
 ``preprocessor_config.json`` and a remote-code ``modeling_maira2.py`` that raises if anyone
 imports it.
 
-``python -m pytest_cxrperf.synth.checkpoint DIR [--preset tiny] [--shards 2]`` writes one.
+``cxrperf synth checkpoint DIR [--preset tiny] [--shards 2]`` writes one.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,22 +135,3 @@ def write_maira2_checkpoint(
     index_data = {"metadata": {"total_size": total}, "weight_map": weight_map}
     (folder / INDEX_FILE).write_text(json.dumps(index_data, indent=2) + "\n")
     return folder
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pytest_cxrperf.synth.checkpoint",
-        description="Write a synthetic checkpoint in MAIRA-2's published layout (for --cxr-model).",
-    )
-    parser.add_argument("directory", type=Path)
-    parser.add_argument("--preset", default="tiny", help="dimensions (default tiny)")
-    parser.add_argument("--shards", type=int, default=2, help="safetensors shards (default 2)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    folder = write_maira2_checkpoint(args.directory, args.preset, args.shards, args.seed)
-    print(f"wrote a MAIRA-2-layout checkpoint ({args.preset}) to {folder}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,14 +5,11 @@ rescale slope/intercept and window; ``write_dicom_studies`` writes a folder of s
 lateral) that :func:`pytest_cxrperf.model.study.load_studies` groups by StudyInstanceUID. UIDs are
 derived from the seed, so the files are identical on every run.
 
-``python -m pytest_cxrperf.synth.dicom DIR [--count N] [--size PX]`` writes such a folder.
+``cxrperf synth dicom DIR [--count N] [--size PX]`` writes such a folder.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -133,22 +130,3 @@ def write_dicom_studies(
                 )
             )
     return written
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pytest_cxrperf.synth.dicom",
-        description="Write phantom chest studies as DICOM files (for --cxr-studies).",
-    )
-    parser.add_argument("directory", type=Path)
-    parser.add_argument("--count", type=int, default=2, help="studies (default 2)")
-    parser.add_argument("--size", type=int, default=256, help="image side in pixels")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    files = write_dicom_studies(args.directory, args.count, args.size, args.seed)
-    print(f"wrote {len(files)} DICOM files under {args.directory}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
