@@ -39,6 +39,7 @@ class MemoryFigures:
     rss_peak_mib: float | None = None  # the process's peak RSS while generating
     available_drop_mib: float | None = None  # largest MemAvailable fall over prepare + generate
     sample_hz: float | None = None  # achieved sampling rate
+    context: tuple[str, ...] = ()  # backends prepared before this one in the process, in order
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +48,7 @@ class MemoryFigures:
             "rss_peak_mib": self.rss_peak_mib,
             "available_drop_mib": self.available_drop_mib,
             "sample_hz": self.sample_hz,
+            "context": list(self.context),
         }
 
     @classmethod
@@ -61,6 +63,7 @@ class MemoryFigures:
             rss_peak_mib=number("rss_peak_mib"),
             available_drop_mib=number("available_drop_mib"),
             sample_hz=number("sample_hz"),
+            context=tuple(str(c) for c in data.get("context") or ()),
         )
 
 

@@ -52,6 +52,9 @@ class PreparedBackend:
     prepare_seconds: float
     prepare_memory: Peak | None = None  # sampled while preparing (None where not measurable)
     generate_memory: Peak | None = None  # sampled over its first generation, right after
+    # the backends this process had prepared before this one, in order: memory deltas depend on
+    # what the allocator already holds, so they compare only between runs with the same history
+    memory_context: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -196,7 +199,10 @@ class CxrSession:
             # apart from every timed round (later rounds reuse what it allocated)
             tokens = self.settings.max_new_tokens
             _, first = sampled(lambda: runner.generate(example, tokens, force_length=True))
-            base = PreparedBackend(BackendSpec(spec.name), backend, runner, seconds, memory, first)
+            before = tuple(name for name in self._prepared if "+" not in name)
+            base = PreparedBackend(
+                BackendSpec(spec.name), backend, runner, seconds, memory, first, before
+            )
             self._prepared[spec.name] = base
         prepared = base
         if spec.slow != 1.0:
@@ -209,6 +215,7 @@ class CxrSession:
                 base.prepare_seconds,
                 base.prepare_memory,
                 base.generate_memory,
+                base.memory_context,
             )
             self._prepared[spec.label] = prepared
         return prepared

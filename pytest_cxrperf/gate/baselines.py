@@ -79,6 +79,7 @@ class Baseline:
     # peak memory deltas in MiB ("prepare", "generate"), sampled apart from the timed rounds;
     # empty in files written before memory was measured
     memory_mib: Mapping[str, float] = field(default_factory=dict)
+    memory_context: tuple[str, ...] = ()  # backends prepared before it in that process, in order
 
     @property
     def relpath(self) -> Path:
@@ -139,6 +140,7 @@ class Baseline:
                 rounded(self.control_samples_s) if self.control_samples_s is not None else None
             ),
             "memory_mib": {k: round(float(v), 2) for k, v in self.memory_mib.items()},
+            "memory_context": list(self.memory_context),
             "machine": dict(self.machine),
             "libraries": dict(self.libraries),
             "model_info": dict(self.model_info),
@@ -231,6 +233,7 @@ class Baseline:
                 environment=str(data.get("environment") or ""),
                 sessions=int(settings.get("sessions", 1)),
                 memory_mib={str(k): float(v) for k, v in memory.items()},
+                memory_context=tuple(str(c) for c in data.get("memory_context") or ()),
             )
         except KeyError as exc:
             raise bad(f"missing key {exc.args[0]!r}") from None

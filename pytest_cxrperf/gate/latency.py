@@ -182,6 +182,7 @@ def memory_of(prepared: PreparedBackend) -> MemoryFigures | None:
         rss_peak_mib=max(p.peak_rss_mib for p in peaks),
         available_drop_mib=max(p.available_drop_mib for p in peaks),
         sample_hz=min(p.hz for p in peaks),
+        context=prepared.memory_context,
     )
 
 
@@ -194,14 +195,15 @@ def judge_memory_of(
     if result.memory is None or isinstance(found, BaselineError):
         return None
     current = memory_figures(result.memory.prepare_peak_mib, result.memory.generate_peak_mib)
-    baseline = found.baseline.memory_mib if found.baseline is not None else None
+    stored = found.baseline
     return judge_memory(
         prepared.label,
         current,
-        baseline,
+        stored.memory_mib if stored is not None else None,
         session.settings.threshold_for(prepared.name),
         baseline_path=str(found.path) if found.path else None,
         missing=session.settings.missing_baseline,
+        context=(result.memory.context, stored.memory_context if stored is not None else ()),
     )
 
 
@@ -248,6 +250,7 @@ def baseline_of(
             result.memory.prepare_peak_mib if result.memory else None,
             result.memory.generate_peak_mib if result.memory else None,
         ),
+        memory_context=result.memory.context if result.memory else (),
     )
 
 

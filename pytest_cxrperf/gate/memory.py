@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .decision import IMPROVED, MISSING, OK, REGRESSED, Comparison, Status, Verdict
+from .decision import IMPROVED, INCOMPARABLE, MISSING, OK, REGRESSED, Comparison, Status, Verdict
 
 STEPS = ("prepare", "generate")  # the figures stored per baseline (MiB)
 DEFAULT_FLOOR_MIB = 32.0
@@ -31,10 +31,12 @@ def judge_memory(
     floor_mib: float = DEFAULT_FLOOR_MIB,
     baseline_path: str | None = None,
     missing: str = "warn",
+    context: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
 ) -> Verdict:
     """Regressed when any step grew past ``threshold`` and ``floor_mib``; improved when one shrank
     as much (never a failure: refresh the baseline); ok otherwise; missing without figures (a
-    failure under the ``missing`` policy "fail", as for latency)."""
+    failure under the ``missing`` policy "fail", as for latency); incomparable when ``context``
+    (the backends prepared before, this run's and the baseline's) differs."""
     steps = [s for s in STEPS if s in current and baseline and s in baseline]
     if not baseline or not steps:
         note = "no memory figures in the baseline: refresh it to gate memory"
@@ -49,6 +51,18 @@ def judge_memory(
             measure="memory",
         )
     assert baseline is not None
+    now_before, then_before = context
+    if now_before != then_before:
+        note = (
+            f"the baseline's figures were taken after preparing {list(then_before) or 'nothing'}, "
+            f"this run's after {list(now_before) or 'nothing'}: peak deltas depend on what the "
+            "allocator already holds, so memory is judged only against a baseline recorded with "
+            "the same selection of backends"
+        )
+        return Verdict(
+            backend, INCOMPARABLE, False, threshold, 0.0, baseline_path, notes=(note,),
+            measure="memory",
+        )  # fmt: skip
     comparisons, worst = [], OK
     for step in steps:
         before, now = float(baseline[step]), float(current[step])

@@ -8,7 +8,7 @@ import pytest
 
 from pytest_cxrperf.benchmark_adapter import record_samples
 from pytest_cxrperf.gate.baselines import BaselineWarning
-from pytest_cxrperf.gate.decision import MISSING
+from pytest_cxrperf.gate.decision import INCOMPARABLE, MISSING
 from pytest_cxrperf.gate.latency import latency_of
 
 
@@ -38,5 +38,5 @@ def test_memory(cxr_backend, cxr_session, cxr_results):
         pytest.skip(f"{cxr_backend.label}: memory cannot be sampled here (no /proc)")
     if verdict.failed:
         pytest.fail(verdict.message, pytrace=False)
-    if verdict.status == MISSING:
+    if verdict.status in (MISSING, INCOMPARABLE):
         pytest.skip(verdict.message.replace("\n", ";"))

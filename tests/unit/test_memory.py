@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from pytest_cxrperf.gate.decision import IMPROVED, MISSING, OK, REGRESSED
+from pytest_cxrperf.gate.decision import IMPROVED, INCOMPARABLE, MISSING, OK, REGRESSED
 from pytest_cxrperf.gate.memory import judge_memory, memory_figures
 from pytest_cxrperf.memory import sampled, supported
 
@@ -52,3 +52,14 @@ def test_a_baseline_without_memory_figures_follows_the_missing_policy():
     assert "refresh it to gate memory" in warn.message
     strict = judge_memory("eager", {"prepare": 1.0}, None, 0.1, missing="fail")
     assert strict.failed
+
+
+def test_memory_compares_only_runs_with_the_same_preparation_history():
+    figures = {"prepare": 400.0, "generate": 90.0}
+    same = judge_memory("twin", figures, figures, 0.1, context=(("eager",), ("eager",)))
+    assert same.status == OK
+    other = judge_memory(
+        "twin", {"prepare": 400.0, "generate": 190.0}, figures, 0.1, context=((), ("eager",))
+    )
+    assert (other.status, other.failed) == (INCOMPARABLE, False)
+    assert "same selection of backends" in other.message
