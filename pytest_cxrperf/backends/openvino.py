@@ -50,6 +50,9 @@ def _precision_name(ov_type: Any) -> str:
     return "bf16" if _type_name(ov_type) in ("bf16", "bfloat16") else "fp32"
 
 
+WEIGHT_PRECISION = {"int8": "int8-weights", "int4": "int4-weights", "w8a8": "int8"}
+
+
 class OpenVINORunner(GreedyLoop):
     """Greedy generation over the compiled parts; same loop and timing as TorchRunner.
 
@@ -166,7 +169,7 @@ class OpenVINORunner(GreedyLoop):
 class _OpenVINOBackend(Backend):
     """Shared prepare: export (or reuse) the IR, compile the three parts, warm up."""
 
-    weights: ClassVar[str] = "f32"  # "f32" | "int8": what the IR stores
+    weights: ClassVar[str] = "f32"  # one of openvino_export.WEIGHT_MODES: what the IR stores
     config: ClassVar[dict[str, str]] = {}  # compile properties on top of the plugin's defaults
     needs: ClassVar[tuple[str, ...]] = ("openvino",)
 
@@ -198,7 +201,7 @@ class _OpenVINOBackend(Backend):
     def prepare(self, reference: ReferenceModel, example: ModelInputs) -> Runner:
         import openvino as ov
 
-        from .openvino_export import IR_FILES, export_entry, stateless_copy
+        from .openvino_export import IR_FILES, PREFILL_FILE, export_entry, stateless_copy
 
         self.prepare_info = PrepareInfo()
         start = perf_counter()
@@ -207,10 +210,13 @@ class _OpenVINOBackend(Backend):
         core = ov.Core()
         config = self.compile_config()
         vision, embed, decoder = (core.read_model(str(entry.path / name)) for name in IR_FILES)
+        prefill_ir = entry.path / PREFILL_FILE  # w8a8: prefill has its own (quantized) IR
         models = {
             "vision": vision,
             "embed": embed,
-            "prefill": stateless_copy(decoder),
+            "prefill": (
+                core.read_model(str(prefill_ir)) if prefill_ir.is_file() else stateless_copy(decoder)
+            ),
             "decoder": decoder,
         }
         compiled = {name: core.compile_model(m, "CPU", config) for name, m in models.items()}
@@ -218,7 +224,7 @@ class _OpenVINOBackend(Backend):
         decoder_property = compiled["decoder"].get_property
         inference = decoder_property("INFERENCE_PRECISION_HINT")
         # precision is a ClassVar on Backend; the instance reports what the plugin really runs
-        real = "int8-weights" if self.weights == "int8" else _precision_name(inference)
+        real = WEIGHT_PRECISION.get(self.weights) or _precision_name(inference)
         self.precision = real  # type: ignore[misc]
         runner = OpenVINORunner(**compiled, processor=reference.processor)
         warm_start = perf_counter()
@@ -290,4 +296,29 @@ class OpenVINOInt8Backend(_OpenVINOBackend):
     precision = "int8-weights"
     description = "OpenVINO with NNCF int8 weight compression (default compute precision)"
     weights = "int8"
+    needs = ("openvino", "nncf")
+
+
+@register_backend
+class OpenVINOInt4Backend(_OpenVINOBackend):
+    name = "openvino-int4"
+    precision = "int4-weights"
+    description = (
+        "OpenVINO with NNCF int4 group-wise (asymmetric, group 64) weight compression of the "
+        "decoder, int8 weights elsewhere"
+    )
+    weights = "int4"
+    needs = ("openvino", "nncf")
+
+
+@register_backend
+class OpenVINOW8A8Backend(_OpenVINOBackend):
+    name = "openvino-w8a8"
+    precision = "int8"
+    description = (
+        "OpenVINO with NNCF post-training W8A8 quantization (int8 weights and activations, "
+        "calibrated on the phantom studies) of the vision encoder and prefill; int8 weights for "
+        "decode"
+    )
+    weights = "w8a8"
     needs = ("openvino", "nncf")
