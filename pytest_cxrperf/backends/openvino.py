@@ -215,7 +215,9 @@ class _OpenVINOBackend(Backend):
             "vision": vision,
             "embed": embed,
             "prefill": (
-                core.read_model(str(prefill_ir)) if prefill_ir.is_file() else stateless_copy(decoder)
+                core.read_model(str(prefill_ir))
+                if prefill_ir.is_file()
+                else stateless_copy(decoder)
             ),
             "decoder": decoder,
         }

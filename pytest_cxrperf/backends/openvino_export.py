@@ -291,8 +291,7 @@ def export_settings(weights: str) -> dict[str, object]:
         settings["compression"] = "nncf.compress_weights INT8_ASYM"
     elif weights == "int4":
         settings["compression"] = (
-            f"vision/embed INT8_ASYM; decoder INT4_ASYM group {INT4_GROUP_SIZE} "
-            f"ratio {INT4_RATIO}"
+            f"vision/embed INT8_ASYM; decoder INT4_ASYM group {INT4_GROUP_SIZE} ratio {INT4_RATIO}"
         )
     elif weights == "w8a8":
         settings["compression"] = (
