@@ -50,7 +50,14 @@ def _precision_name(ov_type: Any) -> str:
     return "bf16" if _type_name(ov_type) in ("bf16", "bfloat16") else "fp32"
 
 
-WEIGHT_PRECISION = {"int8": "int8-weights", "int4": "int4-weights", "w8a8": "int8"}
+# the tolerances a weight mode is held to; w8a8-int4 mixes int8 activations (vision, prefill) with
+# int4 weights (decode): "int8" and "int4-weights" have the same tolerances
+WEIGHT_PRECISION = {
+    "int8": "int8-weights",
+    "int4": "int4-weights",
+    "w8a8": "int8",
+    "w8a8-int4": "int8",
+}
 
 
 class OpenVINORunner(GreedyLoop):
@@ -330,4 +337,16 @@ class OpenVINOW8A8Backend(_OpenVINOBackend):
         "decode"
     )
     weights = "w8a8"
+    needs = ("openvino", "nncf")
+
+
+@register_backend
+class OpenVINOW8A8Int4Backend(_OpenVINOBackend):
+    name = "openvino-w8a8-int4"
+    precision = "int8"
+    description = (
+        "openvino-w8a8's W8A8 vision encoder and prefill with openvino-int4's int4 decode weights: "
+        "each stage in its fastest measured form"
+    )
+    weights = "w8a8-int4"
     needs = ("openvino", "nncf")

@@ -271,8 +271,9 @@ def make_stateful(ov_model: ov.Model, kv_inputs: list[str], kv_outputs: list[str
     ov_model.validate_nodes_and_infer_types()
 
 
-WEIGHT_MODES = ("f32", "int8", "int4", "w8a8")
-PREFILL_FILE = "prefill.xml"  # w8a8 only: a quantized stateless decoder for prefill and scoring
+WEIGHT_MODES = ("f32", "int8", "int4", "w8a8", "w8a8-int4")
+QUANTIZED_MODES = ("w8a8", "w8a8-int4")  # activations quantized too: calibrated
+PREFILL_FILE = "prefill.xml"  # w8a8*: a quantized stateless decoder for prefill and scoring
 INT4_GROUP_SIZE = 64  # divides every projection width of the presets (128 .. 11008)
 INT4_RATIO = 1.0  # share of decoder layers in int4 (the rest, and embeddings/lm_head, int8)
 CALIBRATION = "package phantom studies"  # what nncf.quantize sees (part of the cache key)
@@ -282,7 +283,7 @@ def export_settings(weights: str) -> dict[str, object]:
     """Everything about an export besides the weights and library versions (part of the key)."""
     settings: dict[str, object] = {
         "exporter": EXPORTER_VERSION,
-        "parts": list(IR_FILES) + ([PREFILL_FILE] if weights == "w8a8" else []),
+        "parts": list(IR_FILES) + ([PREFILL_FILE] if weights in QUANTIZED_MODES else []),
         "decoder_inputs": [*DECODER_INPUTS, "beam_idx"],
         "stateful": True,
         "weights": weights,
@@ -293,9 +294,11 @@ def export_settings(weights: str) -> dict[str, object]:
         settings["compression"] = (
             f"vision/embed INT8_ASYM; decoder INT4_ASYM group {INT4_GROUP_SIZE} ratio {INT4_RATIO}"
         )
-    elif weights == "w8a8":
+    elif weights in QUANTIZED_MODES:
+        decode = "INT8_ASYM" if weights == "w8a8" else f"INT4_ASYM group {INT4_GROUP_SIZE}"
         settings["compression"] = (
-            "vision and prefill: nncf.quantize TRANSFORMER (W8A8); embed and decode: INT8_ASYM"
+            f"vision and prefill: nncf.quantize TRANSFORMER (W8A8); embed: INT8_ASYM; "
+            f"decode: {decode}"
         )
         settings["calibration"] = CALIBRATION
     return settings
@@ -346,14 +349,14 @@ def export_parts(
 ) -> None:
     """Convert the three parts and save them under ``folder``, compressed as ``weights`` says.
 
-    ``w8a8`` also saves :data:`PREFILL_FILE` and needs ``calibration`` (called only here, on a
-    cache miss: it runs the eager model over the calibration studies)."""
+    The W8A8 modes also save :data:`PREFILL_FILE` and need ``calibration`` (called only here, on
+    a cache miss: it runs the eager model over the calibration studies)."""
     import openvino as ov
 
     if weights not in WEIGHT_MODES:
         raise ValueError(f"weights must be one of {WEIGHT_MODES}, got {weights!r}")
-    if weights == "w8a8" and calibration is None:
-        raise ValueError("w8a8 needs calibration feeds")
+    if weights in QUANTIZED_MODES and calibration is None:
+        raise ValueError(f"{weights} needs calibration feeds")
     model.eval()
     with warnings.catch_warnings():
         # the tracer warns about every Python-level shape check in transformers; the ones that
@@ -364,7 +367,7 @@ def export_parts(
             EMBED_FILE: convert_embed(model),
             DECODER_FILE: convert_decoder(model),
         }
-    if weights == "w8a8":
+    if weights in QUANTIZED_MODES:
         assert calibration is not None
         feeds = calibration()
         parts[PREFILL_FILE] = _quantize(stateless_copy(parts[DECODER_FILE]), feeds.prefill)
@@ -379,9 +382,9 @@ def export_parts(
 
 def weight_compression(weights: str, part: str) -> str | None:
     """The ``nncf.compress_weights`` mode ("int8", "int4") for one IR file, or None."""
-    if weights == "f32" or (weights == "w8a8" and part in (VISION_FILE, PREFILL_FILE)):
+    if weights == "f32" or (weights in QUANTIZED_MODES and part in (VISION_FILE, PREFILL_FILE)):
         return None  # f32, or already int8 through nncf.quantize
-    return "int4" if weights == "int4" and part == DECODER_FILE else "int8"
+    return "int4" if weights in ("int4", "w8a8-int4") and part == DECODER_FILE else "int8"
 
 
 @contextmanager

@@ -42,6 +42,9 @@ def test_new_backends_have_entry_points():
     group = project["project"]["entry-points"]["pytest_cxrperf.backends"]
     assert group["openvino-int4"] == "pytest_cxrperf.backends.openvino:OpenVINOInt4Backend"
     assert group["openvino-w8a8"] == "pytest_cxrperf.backends.openvino:OpenVINOW8A8Backend"
+    assert group["openvino-w8a8-int4"] == (
+        "pytest_cxrperf.backends.openvino:OpenVINOW8A8Int4Backend"
+    )
     from pytest_cxrperf.backends import openvino
 
     for name, target in group.items():

@@ -15,12 +15,17 @@ pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 
 from pytest_cxrperf.backends.base import get_backend_class
-from pytest_cxrperf.backends.openvino import OpenVINOInt4Backend, OpenVINOW8A8Backend
+from pytest_cxrperf.backends.openvino import (
+    OpenVINOInt4Backend,
+    OpenVINOW8A8Backend,
+    OpenVINOW8A8Int4Backend,
+)
 from pytest_cxrperf.backends.openvino_export import (
     DECODER_FILE,
     EMBED_FILE,
     PREFILL_FILE,
     VISION_FILE,
+    WEIGHT_MODES,
     entry_key,
     weight_compression,
 )
@@ -62,13 +67,13 @@ def reference(toy, studies):
 def prepared(toy, studies, tmp_path_factory):
     cache = tmp_path_factory.mktemp("ov-quantized")
     result = {}
-    for cls in (OpenVINOInt4Backend, OpenVINOW8A8Backend):
+    for cls in (OpenVINOInt4Backend, OpenVINOW8A8Backend, OpenVINOW8A8Int4Backend):
         backend = cls(cache_dir=cache)
         result[cls.name] = (backend, backend.prepare(toy, studies[0]))
     return result
 
 
-@pytest.mark.parametrize("name", ["openvino-int4", "openvino-w8a8"])
+@pytest.mark.parametrize("name", ["openvino-int4", "openvino-w8a8", "openvino-w8a8-int4"])
 def test_equivalent_to_eager_on_the_toy_model(prepared, studies, reference, name):
     backend, runner = prepared[name]
     tol = tolerances_for(backend.precision, name)
@@ -92,6 +97,8 @@ def test_precisions_and_details(prepared):
     w8a8, _ = prepared["openvino-w8a8"]
     assert int4.precision == "int4-weights" and int4.prepare_info.details["weights"] == "int4"
     assert w8a8.precision == "int8" and w8a8.prepare_info.details["weights"] == "w8a8"
+    mixed, _ = prepared["openvino-w8a8-int4"]
+    assert mixed.precision == "int8" and mixed.prepare_info.details["weights"] == "w8a8-int4"
 
 
 def _const_types(model) -> set[str]:
@@ -115,13 +122,16 @@ def test_int4_decoder_holds_four_bit_weights(prepared):
     assert not {"u4", "i4"} & _const_types(_read(backend, VISION_FILE))
 
 
-def test_w8a8_prefill_and_vision_run_int8_activations(prepared):
-    backend, _ = prepared["openvino-w8a8"]
-    for name in (PREFILL_FILE, VISION_FILE):
-        ops = {op.get_type_name() for op in _read(backend, name).get_ops()}
-        assert "FakeQuantize" in ops, name
+@pytest.mark.parametrize("name", ["openvino-w8a8", "openvino-w8a8-int4"])
+def test_w8a8_prefill_and_vision_run_int8_activations(prepared, name):
+    backend, _ = prepared[name]
+    for part in (PREFILL_FILE, VISION_FILE):
+        ops = {op.get_type_name() for op in _read(backend, part).get_ops()}
+        assert "FakeQuantize" in ops, part
     decoder = _read(backend, DECODER_FILE)  # decode: int8 weights only
     assert not any(op.get_type_name() == "FakeQuantize" for op in decoder.get_ops())
+    four_bit = bool({"u4", "i4"} & _const_types(decoder))
+    assert four_bit == (name == "openvino-w8a8-int4")
 
 
 def test_weight_compression_per_part():
@@ -133,15 +143,18 @@ def test_weight_compression_per_part():
     assert weight_compression("w8a8", VISION_FILE) is None  # quantized, not compressed
     assert weight_compression("w8a8", PREFILL_FILE) is None
     assert weight_compression("w8a8", DECODER_FILE) == "int8"
+    assert weight_compression("w8a8-int4", DECODER_FILE) == "int4"
+    assert weight_compression("w8a8-int4", EMBED_FILE) == "int8"
+    assert weight_compression("w8a8-int4", PREFILL_FILE) is None
 
 
 def test_keys_differ_per_weight_mode(toy):
-    keys = {entry_key(toy, weights)[0] for weights in ("f32", "int8", "int4", "w8a8")}
-    assert len(keys) == 4
+    keys = {entry_key(toy, weights)[0] for weights in WEIGHT_MODES}
+    assert len(keys) == len(WEIGHT_MODES) == 5
     assert entry_key(toy, "w8a8")[1]["settings"]["calibration"]
 
 
 def test_registered():
-    for cls in (OpenVINOInt4Backend, OpenVINOW8A8Backend):
+    for cls in (OpenVINOInt4Backend, OpenVINOW8A8Backend, OpenVINOW8A8Int4Backend):
         assert get_backend_class(cls.name) is cls
         assert cls().availability().ok
