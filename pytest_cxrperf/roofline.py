@@ -4,6 +4,8 @@
   every weight): achieved = stage FLOPs / stage seconds, against the matmul ceiling of the
   precision the backend *computes* in (int8 weights are unpacked to bf16 by OpenVINO's CPU
   plugin, so int8-/int4-weight backends are held to the bf16 ceiling; W8A8 to the int8 one).
+  A fraction above 1 means the stage ran faster kernels than assumed: the plugin's dynamic
+  activation quantization can put int8-weight vision encoders on int8 kernels.
 * **decode** is memory-bound (one token through every weight): achieved = bytes read per token /
   seconds per token (weights at the backend's storage precision, plus the KV cache), against the
   memory bandwidth.

@@ -1,6 +1,6 @@
 """OpenVINO backends: the model exported to IR (:mod:`.openvino_export`), run on the CPU plugin.
 
-Four variants share one runner and differ only in what they compile:
+Seven variants share one runner and differ only in what they compile:
 
 * ``openvino``: the plugin's defaults on this CPU (bf16 where the CPU has AVX512-BF16 or AMX,
   else f32; u8 KV cache). ``precision`` is set from what the compiled model reports.
@@ -10,6 +10,14 @@ Four variants share one runner and differ only in what they compile:
   plugin decompresses the weights inside its GEMM kernels and computes in its default precision
   (bf16 here: profiles show ``FullyConnectedCompressed`` on bf16 brgemm, not int8 VNNI), so it
   mostly saves memory bandwidth: decode gains, prefill barely does.
+* ``openvino-int4``: int4 group-wise (INT4_ASYM, group 64) decoder weights, int8 elsewhere.
+  Decode gains over int8; prefill loses (int4 unpacking in compute-bound GEMMs) and, on the
+  random-weight ``bench`` decoder, leaves its prefill-logit tolerance.
+* ``openvino-w8a8``: NNCF post-training W8A8 (``nncf.quantize``, SmoothQuant, calibrated on the
+  package's phantom studies) of the vision encoder and of a separate stateless prefill IR
+  (``prefill.xml``): int8 VNNI kernels for the compute-bound stages; int8 weights for decode.
+* ``openvino-w8a8-int4``: openvino-w8a8's vision and prefill with int4 decode weights, the
+  fastest measured combination (README, "Quantized backends").
 
 Export and compilation happen in :meth:`prepare` and are reported in ``prepare_info``, never in
 latency. Every variant warms up on the example study so first-inference kernel creation is paid
