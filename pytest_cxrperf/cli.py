@@ -6,6 +6,7 @@
     cxrperf calibrate [--backend ...] [--rounds 5] [--samples 30]
     cxrperf findings ...
     cxrperf report merge RESULTS.json... [--markdown PATH] [--html PATH] [--json PATH]
+    cxrperf ceilings [--threads 2] [--refresh]   # this machine's matmul and bandwidth peaks
 
 ``refresh`` and ``calibrate`` run the suite with ``pytest.main`` in this process; options they do
 not know are passed through to pytest unchanged (``--cxr-studies=...``, ``-n 2``, test paths).
@@ -661,6 +662,21 @@ def cmd_report_merge(args: argparse.Namespace) -> int:
     return 1 if merged.failed else 0
 
 
+def cmd_ceilings(args: argparse.Namespace) -> int:
+    from .ceilings import Sizes, cache_path, ceilings
+
+    sizes = Sizes(seconds=args.seconds) if args.seconds else Sizes()
+    measured, cached = ceilings(args.threads, sizes=sizes, refresh=args.refresh)
+    rows = [[what, rate, unit] for what, rate, unit in measured.rows()]
+    _print(format_table(["ceiling", "best", "unit"], rows))
+    source = "cached" if cached else "measured now"
+    print(
+        f"{source}: {measured.threads} threads, machine {measured.fingerprint}, "
+        f"environment {measured.environment} ({cache_path(args.threads)})"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxrperf", description="pytest-cxrperf: latency baselines and the regression gate"
@@ -718,6 +734,16 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--trials", type=int, default=200, help="simulated runs per slowdown")
     calibrate.add_argument("--target", type=float, default=0.9, help="detection rate to reach")
 
+    ceilings = commands.add_parser(
+        "ceilings",
+        help="this machine's fp32/bf16/int8 matmul throughput and memory bandwidth (cached)",
+        description="Each ceiling runs a torch kernel for about a second, three times; the best "
+        "counts. Cached per machine fingerprint and library environment.",
+    )
+    ceilings.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ceilings.add_argument("--refresh", action="store_true", help="measure even if cached")
+    ceilings.add_argument("--seconds", type=float, help="seconds per repeat (default 1.0)")
+
     commands.add_parser("findings", help="clinical findings of generated reports", add_help=False)
     commands.add_parser(
         "synth", help="write a synthetic checkpoint or DICOM studies", add_help=False
@@ -763,6 +789,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_calibrate(args, passthrough)
     if args.command == "report":
         return cmd_report_merge(args)
+    if args.command == "ceilings":
+        return cmd_ceilings(args)
     if args.action == "refresh":
         return cmd_refresh(args, passthrough)
     if args.action == "show":

@@ -167,7 +167,7 @@ def _ini_pairs(lines: list[str], option: str, example: str) -> list[tuple[str, s
 
 
 def parse_tolerances(lines: list[str]) -> dict[str, float]:
-    """Lines ``KEY.METRIC = VALUE`` where KEY is a precision (fp32, bf16, int8-weights) or a
+    """Lines ``KEY.METRIC = VALUE`` where KEY is a precision (see ``PRECISIONS``) or a
     backend name, e.g. ``bf16.prefill_rel_err = 0.08`` or ``openvino-int8.teacher_top1 = 0.9``."""
     example = "bf16.prefill_rel_err = 0.08"
     result: dict[str, float] = {}

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..model.processor import ModelInputs
 
 ENTRY_POINT_GROUP = "pytest_cxrperf.backends"
-PRECISIONS = ("fp32", "bf16", "int8-weights")
+PRECISIONS = ("fp32", "bf16", "int8-weights", "int4-weights", "int8")
 
 
 @dataclass(frozen=True)

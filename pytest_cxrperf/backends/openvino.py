@@ -1,6 +1,6 @@
 """OpenVINO backends: the model exported to IR (:mod:`.openvino_export`), run on the CPU plugin.
 
-Four variants share one runner and differ only in what they compile:
+Seven variants share one runner and differ only in what they compile:
 
 * ``openvino``: the plugin's defaults on this CPU (bf16 where the CPU has AVX512-BF16 or AMX,
   else f32; u8 KV cache). ``precision`` is set from what the compiled model reports.
@@ -10,6 +10,14 @@ Four variants share one runner and differ only in what they compile:
   plugin decompresses the weights inside its GEMM kernels and computes in its default precision
   (bf16 here: profiles show ``FullyConnectedCompressed`` on bf16 brgemm, not int8 VNNI), so it
   mostly saves memory bandwidth: decode gains, prefill barely does.
+* ``openvino-int4``: int4 group-wise (INT4_ASYM, group 64) decoder weights, int8 elsewhere.
+  Decode gains over int8; prefill loses (int4 unpacking in compute-bound GEMMs) and, on the
+  random-weight ``bench`` decoder, leaves its prefill-logit tolerance.
+* ``openvino-w8a8``: NNCF post-training W8A8 (``nncf.quantize``, SmoothQuant, calibrated on the
+  package's phantom studies) of the vision encoder and of a separate stateless prefill IR
+  (``prefill.xml``): int8 VNNI kernels for the compute-bound stages; int8 weights for decode.
+* ``openvino-w8a8-int4``: openvino-w8a8's vision and prefill with int4 decode weights, the
+  fastest measured combination (README, "Quantized backends").
 
 Export and compilation happen in :meth:`prepare` and are reported in ``prepare_info``, never in
 latency. Every variant warms up on the example study so first-inference kernel creation is paid
@@ -50,6 +58,16 @@ def _precision_name(ov_type: Any) -> str:
     return "bf16" if _type_name(ov_type) in ("bf16", "bfloat16") else "fp32"
 
 
+# the tolerances a weight mode is held to; w8a8-int4 mixes int8 activations (vision, prefill) with
+# int4 weights (decode): "int8" and "int4-weights" have the same tolerances
+WEIGHT_PRECISION = {
+    "int8": "int8-weights",
+    "int4": "int4-weights",
+    "w8a8": "int8",
+    "w8a8-int4": "int8",
+}
+
+
 class OpenVINORunner(GreedyLoop):
     """Greedy generation over the compiled parts; same loop and timing as TorchRunner.
 
@@ -79,6 +97,10 @@ class OpenVINORunner(GreedyLoop):
         self._step_ids = np.zeros((1, 1), dtype=np.int64)
         self._last = np.zeros(1, dtype=np.int64)
         self._empty_past: dict[str, np.ndarray] = {}
+        # token id -> its embedding [1, 1, D], filled from the embed IR on first use: a decode
+        # step then skips a whole inference request (~0.19 ms of the toy model's ~0.5 ms per
+        # token on 2 cores); memory grows with the distinct tokens generated (4 KiB each on bench)
+        self._token_embeds: dict[int, np.ndarray] = {}
         for port in prefill.inputs:
             name = port.get_any_name()
             if name.startswith("past_key_values."):
@@ -143,8 +165,11 @@ class OpenVINORunner(GreedyLoop):
         return torch.from_numpy(logits.astype(np.float32, copy=True)), past
 
     def _step(self, token: int, state: Any) -> tuple[torch.Tensor, Any]:  # type: ignore[override]
-        self._step_ids[0, 0] = token
-        feed = self._feed(self._embed_ids(self._step_ids), state, self._last)
+        embeds = self._token_embeds.get(token)
+        if embeds is None:
+            self._step_ids[0, 0] = token
+            embeds = self._token_embeds[token] = self._embed_ids(self._step_ids)
+        feed = self._feed(embeds, state, self._last)
         feed["beam_idx"] = self._beam
         self._decoder.infer(feed)
         logits = self._decoder.get_tensor("logits").data[0][-1]
@@ -166,7 +191,7 @@ class OpenVINORunner(GreedyLoop):
 class _OpenVINOBackend(Backend):
     """Shared prepare: export (or reuse) the IR, compile the three parts, warm up."""
 
-    weights: ClassVar[str] = "f32"  # "f32" | "int8": what the IR stores
+    weights: ClassVar[str] = "f32"  # one of openvino_export.WEIGHT_MODES: what the IR stores
     config: ClassVar[dict[str, str]] = {}  # compile properties on top of the plugin's defaults
     needs: ClassVar[tuple[str, ...]] = ("openvino",)
 
@@ -198,7 +223,7 @@ class _OpenVINOBackend(Backend):
     def prepare(self, reference: ReferenceModel, example: ModelInputs) -> Runner:
         import openvino as ov
 
-        from .openvino_export import IR_FILES, export_entry, stateless_copy
+        from .openvino_export import IR_FILES, PREFILL_FILE, export_entry, stateless_copy
 
         self.prepare_info = PrepareInfo()
         start = perf_counter()
@@ -207,10 +232,15 @@ class _OpenVINOBackend(Backend):
         core = ov.Core()
         config = self.compile_config()
         vision, embed, decoder = (core.read_model(str(entry.path / name)) for name in IR_FILES)
+        prefill_ir = entry.path / PREFILL_FILE  # w8a8: prefill has its own (quantized) IR
         models = {
             "vision": vision,
             "embed": embed,
-            "prefill": stateless_copy(decoder),
+            "prefill": (
+                core.read_model(str(prefill_ir))
+                if prefill_ir.is_file()
+                else stateless_copy(decoder)
+            ),
             "decoder": decoder,
         }
         compiled = {name: core.compile_model(m, "CPU", config) for name, m in models.items()}
@@ -218,7 +248,7 @@ class _OpenVINOBackend(Backend):
         decoder_property = compiled["decoder"].get_property
         inference = decoder_property("INFERENCE_PRECISION_HINT")
         # precision is a ClassVar on Backend; the instance reports what the plugin really runs
-        real = "int8-weights" if self.weights == "int8" else _precision_name(inference)
+        real = WEIGHT_PRECISION.get(self.weights) or _precision_name(inference)
         self.precision = real  # type: ignore[misc]
         runner = OpenVINORunner(**compiled, processor=reference.processor)
         warm_start = perf_counter()
@@ -290,4 +320,41 @@ class OpenVINOInt8Backend(_OpenVINOBackend):
     precision = "int8-weights"
     description = "OpenVINO with NNCF int8 weight compression (default compute precision)"
     weights = "int8"
+    needs = ("openvino", "nncf")
+
+
+@register_backend
+class OpenVINOInt4Backend(_OpenVINOBackend):
+    name = "openvino-int4"
+    precision = "int4-weights"
+    description = (
+        "OpenVINO with NNCF int4 group-wise (asymmetric, group 64) weight compression of the "
+        "decoder, int8 weights elsewhere"
+    )
+    weights = "int4"
+    needs = ("openvino", "nncf")
+
+
+@register_backend
+class OpenVINOW8A8Backend(_OpenVINOBackend):
+    name = "openvino-w8a8"
+    precision = "int8"
+    description = (
+        "OpenVINO with NNCF post-training W8A8 quantization (int8 weights and activations, "
+        "calibrated on the phantom studies) of the vision encoder and prefill; int8 weights for "
+        "decode"
+    )
+    weights = "w8a8"
+    needs = ("openvino", "nncf")
+
+
+@register_backend
+class OpenVINOW8A8Int4Backend(_OpenVINOBackend):
+    name = "openvino-w8a8-int4"
+    precision = "int8"
+    description = (
+        "openvino-w8a8's W8A8 vision encoder and prefill with openvino-int4's int4 decode weights: "
+        "each stage in its fastest measured form"
+    )
+    weights = "w8a8-int4"
     needs = ("openvino", "nncf")

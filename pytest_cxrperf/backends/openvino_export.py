@@ -47,7 +47,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -270,26 +271,92 @@ def make_stateful(ov_model: ov.Model, kv_inputs: list[str], kv_outputs: list[str
     ov_model.validate_nodes_and_infer_types()
 
 
+WEIGHT_MODES = ("f32", "int8", "int4", "w8a8", "w8a8-int4")
+QUANTIZED_MODES = ("w8a8", "w8a8-int4")  # activations quantized too: calibrated
+PREFILL_FILE = "prefill.xml"  # w8a8*: a quantized stateless decoder for prefill and scoring
+INT4_GROUP_SIZE = 64  # divides every projection width of the presets (128 .. 11008)
+INT4_RATIO = 1.0  # share of decoder layers in int4 (the rest, and embeddings/lm_head, int8)
+CALIBRATION = "package phantom studies"  # what nncf.quantize sees (part of the cache key)
+
+
 def export_settings(weights: str) -> dict[str, object]:
     """Everything about an export besides the weights and library versions (part of the key)."""
     settings: dict[str, object] = {
         "exporter": EXPORTER_VERSION,
-        "parts": list(IR_FILES),
+        "parts": list(IR_FILES) + ([PREFILL_FILE] if weights in QUANTIZED_MODES else []),
         "decoder_inputs": [*DECODER_INPUTS, "beam_idx"],
         "stateful": True,
         "weights": weights,
     }
     if weights == "int8":
         settings["compression"] = "nncf.compress_weights INT8_ASYM"
+    elif weights == "int4":
+        settings["compression"] = (
+            f"vision/embed INT8_ASYM; decoder INT4_ASYM group {INT4_GROUP_SIZE} ratio {INT4_RATIO}"
+        )
+    elif weights in QUANTIZED_MODES:
+        decode = "INT8_ASYM" if weights == "w8a8" else f"INT4_ASYM group {INT4_GROUP_SIZE}"
+        settings["compression"] = (
+            f"vision and prefill: nncf.quantize TRANSFORMER (W8A8); embed: INT8_ASYM; "
+            f"decode: {decode}"
+        )
+        settings["calibration"] = CALIBRATION
     return settings
 
 
-def export_parts(model: CXRReportModel, folder: Path, weights: str) -> None:
-    """Convert the three parts and save them (f32 weights, or int8-compressed) under ``folder``."""
+@dataclass(frozen=True)
+class Calibration:
+    """Inputs ``nncf.quantize`` sees: one feed per image for vision, one prompt per study."""
+
+    vision: list[dict[str, np.ndarray]]
+    prefill: list[dict[str, np.ndarray]]
+
+
+def calibration_feeds(reference: ReferenceModel) -> Calibration:
+    """Vision and prefill feeds from the package's phantom studies, through the eager model."""
+    from ..model.study import load_studies
+
+    model = reference.model
+    layout = decoder_layout(model)
+    empty = np.zeros((1, layout.kv_heads, 0, layout.head_dim), dtype=np.float32)
+    vision, prefill = [], []
+    with torch.no_grad():
+        for study in load_studies():
+            inputs = reference.processor(study)
+            pixels = inputs.pixel_values.float()
+            vision += [{"pixel_values": image[None].numpy().copy()} for image in pixels]
+            features = model.vision(pixels)
+            embeds = model.embed_prompt(inputs.input_ids, features.reshape(-1, features.shape[-1]))
+            length = embeds.shape[1]
+            feed = {
+                "inputs_embeds": embeds.float().numpy().copy(),
+                "attention_mask": np.ones((1, length), dtype=np.int64),
+                "position_ids": np.arange(length, dtype=np.int64)[None, :],
+                "logits_indices": np.array([length - 1], dtype=np.int64),
+            }
+            for i in range(layout.layers):
+                for kind in ("key", "value"):
+                    feed[f"past_key_values.{i}.{kind}"] = empty
+            prefill.append(feed)
+    return Calibration(vision, prefill)
+
+
+def export_parts(
+    model: CXRReportModel,
+    folder: Path,
+    weights: str,
+    calibration: Callable[[], Calibration] | None = None,
+) -> None:
+    """Convert the three parts and save them under ``folder``, compressed as ``weights`` says.
+
+    The W8A8 modes also save :data:`PREFILL_FILE` and need ``calibration`` (called only here, on
+    a cache miss: it runs the eager model over the calibration studies)."""
     import openvino as ov
 
-    if weights not in ("f32", "int8"):
-        raise ValueError(f"weights must be 'f32' or 'int8', got {weights!r}")
+    if weights not in WEIGHT_MODES:
+        raise ValueError(f"weights must be one of {WEIGHT_MODES}, got {weights!r}")
+    if weights in QUANTIZED_MODES and calibration is None:
+        raise ValueError(f"{weights} needs calibration feeds")
     model.eval()
     with warnings.catch_warnings():
         # the tracer warns about every Python-level shape check in transformers; the ones that
@@ -300,31 +367,72 @@ def export_parts(model: CXRReportModel, folder: Path, weights: str) -> None:
             EMBED_FILE: convert_embed(model),
             DECODER_FILE: convert_decoder(model),
         }
+    if weights in QUANTIZED_MODES:
+        assert calibration is not None
+        feeds = calibration()
+        parts[PREFILL_FILE] = _quantize(stateless_copy(parts[DECODER_FILE]), feeds.prefill)
+        parts[VISION_FILE] = _quantize(parts[VISION_FILE], feeds.vision)
     for name, ov_model in parts.items():
-        if weights == "int8":
-            ov_model = _compress_int8(ov_model)
+        mode = weight_compression(weights, name)
+        if mode is not None:
+            ov_model = _compress(ov_model, mode)
         # compress_to_fp16 defaults to True: that would round every weight and break f32 parity
         ov.save_model(ov_model, str(folder / name), compress_to_fp16=False)
 
 
-def _compress_int8(ov_model: ov.Model) -> ov.Model:
+def weight_compression(weights: str, part: str) -> str | None:
+    """The ``nncf.compress_weights`` mode ("int8", "int4") for one IR file, or None."""
+    if weights == "f32" or (weights in QUANTIZED_MODES and part in (VISION_FILE, PREFILL_FILE)):
+        return None  # f32, or already int8 through nncf.quantize
+    return "int4" if weights in ("int4", "w8a8-int4") and part == DECODER_FILE else "int8"
+
+
+@contextmanager
+def _quiet_nncf() -> Iterator[None]:
     import logging
 
-    import nncf
     from nncf.common.logging.logger import nncf_logger
 
     level = nncf_logger.level
     nncf_logger.setLevel(logging.WARNING)  # its per-part statistics table is noise in a test log
     try:
-        return nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+        yield
     finally:
         nncf_logger.setLevel(level)
+
+
+def _compress(ov_model: ov.Model, mode: str) -> ov.Model:
+    import nncf
+
+    with _quiet_nncf():
+        if mode == "int4":
+            return nncf.compress_weights(
+                ov_model,
+                mode=nncf.CompressWeightsMode.INT4_ASYM,
+                group_size=INT4_GROUP_SIZE,
+                ratio=INT4_RATIO,
+            )
+        return nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+
+
+def _quantize(ov_model: ov.Model, feeds: list[dict[str, np.ndarray]]) -> ov.Model:
+    """Post-training W8A8: int8 weights and activations (FakeQuantize), SmoothQuant for LLMs."""
+    import nncf
+
+    with _quiet_nncf(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return nncf.quantize(
+            ov_model,
+            nncf.Dataset(feeds),
+            model_type=nncf.ModelType.TRANSFORMER,
+            subset_size=len(feeds),
+        )
 
 
 def entry_key(reference: ReferenceModel, weights: str) -> tuple[str, dict[str, object]]:
     """The cache key of ``reference`` exported with ``weights``, and the manifest's metadata."""
     settings = export_settings(weights)
-    versions = library_versions(*(("nncf",) if weights == "int8" else ()))
+    versions = library_versions(*(("nncf",) if weights != "f32" else ()))
     key = cache_key(reference.weights_hash, settings, versions)
     return key, {"model": reference.name, "settings": settings, "versions": versions}
 
@@ -340,7 +448,9 @@ def export_entry(
     return ensure_entry(
         cache_root(cache_dir),
         key,
-        lambda folder: export_parts(reference.model, folder, weights),
+        lambda folder: export_parts(
+            reference.model, folder, weights, lambda: calibration_feeds(reference)
+        ),
         metadata,
     )
 

@@ -219,7 +219,8 @@ ROWS = [
         "tolerance-unknown-precision",
         LIST_ONLY,
         USAGE,
-        "'fp64.prefill_rel_err' names neither a precision (fp32, bf16, int8-weights)",
+        "'fp64.prefill_rel_err' names neither a precision (fp32, bf16, int8-weights, int4-weights, "
+        "int8)",
         ini="cxr_tolerances =\n    fp64.prefill_rel_err = 0.1",
     ),
     Row(

@@ -21,7 +21,11 @@ BACKENDS = ["eager", "eager-bf16", "openvino"]
 @pytest.mark.parametrize(
     ("key", "value", "fragment"),
     [
-        ("fp64.prefill_rel_err", 0.1, "names neither a precision (fp32, bf16, int8-weights)"),
+        (
+            "fp64.prefill_rel_err",
+            0.1,
+            "names neither a precision (fp32, bf16, int8-weights, int4-weights, int8)",
+        ),
         ("eager.prefil_rel_err", 0.1, "unknown metric"),
         ("fp32.prefill_rel_err", -1.0, "prefill_rel_err must be >= 0"),
         ("fp32.teacher_top1", 5.0, "teacher_top1 must be between 0 and 1"),

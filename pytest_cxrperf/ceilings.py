@@ -1,0 +1,203 @@
+"""This machine's measured ceilings: fp32, bf16 and int8 matmul throughput, memory bandwidth.
+
+A roofline needs the machine's real limits, not the datasheet's: on a shared 2-core VM the peak
+depends on the hypervisor, the clock and the libraries. Each ceiling is a short torch kernel run
+for about ``seconds`` and repeated; the best repeat counts (a ceiling is what the machine *can*
+do; noise only ever slows a run down).
+
+* ``fp32`` / ``bf16``: ``torch.mm`` of square matrices (oneDNN / MKL GEMM), GFLOP/s = 2 n^3 / t.
+* ``int8``: a dynamically quantized ``nn.Linear`` (int8 weights and activations, VNNI where the
+  CPU has it), GOP/s = 2 m n^2 / t. Absent (``None``) where torch has no quantized engine.
+* ``bandwidth``: a sum over a tensor far larger than the caches, GB/s of bytes read.
+
+Results are cached per machine fingerprint (:func:`pytest_cxrperf.machine.fingerprint`) as JSON,
+written atomically, and re-measured when the library environment or the sizes change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+from .atomic import write_json_atomic
+from .machine import environment_id, fingerprint
+
+SCHEMA = 1
+ENV_VAR = "CXRPERF_CACHE_DIR"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Problem sizes: big enough to reach the peak on a CPU, small enough for a few seconds."""
+
+    matmul_n: int = 2048
+    int8_m: int = 1024  # rows of activations fed to the quantized linear (n x n weights)
+    bandwidth_mib: int = 512
+    seconds: float = 1.0  # per repeat, roughly
+    repeats: int = 3
+
+    @classmethod
+    def tiny(cls) -> Sizes:
+        """For tests: milliseconds, meaningless numbers."""
+        return cls(matmul_n=128, int8_m=64, bandwidth_mib=4, seconds=0.01, repeats=2)
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    """Best measured rates on this machine at ``threads`` threads."""
+
+    fp32_gflops: float
+    bf16_gflops: float
+    int8_gops: float | None
+    bandwidth_gbs: float
+    threads: int
+    fingerprint: str
+    environment: str
+    sizes: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Ceilings:
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"ceilings schema {data.get('schema')!r} != {SCHEMA}")
+        fields = {k: v for k, v in data.items() if k != "schema"}
+        return cls(**fields)
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(what, rate, unit) for a table."""
+        int8 = "n/a" if self.int8_gops is None else f"{self.int8_gops:.0f}"
+        return [
+            ("fp32 matmul", f"{self.fp32_gflops:.0f}", "GFLOP/s"),
+            ("bf16 matmul", f"{self.bf16_gflops:.0f}", "GFLOP/s"),
+            ("int8 matmul (dynamic quantized linear)", int8, "GOP/s"),
+            ("memory read bandwidth", f"{self.bandwidth_gbs:.1f}", "GB/s"),
+        ]
+
+
+def _best_rate(work: float, run: Callable[[], object], sizes: Sizes) -> float:
+    """``work`` units per call; best rate over ``repeats`` timed bursts of ~``seconds`` each."""
+    run()  # warm-up: first-call kernel creation and page faults
+    start = perf_counter()
+    run()
+    once = max(perf_counter() - start, 1e-9)
+    calls = max(1, int(sizes.seconds / once))
+    best = 0.0
+    for _ in range(sizes.repeats):
+        start = perf_counter()
+        for _ in range(calls):
+            run()
+        best = max(best, work * calls / max(perf_counter() - start, 1e-9))
+    return best
+
+
+def _matmul_gflops(dtype: Any, sizes: Sizes) -> float:
+    import torch
+
+    n = sizes.matmul_n
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    out = torch.empty(n, n, dtype=dtype)
+    return _best_rate(2.0 * n**3, lambda: torch.mm(a, b, out=out), sizes) / 1e9
+
+
+def _int8_gops(sizes: Sizes) -> float | None:
+    import warnings
+
+    import torch
+
+    n, m = sizes.matmul_n, sizes.int8_m
+    engines = torch.backends.quantized.supported_engines
+    if not any(e in engines for e in ("x86", "fbgemm", "onednn")):
+        return None
+    try:
+        with warnings.catch_warnings():  # torch.ao.quantization is deprecated in favour of torchao
+            warnings.simplefilter("ignore")
+            from torch.ao.quantization import quantize_dynamic
+
+            linear = quantize_dynamic(
+                torch.nn.Sequential(torch.nn.Linear(n, n, bias=False)), {torch.nn.Linear}
+            )
+    except Exception:  # no quantized kernels in this build
+        return None
+    x = torch.randn(m, n)
+    with torch.inference_mode():
+        return _best_rate(2.0 * m * n * n, lambda: linear(x), sizes) / 1e9
+
+
+def _bandwidth_gbs(sizes: Sizes) -> float:
+    import torch
+
+    data = torch.ones(sizes.bandwidth_mib * 2**20 // 4, dtype=torch.float32)
+    return _best_rate(float(data.numel() * 4), lambda: data.sum(), sizes) / 1e9
+
+
+def measure(threads: int, sizes: Sizes | None = None) -> Ceilings:
+    """Measure every ceiling now at ``threads`` torch threads (restored afterwards)."""
+    import torch
+
+    sizes = sizes or Sizes()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return Ceilings(
+            fp32_gflops=_matmul_gflops(torch.float32, sizes),
+            bf16_gflops=_matmul_gflops(torch.bfloat16, sizes),
+            int8_gops=_int8_gops(sizes),
+            bandwidth_gbs=_bandwidth_gbs(sizes),
+            threads=threads,
+            fingerprint=fingerprint(threads),
+            environment=environment_id(),
+            sizes=asdict(sizes),
+        )
+    finally:
+        torch.set_num_threads(previous)
+
+
+def cache_path(threads: int, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``<root>/ceilings/<fingerprint>.json``; the root as for the OpenVINO IR cache."""
+    if cache_dir is not None:
+        root = Path(cache_dir)
+    elif os.environ.get(ENV_VAR):
+        root = Path(os.environ[ENV_VAR])
+    else:
+        from platformdirs import user_cache_dir
+
+        root = Path(user_cache_dir("pytest-cxrperf"))
+    return root / "ceilings" / f"{fingerprint(threads)}.json"
+
+
+def load_cached(path: Path, sizes: Sizes) -> Ceilings | None:
+    """The cached ceilings, or None when absent, unreadable, or measured differently."""
+    try:
+        cached = Ceilings.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if cached.environment != environment_id() or cached.sizes != asdict(sizes):
+        return None
+    return cached
+
+
+def ceilings(
+    threads: int,
+    *,
+    sizes: Sizes | None = None,
+    refresh: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> tuple[Ceilings, bool]:
+    """This machine's ceilings from the cache, else measured and cached; (ceilings, from_cache)."""
+    sizes = sizes or Sizes()
+    path = cache_path(threads, cache_dir)
+    if not refresh:
+        cached = load_cached(path, sizes)
+        if cached is not None:
+            return cached, True
+    measured = measure(threads, sizes)
+    write_json_atomic(path, measured.to_dict())
+    return measured, False
