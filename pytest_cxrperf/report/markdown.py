@@ -79,7 +79,9 @@ def backend_details(machine: str, result: BackendResult) -> list[str]:
             body.append(verdict.message)
     if result.memory is not None:
         figures = ", ".join(
-            f"{key} {value:.1f}" for key, value in result.memory.to_dict().items() if value
+            f"{key} {value:.1f}"
+            for key, value in result.memory.to_dict().items()
+            if isinstance(value, (int, float)) and value
         )
         body.append(f"memory: {figures or 'not sampled'}")
     for study, checks in sorted(result.equivalence.items()):

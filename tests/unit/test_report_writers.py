@@ -78,7 +78,7 @@ def run(fingerprint="cpu-a-4c-t1-aaaa", failing=True):
         results.backends["compile"] = backend(
             "compile",
             gate=Verdict("compile", REGRESSED, True, 0.1, 0.01, "b/compile.json", None, slow),
-            memory=MemoryFigures(120.0, 8.5, 900.0, 130.0, 180.0),
+            memory=MemoryFigures(120.0, 8.5, 900.0, 130.0, 180.0, ("eager",)),
         )
         wrong = backend(
             "openvino",
