@@ -13,10 +13,6 @@ from . import model
 from .table import format_table
 
 
-def speedup_vs_eager(result: BackendResult) -> float | None:
-    return result.speedup_vs_eager()
-
-
 def findings_line(label: str, result: BackendResult) -> str | None:
     """Do a backend's reports assert the reference's (and the truth's) findings?"""
     parts = []
