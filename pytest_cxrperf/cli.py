@@ -287,11 +287,12 @@ def cmd_refresh(args: argparse.Namespace, passthrough: list[str]) -> int:
 
 
 def merge_sessions(sessions: list[Baseline]) -> Baseline:
-    """One baseline holding every session's rounds, in order (the newest session's other facts).
+    """One baseline holding every session's rounds, in order (the newest session's other facts),
+    and where each session's rounds begin (``session_rounds``).
 
-    A single session carries that process's own offset (measured here: up to 3 % in the speedup
-    of a backend, 7 % for eager over the probe, between fresh processes on a quiet machine); the
-    gate's batch statistics over several sessions average it out and count it in their spread."""
+    A single session carries that process's own offset (measured here: eager fp32 over the probe
+    1.67 to 1.81 x between fresh processes); merged sessions average it out, and the gate reads
+    its size from the spread of the sessions' means (:func:`session_offset_variance`)."""
     from dataclasses import replace
 
     first, last = sessions[0], sessions[-1]
@@ -299,6 +300,8 @@ def merge_sessions(sessions: list[Baseline]) -> Baseline:
         raise BaselineError(f"{last.backend}: sessions were timed against different controls")
     samples = tuple(v for b in sessions for v in b.samples_s)
     controls = tuple(v for b in sessions for v in (b.control_samples_s or ()))
+    known = all(b.session_rounds or b.sessions == 1 for b in sessions)
+    rounds = tuple(n for b in sessions for n in (b.session_rounds or (len(b.samples_s),)))
     memory: dict[str, float] = {}
     for b in sessions:  # the largest peak any session saw
         for key, value in b.memory_mib.items():
@@ -309,6 +312,7 @@ def merge_sessions(sessions: list[Baseline]) -> Baseline:
         control_samples_s=controls if controls else None,
         rounds=len(samples),
         sessions=sum(b.sessions for b in sessions),
+        session_rounds=rounds if known else (),
         memory_mib=memory,
     )
 

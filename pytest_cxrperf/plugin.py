@@ -82,6 +82,12 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
         "chance that a run wrongly fails any backend's latency gate (default 0.01)",
         {},
     ),
+    (
+        "cxr_session_noise",
+        "sd of the speed offset each fresh process carries, e.g. 0.03 or 3% (default 3%, measured "
+        "on a shared 2-core runner; 0 trusts one process); merged baseline sessions refine it",
+        {},
+    ),
     ("cxr_missing_baseline", "no baseline for a backend: warn (default) or fail", {}),
     (
         "cxr_fail_on_improvement",

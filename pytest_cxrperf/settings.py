@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SettingsError
-from .gate.decision import DEFAULT_ALPHA, DEFAULT_THRESHOLD, MIN_BATCHES, UNKNOWN_POLICIES
+from .gate.decision import (
+    DEFAULT_ALPHA,
+    DEFAULT_SESSION_NOISE,
+    DEFAULT_THRESHOLD,
+    MIN_BATCHES,
+    UNKNOWN_POLICIES,
+)
 from .gate.decision import MISSING_POLICIES as MISSING_BASELINE_POLICIES
 
 DEFAULT_MODEL = "toy"
@@ -103,6 +109,7 @@ class Settings:
     threshold: float = DEFAULT_THRESHOLD
     thresholds: Mapping[str, float] = field(default_factory=dict)  # per backend name
     alpha: float = DEFAULT_ALPHA
+    session_noise: float = DEFAULT_SESSION_NOISE
     missing_baseline: str = "warn"
     fail_on_improvement: bool = False
     time_budget_s: float = DEFAULT_TIME_BUDGET_S
@@ -191,6 +198,15 @@ def parse_fraction(option: str, value: object, upper: float = 10.0) -> float:
     if not 0.0 < number < upper:
         raise SettingsError(f"{option}={value!r} must be above 0 and below {upper:g}")
     return number
+
+
+def parse_session_noise(value: object) -> float:
+    """``--cxr-session-noise``: 0 (one process is trusted) or a fraction below 1."""
+    if value is None or str(value).strip() == "":
+        return DEFAULT_SESSION_NOISE
+    if str(value).strip().rstrip("%").strip() in ("0", "0.0"):
+        return 0.0
+    return parse_fraction("--cxr-session-noise", value, upper=1.0)
 
 
 def parse_thresholds(lines: list[str]) -> dict[str, float]:
@@ -283,6 +299,7 @@ def build_settings(
         threshold=parse_fraction("--cxr-threshold", pick("cxr_threshold") or DEFAULT_THRESHOLD),
         thresholds=parse_thresholds(list(ini("cxr_thresholds") or [])),  # type: ignore[call-overload]
         alpha=parse_fraction("--cxr-alpha", pick("cxr_alpha") or DEFAULT_ALPHA, upper=0.5),
+        session_noise=parse_session_noise(pick("cxr_session_noise")),
         missing_baseline=missing,
         fail_on_improvement=_flag(
             "--cxr-fail-on-improvement", pick("cxr_fail_on_improvement") or False

@@ -76,6 +76,8 @@ class Baseline:
     probe_repeats: int | None = None  # the machine probe's size (eager only)
     environment: str = ""  # library versions' id (machine.environment_id)
     sessions: int = 1  # fresh processes whose rounds it holds (cxrperf baselines refresh)
+    # rounds per session, in order (sums to len(samples_s)); empty where unknown (older files)
+    session_rounds: tuple[int, ...] = ()
     # peak memory deltas in MiB ("prepare", "generate"), sampled apart from the timed rounds;
     # empty in files written before memory was measured
     memory_mib: Mapping[str, float] = field(default_factory=dict)
@@ -93,6 +95,7 @@ class Baseline:
             new_tokens=self.new_tokens,
             environment=self.environment,
             control=self.control,
+            session_rounds=self.session_rounds or (len(self.samples_s),) * (self.sessions == 1),
         )
 
     @property
@@ -129,6 +132,7 @@ class Baseline:
                 "rounds": self.rounds,
                 "warmup": self.warmup,
                 "sessions": self.sessions,
+                "session_rounds": list(self.session_rounds),
             },
             "median_s": round(self.median_s, 7),
             "speedup_vs_eager": round(self.speedup, 4) if self.speedup is not None else None,
@@ -207,6 +211,15 @@ class Baseline:
                 isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in memory.values()
             ):
                 raise bad("'memory_mib' must map names to non-negative numbers")
+            session_rounds = tuple(settings.get("session_rounds") or ())
+            if session_rounds and (
+                not all(isinstance(n, int) and n > 0 for n in session_rounds)
+                or sum(session_rounds) != len(values)
+            ):
+                raise bad(
+                    "'settings.session_rounds' must be positive round counts summing to the "
+                    f"{len(values)} samples"
+                )
             probe_repeats = data.get("probe_repeats")
             if probe_repeats is not None and (
                 not isinstance(probe_repeats, int) or probe_repeats < 1
@@ -232,6 +245,7 @@ class Baseline:
                 probe_repeats=probe_repeats,
                 environment=str(data.get("environment") or ""),
                 sessions=int(settings.get("sessions", 1)),
+                session_rounds=session_rounds,
                 memory_mib={str(k): float(v) for k, v in memory.items()},
                 memory_context=tuple(str(c) for c in data.get("memory_context") or ()),
             )

@@ -43,7 +43,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from .stats import t_quantile
 
@@ -52,6 +52,10 @@ DEFAULT_ALPHA = 0.01
 MISSING_POLICIES = ("warn", "fail")
 UNKNOWN_POLICIES = ("warn", "fail")
 MIN_BATCHES = 3  # per side: fewer cannot bound the noise
+# prior sd of the drift a run's own batches cannot show (log scale), until the baseline says more
+DEFAULT_SESSION_NOISE = 0.03
+PRIOR_SESSIONS = 4  # what that prior is worth, in the baseline blocks' degrees of freedom
+DEFAULT_BETA = 0.05
 
 
 class Status(str, Enum):
@@ -109,6 +113,8 @@ class Plan:
     alpha: float = DEFAULT_ALPHA
     margin: float = 0.5  # a regression (improvement) must surely exceed margin x threshold
     within: float = 0.75  # "unchanged" must surely lie within +-within x threshold
+    session_noise: float = DEFAULT_SESSION_NOISE  # prior sd of the unseen drift (log scale)
+    beta: float = DEFAULT_BETA  # chance that a full-threshold slowdown is called unchanged
 
     def looks(self) -> list[int]:
         """Batch counts at which the decision is taken (the last one is the cap)."""
@@ -121,21 +127,52 @@ class Plan:
         return [*looks, self.max_batches]
 
     @property
+    def beta_each(self) -> float:
+        """The level of one "unchanged" interval: beta split over the looks (a miss is one
+        backend's, so it is not split over backends)."""
+        return self.beta / max(1, len(self.looks()))
+
+    @property
     def alpha_each(self) -> float:
         """The error level of one interval: alpha split over every look and backend."""
         return self.alpha / (max(1, len(self.looks())) * max(1, self.backends))
 
 
 def batch_statistics(
-    samples: Sequence[float], controls: Sequence[float], batch_rounds: int
+    samples: Sequence[float],
+    controls: Sequence[float],
+    batch_rounds: int,
+    session_rounds: Sequence[int] = (),
 ) -> list[float]:
     """Per full batch of consecutive rounds: the median of the rounds' log(sample / control).
 
     Measured on recorded runs here, the median of per-round log ratios varied less from batch to
-    batch than the ratio of the two medians, or of lower quantiles or minima."""
-    n = min(len(samples), len(controls)) // batch_rounds * batch_rounds
-    logs = [math.log(s / c) for s, c in zip(samples[:n], controls[:n], strict=True)]
-    return [statistics.median(logs[i : i + batch_rounds]) for i in range(0, n, batch_rounds)]
+    batch than the ratio of the two medians, or of lower quantiles or minima. A batch never spans
+    two sessions (``session_rounds``: rounds per session, in order); each session's leftover rounds
+    make no batch."""
+    return [s for session in session_batches(samples, controls, batch_rounds, session_rounds)
+            for s in session]  # fmt: skip
+
+
+def session_batches(
+    samples: Sequence[float],
+    controls: Sequence[float],
+    batch_rounds: int,
+    session_rounds: Sequence[int] = (),
+) -> list[list[float]]:
+    """:func:`batch_statistics`, grouped by session (one group when the sessions are unknown)."""
+    n = min(len(samples), len(controls))
+    sizes = list(session_rounds) if session_rounds and sum(session_rounds) == n else [n]
+    groups, start = [], 0
+    for size in sizes:
+        full = size // batch_rounds * batch_rounds
+        pairs = zip(samples[start : start + full], controls[start : start + full], strict=True)
+        logs = [math.log(s / c) for s, c in pairs]
+        start += size
+        groups.append(
+            [statistics.median(logs[i : i + batch_rounds]) for i in range(0, full, batch_rounds)]
+        )
+    return groups
 
 
 @dataclass(frozen=True)
@@ -152,6 +189,8 @@ class Comparison:
     n_current: int
     batches: tuple[int, int]  # (baseline, current)
     status: Status  # regressed | improved | unchanged | not yet known (shown: absolute)
+    sessions: tuple[int, int] = (1, 1)  # fresh processes behind each side (baseline, current)
+    drift_sd: float | None = None  # the drift counted beyond the batches' spread (sd, log)
 
     @property
     def change(self) -> float:
@@ -166,11 +205,17 @@ class Comparison:
             what = f"relative to the {control}"
         interval = f" [{self.interval[0]:.3f}, {self.interval[1]:.3f}]" if self.interval else ""
         way = "slower" if self.ratio >= 1 else "faster"
+        offset = (
+            f", counting drift of sd {self.drift_sd:.1%} at this run's length "
+            f"({self.sessions[0]} baseline session{'s' if self.sessions[0] != 1 else ''})"
+            if self.drift_sd
+            else ""
+        )
         return (
             f"{what}: baseline {self.baseline_median:.4g} {unit} (n={self.n_baseline}) -> "
             f"current {self.current_median:.4g} {unit} (n={self.n_current}, "
             f"{self.batches[1]} batches vs {self.batches[0]}), ratio {self.ratio:.3f}{interval}, "
-            f"{abs(self.change):.1%} {way}"
+            f"{abs(self.change):.1%} {way}{offset}"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -185,11 +230,14 @@ class Comparison:
             "n_baseline": self.n_baseline,
             "n_current": self.n_current,
             "batches": list(self.batches),
+            "sessions": list(self.sessions),
+            "drift_sd": self.drift_sd,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Comparison:
         interval = data.get("interval")
+        sessions = data.get("sessions") or (1, 1)
         return cls(
             kind=data["kind"],
             control=data.get("control"),
@@ -201,7 +249,56 @@ class Comparison:
             n_current=int(data["n_current"]),
             batches=(int(data["batches"][0]), int(data["batches"][1])),
             status=Status(data["status"]),
+            sessions=(int(sessions[0]), int(sessions[1])),
+            drift_sd=float(data["drift_sd"]) if data.get("drift_sd") is not None else None,
         )
+
+
+class Estimate(NamedTuple):
+    """What :func:`compare_batches` found: the change as a ratio (current / baseline), its
+    interval, the three-way status, and the drift (sd, log scale) it counted."""
+
+    ratio: float
+    interval: tuple[float, float] | None
+    status: Status
+    drift_sd: float = 0.0
+
+
+def blocks_of(groups: Sequence[Sequence[float]], size: int) -> list[list[float]]:
+    """Consecutive blocks of ``size`` batch statistics, each within one session (the leftover
+    batches at a session's end make no block)."""
+    if size < 1:
+        return []
+    return [list(g[i : i + size]) for g in groups for i in range(0, len(g) - size + 1, size)]
+
+
+def drift_variance(blocks: Sequence[Sequence[float]], prior_sd: float) -> tuple[float, float]:
+    """The variance of a run's mean that its own batches cannot show, and the batch variance
+    within blocks: ``(drift, within)``, log scale.
+
+    The machine's speed wanders on every time scale, and a fresh process adds an offset of its
+    own (measured on this runner: eager fp32 over the probe at 1.69 to 1.93 in one-minute windows
+    of a baseline, compile over eager at 0.88 to 0.93, each window tight). A run of k batches sees
+    one stretch of that; its batch-to-batch spread does not contain it. The baseline, longer and
+    (merged with ``cxrperf baselines refresh --sessions N``) from several processes, does: its
+    blocks of k batches spread more than their batch noise explains, and that excess is the drift
+    at the current run's time scale. Few blocks estimate it poorly, so the estimate is pooled with
+    the prior (``prior_sd``, worth :data:`PRIOR_SESSIONS` blocks' degrees of freedom)."""
+    usable = [b for b in blocks if b]
+    prior = prior_sd**2
+    df_within = sum(len(b) - 1 for b in usable)
+    within = (
+        sum((x - statistics.fmean(b)) ** 2 for b in usable for x in b) / df_within
+        if df_within > 0
+        else 0.0
+    )
+    if len(usable) < 2:
+        return prior, within
+    size = statistics.fmean(len(b) for b in usable)
+    spread = statistics.variance([statistics.fmean(b) for b in usable])
+    observed = max(0.0, spread - within / size)
+    df = len(usable) - 1
+    return (PRIOR_SESSIONS * prior + df * observed) / (PRIOR_SESSIONS + df), within
 
 
 def compare_batches(
@@ -211,31 +308,64 @@ def compare_batches(
     alpha_each: float,
     margin: float = 0.5,
     within: float = 0.75,
-) -> tuple[float, tuple[float, float] | None, Status]:
-    """The change (ratio), its interval and the three-way status, from batch statistics."""
+    *,
+    baseline_sessions: Sequence[int] = (),
+    session_noise: float = 0.0,
+    beta_each: float | None = None,
+) -> Estimate:
+    """The change (ratio), its interval and the three-way status, from batch statistics.
+
+    ``baseline_sessions``: the baseline's batches per session, in order (empty: one session).
+    The interval counts two noises. The batch-to-batch spread (pooled over the current run and
+    the baseline's blocks) shrinks as batches accumulate. The drift at the current run's time
+    scale (:func:`drift_variance`, from the baseline's blocks as long as the current run, and the
+    prior ``session_noise``) does not: it enters the current side whole, and the baseline's side
+    by its share (more blocks and more sessions, less of it). Their sum gets Student's t with the
+    Welch-Satterthwaite degrees of freedom (the drift's variance counted as known).
+
+    Two levels, as in a pair of one-sided tests: a change (regressed, improved) must clear the
+    interval at ``alpha_each``, the false-alarm level; "unchanged" at ``beta_each`` (default: the
+    same), the chance of passing a slowdown of the full threshold as unchanged. The returned
+    interval is the change's."""
     m, k = len(baseline), len(current)
     if m < 1 or k < 1:
         raise ValueError("both sides need at least one batch")
     difference = statistics.fmean(current) - statistics.fmean(baseline)
-    df = m + k - 2
-    if (m < 2 and k < 2) or df < 1:
-        return math.exp(difference), None, UNKNOWN
-    squares = sum((x - statistics.fmean(baseline)) ** 2 for x in baseline) + sum(
-        (x - statistics.fmean(current)) ** 2 for x in current
-    )
-    se = math.sqrt(squares / df * (1.0 / m + 1.0 / k))
-    half = t_quantile(1.0 - alpha_each, df) * se
+    sizes = list(baseline_sessions) if sum(baseline_sessions) == m else [m]
+    groups, start = [], 0
+    for size in sizes:
+        groups.append(list(baseline[start : start + size]))
+        start += size
+    blocks = blocks_of(groups, k)
+    drift, _ = drift_variance(blocks, session_noise)
+    current_squares = sum((x - statistics.fmean(current)) ** 2 for x in current)
+    base_squares = sum((x - statistics.fmean(g)) ** 2 for g in groups if g for x in g)
+    df = (k - 1) + sum(len(g) - 1 for g in groups if g)
+    if df < 1:
+        return Estimate(math.exp(difference), None, UNKNOWN)
+    batch_variance = (current_squares + base_squares) / df
+    # the baseline's mean averages its blocks' drift, but not below its sessions' share
+    base_share = max(k / m, sum((len(g) / m) ** 2 for g in groups))
+    batch_part = batch_variance * (1.0 / m + 1.0 / k)
+    drift_part = drift * (1.0 + min(1.0, base_share))
+    total = batch_part + drift_part
+    df_effective = df * (total / batch_part) ** 2 if batch_part > 0 else 1e6
+    df_effective = min(df_effective, 1e6)
+    half = t_quantile(1.0 - alpha_each, df_effective) * math.sqrt(total)
     low, high = difference - half, difference + half
+    near = t_quantile(1.0 - (alpha_each if beta_each is None else beta_each), df_effective)
+    near_half = near * math.sqrt(total)
     top = math.log1p(threshold)
     if low > top * margin:
         status = REGRESSED
     elif high < -top * margin:
         status = IMPROVED
-    elif low > -top * within and high < top * within:
+    elif abs(difference) + near_half < top * within:
         status = UNCHANGED
     else:
         status = UNKNOWN
-    return math.exp(difference), (math.exp(low), math.exp(high)), status
+    interval = (math.exp(low), math.exp(high))
+    return Estimate(math.exp(difference), interval, status, math.sqrt(drift))
 
 
 @dataclass(frozen=True)
@@ -249,6 +379,13 @@ class Timings:
     new_tokens: int
     environment: str = ""
     control: str = CONTROL_EAGER
+    session_rounds: tuple[int, ...] = ()  # rounds per fresh process, in order (empty: one)
+
+    def batches(self, batch_rounds: int) -> list[list[float]]:
+        """The batch statistics, grouped by session."""
+        return session_batches(
+            self.samples_s, self.control_samples_s or (), batch_rounds, self.session_rounds
+        )
 
     def ratios(self) -> list[float] | None:
         if not self.control_samples_s:
@@ -391,7 +528,8 @@ def judge(
     size = plan.batch_rounds
     base_ratios, cur_ratios = baseline.ratios(), current.ratios()
     assert base_ratios is not None and cur_ratios is not None
-    base_stats = batch_statistics(baseline.samples_s, baseline.control_samples_s or (), size)
+    base_groups, cur_groups = baseline.batches(size), current.batches(size)
+    base_stats = [x for g in base_groups for x in g]
     if len(base_stats) < MIN_BATCHES:
         hint = (
             f"the baseline holds {len(baseline.samples_s)} rounds, {len(base_stats)} batches of "
@@ -399,14 +537,23 @@ def judge(
             "bound the noise; refresh it with --cxr-update-baselines"
         )
         return verdict(INCOMPARABLE, missing == "fail", [hint])
-    cur_stats = batch_statistics(current.samples_s, current.control_samples_s or (), size)
+    cur_stats = [x for g in cur_groups for x in g]
     notes: list[str] = []
+    drift_sd: float | None = None
     if not cur_stats:
         ratio, interval, status = 1.0, None, UNKNOWN
         notes.append(f"fewer than {size} rounds measured: no batch to judge")
     else:
-        ratio, interval, status = compare_batches(
-            base_stats, cur_stats, threshold, plan.alpha_each, plan.margin, plan.within
+        ratio, interval, status, drift_sd = compare_batches(
+            base_stats,
+            cur_stats,
+            threshold,
+            plan.alpha_each,
+            plan.margin,
+            plan.within,
+            baseline_sessions=[len(g) for g in base_groups],
+            session_noise=plan.session_noise,
+            beta_each=plan.beta_each,
         )
     relative = Comparison(
         kind="relative",
@@ -419,6 +566,8 @@ def judge(
         n_current=len(cur_ratios),
         batches=(len(base_stats), len(cur_stats)),
         status=status,
+        sessions=(len(base_groups), len(cur_groups)),
+        drift_sd=drift_sd,
     )
     absolute = None
     same_place = (

@@ -114,6 +114,7 @@ def run_latency_gate(
         backends=len(subjects),
         threshold=settings.threshold,
         alpha=settings.alpha,
+        session_noise=settings.session_noise,
     )
     by_label = {p.label: p for p in backends}
     for subject in subjects:

@@ -54,6 +54,7 @@ def test_round_trip_and_layout(tmp_path):
         "rounds": 5,
         "warmup": 1,
         "sessions": 1,
+        "session_rounds": [],
     }
     assert data["libraries"] == {"torch": "2.13.0"} and data["created"].startswith("2025")
     assert len(data["samples_s"]) == 5 and len(data["control_samples_s"]) == 5

@@ -17,8 +17,11 @@ from pytest_cxrperf.gate.decision import (
     Plan,
     Timings,
     batch_statistics,
+    blocks_of,
     compare_batches,
+    drift_variance,
     judge,
+    session_batches,
 )
 
 HERE, THERE = "cpu-a-2c-t1-11111111", "cpu-b-8c-t1-22222222"
@@ -37,7 +40,7 @@ def run(factor=1.0, machine=1.0, n=100, noise=0.03, seed=0, fingerprint=HERE, dr
     return Timings(samples, control, fingerprint, 32)
 
 
-PLAN = Plan(batch_rounds=10, max_batches=10, backends=1)
+PLAN = Plan(batch_rounds=10, max_batches=10, backends=1, session_noise=0.0)  # one process trusted
 
 
 def test_looks_double_and_end_at_the_cap():
@@ -143,7 +146,7 @@ def test_foreign_machine_and_environment_are_judged_by_the_ratio_only():
 def test_error_rates_on_simulated_drifting_runs(factor):
     """Drifting machine, 7 backends' share of alpha: no false alarm in 200 unchanged trials; a
     slowdown of the threshold is caught in nearly all of them."""
-    plan = Plan(batch_rounds=10, max_batches=24, backends=7)
+    plan = Plan(batch_rounds=10, max_batches=24, backends=7, session_noise=0.0)
     alarms = caught = 0
     for trial in range(200):
         baseline = run(seed=2 * trial, noise=0.05, drift=0.02, n=240)
@@ -153,3 +156,66 @@ def test_error_rates_on_simulated_drifting_runs(factor):
         caught += judge("b", slowed, baseline, plan).status == REGRESSED
     assert alarms == 0
     assert caught >= (180 if factor == 1.10 else 200)
+
+
+# ---- drift a run's own batches cannot show ------------------------------------------------------
+def sessions(offsets, n=60, noise=0.03, seed=0, factor=1.0):
+    """Rounds of several fresh processes, each at its own offset (log) of the backend/control
+    ratio, constant within it: what this runner showed between processes."""
+    rng = random.Random(seed)
+    samples, controls = [], []
+    for offset in offsets:
+        for _ in range(n):
+            c = rng.lognormvariate(0, noise)
+            controls.append(c)
+            samples.append(0.5 * factor * math.exp(offset) * rng.lognormvariate(0, noise))
+    return Timings(samples, controls, HERE, 32, session_rounds=(n,) * len(offsets))
+
+
+def test_batches_never_span_two_sessions():
+    groups = session_batches([2.0] * 25 + [4.0] * 25, [1.0] * 50, 10, (25, 25))
+    assert groups == [[pytest.approx(math.log(2))] * 2, [pytest.approx(math.log(4))] * 2]
+    assert blocks_of(groups, 2) == [groups[0], groups[1]]
+    assert blocks_of([[1.0, 2.0, 3.0]], 2) == [[1.0, 2.0]]  # the leftover batch makes no block
+
+
+def test_drift_variance_pools_the_blocks_excess_spread_with_the_prior():
+    rng = random.Random(3)
+    blocks = [
+        [o + rng.gauss(0, 0.01) for _ in range(6)] for o in (rng.gauss(0, 0.05) for _ in range(400))
+    ]
+    drift, within = drift_variance(blocks, prior_sd=0.0)
+    assert within == pytest.approx(0.01**2, rel=0.1)
+    assert math.sqrt(drift) == pytest.approx(0.05, rel=0.1)  # 399 blocks outweigh the prior
+    assert drift_variance([[0.0, 0.0]], prior_sd=0.03)[0] == pytest.approx(0.03**2)  # one block
+    # two identical blocks: nothing seen beyond the noise, so the prior is shrunk by 1 df of 5
+    assert drift_variance([[0.0], [0.0]], prior_sd=0.03)[0] == pytest.approx(0.03**2 * 4 / 5)
+
+
+def test_session_offsets_do_not_fail_unchanged_runs_and_slowdowns_are_still_caught():
+    """Each fresh process at its own offset (sd 4 %), 7 backends' share of alpha, threshold 10 %:
+    the batch spread alone calls some unchanged runs regressed; counting the drift, none is, and
+    a 50 % slowdown is still caught."""
+    plan = Plan(batch_rounds=10, max_batches=6, backends=7, threshold=0.10)
+    rng = random.Random(7)
+    naive = dict(plan.__dict__, session_noise=0.0)
+    alarms = naive_alarms = caught = 0
+    for trial in range(200):
+        baseline = sessions([rng.gauss(0, 0.04) for _ in range(3)], seed=2 * trial)
+        offset = [rng.gauss(0, 0.04)]
+        current = sessions(offset, seed=2 * trial + 1)
+        slowed = sessions(offset, seed=2 * trial + 1, factor=1.5)
+        alarms += judge("b", current, baseline, plan).status == REGRESSED
+        caught += judge("b", slowed, baseline, plan).status == REGRESSED
+        one_process = Timings(baseline.samples_s[:60], baseline.control_samples_s[:60], HERE, 32)
+        naive_alarms += judge("b", current, one_process, Plan(**naive)).status == REGRESSED
+    assert alarms == 0
+    assert naive_alarms >= 5  # what the gate did before it counted the drift
+    assert caught >= 190
+
+
+def test_the_comparison_says_how_much_drift_it_counted():
+    verdict = judge("b", sessions([0.0]), sessions([0.0, 0.02, -0.02]), Plan(10, 6, threshold=0.2))
+    assert verdict.relative is not None and verdict.relative.drift_sd
+    assert verdict.relative.sessions == (3, 1)
+    assert "counting drift of sd" in verdict.message and "3 baseline sessions" in verdict.message
