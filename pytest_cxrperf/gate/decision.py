@@ -23,14 +23,23 @@ t interval.
 * not yet known - anything else: the campaign measures more batches, up to its cap, and a run
   that ends there says so instead of guessing.
 
-Each interval is at level 1 - alpha / (looks x backends) (Bonferroni over the planned looks and
-the run's backends), so the chance that *any* backend of a run is wrongly failed by the noise
-within a session stays below alpha (default 1 %), however many looks were taken. The margins
-(T/2, 3T/4) are what absorb the offset each fresh process carries, which no statistics within one
-session can see; they were chosen by scripts/gate_accuracy.py on recorded sessions (README):
-with the "unchanged" bound at T, a full-threshold slowdown in a session that ran 3 % fast was
-called unchanged in 5 % of runs; at 3T/4 it is "not yet known" there instead, and caught with
-more rounds. Slowdowns between T/2 and 3T/4 are the indifference zone.
+**Drift the run cannot see.** A run's batch-to-batch spread misses what stays constant for the
+length of the run: each fresh process's own offset, and machine drift slower than the run
+(measured on this runner: eager fp32 over the probe 1.67 to 1.81 between processes, each tight
+within its own; one-minute windows of a baseline spread as widely). That variance is estimated from
+the baseline, cut into blocks as long as the current run (within its sessions; several sessions
+from ``cxrperf baselines refresh --sessions N``), as the blocks' spread beyond their batch noise,
+pooled with a prior (``--cxr-session-noise``, default 3 %). It enters the current side whole and
+the baseline's side by its share, and does not shrink with more batches of one run.
+
+A change (regressed, improved) needs its interval at level 1 - alpha / (looks x backends):
+Bonferroni over the planned looks and the run's backends, so the chance that *any* backend of an
+unchanged run is wrongly failed stays below alpha (default 1 %), however many looks were taken.
+"Unchanged" needs ``|change| + half-width < 3T/4`` at level 1 - beta / looks (beta 5 %): the chance
+that a backend slowed by the full threshold passes as unchanged. The margins (T/2, 3T/4) were
+chosen by scripts/gate_accuracy.py on recorded sessions (README): with the "unchanged" bound at T,
+a full-threshold slowdown in a session that ran 3 % fast was called unchanged in 5 % of runs.
+Slowdowns between T/2 and 3T/4 are the indifference zone.
 
 Chromium's Pinpoint answers "different / same / unknown" in the same spirit, and asv judges on raw
 samples with an effect-size factor.

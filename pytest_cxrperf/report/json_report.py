@@ -25,6 +25,7 @@ def settings_block(settings: Any) -> dict[str, Any]:
         "threshold": settings.threshold,
         "thresholds": dict(settings.thresholds),
         "alpha": settings.alpha,
+        "session_noise": settings.session_noise,
         "missing_baseline": settings.missing_baseline,
         "unknown": settings.unknown,
         "time_budget_s": settings.time_budget_s,
