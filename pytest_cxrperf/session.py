@@ -105,7 +105,8 @@ class CxrSession:
     def __init__(self, settings: Settings, resolved: list[ResolvedBackend]) -> None:
         self.settings = settings
         self.resolved = resolved
-        self.notices: list[str] = []  # what preparing a backend said (e.g. "IPEX is archived")
+        # what loading the model or preparing a backend said (e.g. "IPEX is archived")
+        self.notices: list[str] = []
         self._reference: ReferenceModel | None = None
         self._studies: list[Study] | None = None
         self._inputs: dict[str, ModelInputs] = {}
@@ -137,6 +138,7 @@ class CxrSession:
             start = time.perf_counter()
             model, self.model_load_memory = sampled(lambda: load_model(self.settings.model))
             self.model_load_seconds = time.perf_counter() - start
+            self.notices += [n for n in model.notices if n not in self.notices]
             self._reference = model
         return self._reference
 

@@ -2,9 +2,9 @@
 
 A checkpoint directory holds ``cxrperf_config.json`` (the :class:`ArchitectureConfig`),
 ``model.safetensors`` and optionally ``tokenizer.json``; or it is a published checkpoint in the
-Hugging Face layout (``config.json``, sharded safetensors: :mod:`.hf_layout`). Pickle
-checkpoints are refused: loading them executes code. Nothing is downloaded and no remote code is
-run.
+Hugging Face layout (``config.json``, sharded safetensors: :mod:`.hf_layout`); or an MLflow model
+folder whose artifacts hold one of those (:mod:`.mlflow_layout`). Pickle checkpoints are refused:
+loading them executes code. Nothing is downloaded and no remote code is run.
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ class ReferenceModel:
     config: ArchitectureConfig
     model: CXRReportModel
     tokenizer: Tokenizer
+    # what loading found worth telling (e.g. which folder of an MLflow model was loaded)
+    notices: list[str] = field(default_factory=list)
     processor: CXRProcessor = field(init=False)
     _weights_hash: str | None = field(default=None, init=False, repr=False)
 
@@ -201,6 +203,14 @@ def _is_hf_layout(folder: Path) -> bool:
     )
 
 
+def _mlflow_inner(folder: Path) -> tuple[Path, str] | None:
+    """The checkpoint inside an MLflow model folder and the notice naming it; None if ``folder``
+    is not one. An MLflow folder without a supported checkpoint is an error here."""
+    from .mlflow_layout import is_mlflow_folder, resolve
+
+    return resolve(folder) if is_mlflow_folder(folder) else None
+
+
 def check_model(spec: str) -> None:
     """Everything :func:`load_model` would refuse, found cheaply (no weights are read): the files,
     the config and the modules transformers builds from it (on the meta device)."""
@@ -209,6 +219,9 @@ def check_model(spec: str) -> None:
     if "/" not in spec and not Path(spec).exists():
         raise _not_a_model(spec)
     folder = Path(spec)
+    inner = _mlflow_inner(folder)
+    if inner is not None:
+        folder = inner[0]
     if _is_hf_layout(folder):
         from .hf_layout import check_hf_checkpoint
 
@@ -226,6 +239,12 @@ def load_checkpoint(directory: str | Path) -> ReferenceModel:
     from safetensors.torch import load_file
 
     folder = Path(directory)
+    inner = _mlflow_inner(folder)
+    if inner is not None:  # named after the folder the user gave, so are its baselines
+        reference = load_checkpoint(inner[0])
+        reference.name = str(folder)
+        reference.notices.append(inner[1])
+        return reference
     if _is_hf_layout(folder):
         from .hf_layout import load_hf_checkpoint
 

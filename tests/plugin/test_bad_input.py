@@ -145,6 +145,23 @@ def maira2(change: Callable[[dict], None]) -> Callable[[Path], None]:
     return build
 
 
+def cxrreportgen(path: Path) -> None:
+    """An MLflow folder shaped like CXRReportGen's (pyfunc, pickled loader) whose artifacts hold
+    safetensors of a layout this project does not read (written by hand: no torch here)."""
+    folder = path / "cxrreportgen"
+    checkpoints = folder / "artifacts" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (folder / "MLmodel").write_text(
+        "flavors:\n  python_function:\n    artifacts:\n      model_dir:\n"
+        "        path: artifacts/checkpoints\n    loader_module: mlflow.pyfunc.model\n"
+        "    python_model: python_model.pkl\nmetadata:\n  base_model_name: CxrReportGen\n"
+    )
+    (folder / "python_model.pkl").write_bytes(b"\x80\x04")
+    header = json.dumps({"encoder.weight": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})
+    data = struct.pack("<Q", len(header)) + header.encode() + b"\0" * 4
+    (checkpoints / "model.safetensors").write_bytes(data)
+
+
 def a_file(name: str) -> Callable[[Path], None]:
     return lambda path: (path / name).write_text("not a folder\n")
 
@@ -314,6 +331,14 @@ ROWS = [
         USAGE,
         "multi_modal_projector.layers.0.weight has shape (128, 64), config.json needs (128, 32)",
         setup=maira2(lambda c: c["vision_config"].update(hidden_size=32, num_attention_heads=2)),
+    ),
+    Row(
+        "mlflow-cxrreportgen-unsupported-artifacts",
+        ("--cxr-model={path}/cxrreportgen", *LIST_ONLY),
+        USAGE,
+        "is an MLflow pyfunc model (base_model_name CxrReportGen) whose loader is the pickled "
+        "python_model.pkl",
+        setup=cxrreportgen,
     ),
     # ---- studies and images ----------------------------------------------------------------------
     Row(
