@@ -223,8 +223,13 @@ def for_run(
         return cached, "cached"
     if mode == "measure":
         start = perf_counter()
-        measured, _ = ceilings(threads, refresh=True, cache_dir=cache_dir)
-        return measured, f"measured in this run ({perf_counter() - start:.0f} s), now cached"
+        measured = measure(threads)
+        took = f"measured in this run ({perf_counter() - start:.0f} s)"
+        try:
+            write_json_atomic(path, measured.to_dict())
+        except OSError as exc:  # the figures still serve this run
+            return measured, f"{took}, not cached: {exc}"
+        return measured, f"{took}, now cached"
     stale = " (the cached ones predate this library environment)" if path.is_file() else ""
     return None, (
         f"no ceilings cached for this machine at {threads} thread(s){stale}: run "

@@ -203,6 +203,9 @@ def test_measure_mode_measures_and_caches_when_absent(tmp_path, monkeypatch):
     assert found is not None and source.startswith("measured in this run")
     assert cache_path(1, tmp_path).is_file()
     assert for_run("cached", 1, tmp_path) == (found, "cached")
+    (tmp_path / "afile").write_text("")  # a cache that cannot be written: still used this run
+    found, source = for_run("measure", 1, tmp_path / "afile")
+    assert found is not None and ", not cached: " in source
 
 
 @pytest.mark.parametrize("value", ["", "cached", "measure", "off"])
