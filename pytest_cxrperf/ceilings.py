@@ -29,6 +29,7 @@ from .machine import environment_id, fingerprint
 
 SCHEMA = 1
 ENV_VAR = "CXRPERF_CACHE_DIR"
+MEASURE_SECONDS = 15  # about what `cxrperf ceilings` takes at the default sizes (4 x 3 x 1 s + ...)
 
 
 @dataclass(frozen=True)
@@ -173,13 +174,16 @@ def cache_path(threads: int, cache_dir: str | os.PathLike[str] | None = None) ->
     return root / "ceilings" / f"{fingerprint(threads)}.json"
 
 
-def load_cached(path: Path, sizes: Sizes) -> Ceilings | None:
-    """The cached ceilings, or None when absent, unreadable, or measured differently."""
+def load_cached(path: Path, sizes: Sizes | None) -> Ceilings | None:
+    """The cached ceilings, or None when absent, unreadable, or measured differently (under other
+    libraries; with other ``sizes`` unless ``sizes`` is None: any sizes will do)."""
     try:
         cached = Ceilings.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError, KeyError):
         return None
-    if cached.environment != environment_id() or cached.sizes != asdict(sizes):
+    if cached.environment != environment_id():
+        return None
+    if sizes is not None and cached.sizes != asdict(sizes):
         return None
     return cached
 
@@ -201,3 +205,34 @@ def ceilings(
     measured = measure(threads, sizes)
     write_json_atomic(path, measured.to_dict())
     return measured, False
+
+
+def for_run(
+    mode: str, threads: int, cache_dir: str | os.PathLike[str] | None = None
+) -> tuple[Ceilings | None, str]:
+    """The ceilings behind a pytest run's roofline column: (ceilings, where they came from), or
+    (None, why there are none and what to do).
+
+    A run never spends ~15 s measuring by surprise: ``cached`` (the default) only reads what
+    ``cxrperf ceilings`` stored for this machine at these threads (whatever sizes it used);
+    ``measure`` measures and caches them when absent, after the timed rounds.
+    """
+    path = cache_path(threads, cache_dir)
+    cached = load_cached(path, None)
+    if cached is not None:
+        return cached, "cached"
+    if mode == "measure":
+        start = perf_counter()
+        measured = measure(threads)
+        took = f"measured in this run ({perf_counter() - start:.0f} s)"
+        try:
+            write_json_atomic(path, measured.to_dict())
+        except OSError as exc:  # the figures still serve this run
+            return measured, f"{took}, not cached: {exc}"
+        return measured, f"{took}, now cached"
+    stale = " (the cached ones predate this library environment)" if path.is_file() else ""
+    return None, (
+        f"no ceilings cached for this machine at {threads} thread(s){stale}: run "
+        f"`cxrperf ceilings --threads {threads}` once (about {MEASURE_SECONDS} s), or pass "
+        "--cxr-ceilings=measure"
+    )

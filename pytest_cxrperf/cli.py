@@ -742,7 +742,8 @@ def build_parser() -> argparse.ArgumentParser:
         "ceilings",
         help="this machine's fp32/bf16/int8 matmul throughput and memory bandwidth (cached)",
         description="Each ceiling runs a torch kernel for about a second, three times; the best "
-        "counts. Cached per machine fingerprint and library environment.",
+        "counts. Cached per machine fingerprint and library environment; the roofline column "
+        "of a pytest run's summary and reports reads this cache.",
     )
     ceilings.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ceilings.add_argument("--refresh", action="store_true", help="measure even if cached")

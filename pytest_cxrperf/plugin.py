@@ -74,6 +74,13 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ),
     ("cxr_html", "write a self-contained HTML report (charts, reports, findings) here", {}),
     ("cxr_bmf", "write the latency (and memory) figures in Bencher Metric Format here", {}),
+    (
+        "cxr_ceilings",
+        "the roofline column's machine ceilings: cached (default: what `cxrperf ceilings` "
+        "stored, never measured by the run), measure (measure and cache them when absent, "
+        "about 15 s after the timed rounds) or off",
+        {},
+    ),
     ("cxr_studies", "folder of study *.json files (default: the shipped samples)", {}),
     ("cxr_baseline_dir", "latency baseline store (default: baselines/ beside the ini file)", {}),
     ("cxr_threshold", "latency regression threshold, e.g. 0.1 or 10% (default 10%)", {}),
@@ -412,6 +419,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             results.model["load_s"] = state.model_load_seconds
             if state.model_load_memory is not None:  # the reference's weights: the floor
                 results.model["load_peak_mib"] = round(state.model_load_memory.delta_mib, 1)
+            if any(r.stages for r in results.backends.values()):  # this process timed them
+                try:
+                    results.model["cost"] = state.timed_cost
+                except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                    results.notice(f"roofline: the model's work could not be counted: {exc!r}")
         elif not results.model:
             results.model = {"name": state.settings.model}
         for notice in state.notices:
@@ -426,8 +438,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if active(config):
         from .report.writers import record_studies, write_reports
 
+        _fill_roofline(config.stash[session_key].settings, results)
         record_studies(config.stash[session_key], results)
         write_reports(config.stash[session_key].settings, results)
+
+
+def _fill_roofline(settings: Settings, results: RunResults) -> None:
+    """Each timed backend's roofline fractions, once per run, on the process that writes the
+    reports (after the workers' results are merged)."""
+    if settings.ceilings == "off" or not any(r.stages for r in results.backends.values()):
+        return
+    from .ceilings import for_run
+    from .roofline import fill_roofline
+
+    found, source = for_run(settings.ceilings, settings.threads)
+    fill_roofline(results, found, source)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

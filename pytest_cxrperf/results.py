@@ -68,6 +68,31 @@ class MemoryFigures:
 
 
 @dataclass
+class RooflineBasis:
+    """What a run's roofline fractions were measured against, or why it has none.
+
+    Kept apart from each backend's fractions so that a report can say, once per run, which
+    ceilings (and which machine, thread count) the percentages are of; and so that a missing
+    column explains itself instead of silently disappearing."""
+
+    ceilings: dict[str, Any] | None = None  # :meth:`Ceilings.to_dict` of this machine, or None
+    source: str = ""  # "cached", or how they were measured in this run
+    note: str = ""  # why fractions are missing and what to do (empty when all is well)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ceilings": self.ceilings, "source": self.source, "note": self.note}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RooflineBasis:
+        ceilings = data.get("ceilings")
+        return cls(
+            ceilings=dict(ceilings) if ceilings else None,
+            source=str(data.get("source") or ""),
+            note=str(data.get("note") or ""),
+        )
+
+
+@dataclass
 class BackendResult:
     """One backend's row: latency rounds (and its control's), verdict, equivalence, outputs."""
 
@@ -84,6 +109,9 @@ class BackendResult:
     control: str = CONTROL_EAGER  # what control_samples_s timed: "eager", or "probe" for eager
     memory: MemoryFigures | None = None
     memory_gate: Verdict | None = None  # peak generation memory against the baseline's
+    # stage -> achieved, ceiling, ceiling_name, unit, fraction (:func:`roofline_fractions`);
+    # filled once per run by the process that writes the reports
+    roofline: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # ---- derived ---------------------------------------------------------------------------
     def equivalence_failures(self) -> list[str]:
@@ -137,6 +165,8 @@ class BackendResult:
         entry["latency_gate"] = self.gate.as_dict() if self.gate is not None else None
         entry["memory"] = self.memory.to_dict() if self.memory is not None else None
         entry["memory_gate"] = self.memory_gate.as_dict() if self.memory_gate is not None else None
+        if self.roofline:  # optional: results of earlier releases have no such key
+            entry["roofline"] = self.roofline
         return entry
 
     @classmethod
@@ -156,6 +186,7 @@ class BackendResult:
             control=data.get("control", CONTROL_EAGER),
             memory=MemoryFigures.from_dict(memory) if memory else None,
             memory_gate=Verdict.from_dict(label, memory_gate) if memory_gate else None,
+            roofline={k: dict(v) for k, v in (data.get("roofline") or {}).items()},
         )
 
     # ---- merging ---------------------------------------------------------------------------
@@ -184,6 +215,7 @@ class BackendResult:
             control=timed.control,
             memory=timed.memory if timed.memory is not None else (self.memory or other.memory),
             memory_gate=timed.memory_gate or self.memory_gate or other.memory_gate,
+            roofline=dict(timed.roofline or self.roofline or other.roofline),
         )
 
 
@@ -242,6 +274,9 @@ class RunResults:
     # study name -> {"images": {view: path or data: URI}, "indication": text}: what the HTML
     # report shows beside the reports (paths are read when the report is written)
     studies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the ceilings behind every backend's roofline fractions; None: not looked for (nothing was
+    # timed, --cxr-ceilings=off, or results of an earlier release)
+    roofline: RooflineBasis | None = None
 
     def backend(self, label: str) -> BackendResult:
         """The row of a backend, created on first use."""
@@ -271,6 +306,7 @@ class RunResults:
             "unavailable": dict(self.unavailable),
             "notices": list(self.notices),
             "studies": {name: dict(study) for name, study in self.studies.items()},
+            **({"roofline": self.roofline.to_dict()} if self.roofline is not None else {}),
         }
 
     @classmethod
@@ -286,6 +322,7 @@ class RunResults:
         settings = dict(data.get("settings") or {})
         batch_rounds = settings.pop("batch_rounds", None)  # written from the campaign's
         campaign = data.get("latency_campaign")
+        roofline = data.get("roofline")
         return cls(
             settings=settings,
             machine=dict(data.get("machine") or {}),
@@ -299,6 +336,7 @@ class RunResults:
             notices=list(data.get("notices") or []),
             created=str(data.get("created") or ""),
             studies={k: dict(v) for k, v in (data.get("studies") or {}).items()},
+            roofline=RooflineBasis.from_dict(roofline) if roofline else None,
         )
 
     # ---- merging ---------------------------------------------------------------------------
@@ -320,4 +358,5 @@ class RunResults:
             notices=notices,
             created=self.created or other.created,
             studies={**other.studies, **self.studies},
+            roofline=self.roofline or other.roofline,
         )

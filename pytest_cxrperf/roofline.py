@@ -14,17 +14,21 @@ FLOPs are counted from the model's dense layers: 2 x parameters x tokens for eve
 plus attention (QK^T and AV: 4 T^2 d per layer, halved for the causal prefill). Norms, activations
 and softmax are left out: a lower bound on the work, so fractions are, if anything, understated.
 
-:func:`model_cost` reads a torch model; everything else is pure and torch-free.
+:func:`model_cost` reads a torch model; everything else is pure and torch-free. A run counts the
+model's work once (on the process that timed it) and stores it, as plain numbers, in
+``RunResults.model["cost"]``; :func:`fill_roofline` then turns every timed backend's stage medians
+into fractions, once, on the process that writes the reports.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .ceilings import Ceilings
+    from .results import RunResults
 
 # precision -> (the ceiling its compute runs against, bytes per stored weight)
 PRECISION_ROOFS: dict[str, tuple[str, float]] = {
@@ -35,6 +39,9 @@ PRECISION_ROOFS: dict[str, tuple[str, float]] = {
     "int8": ("int8", 1.0),
 }
 DEFAULT_KV_BYTES = {"fp32": 4.0}  # eager/f32 backends keep an f32 cache; the others 2 (bf16)
+# a KV cache element type a backend reports (OpenVINO's ``kv_cache_precision``) -> bytes
+KV_ELEMENT_BYTES = {"u8": 1.0, "i8": 1.0, "f16": 2.0, "bf16": 2.0, "f32": 4.0}
+STAGES = ("vision", "prefill", "decode")
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,19 @@ class ModelCost:
         context = self.prompt_length + new_tokens
         return (
             self.decode_weight_params * weight_bytes + self.kv_elements_per_position * context * kv
+        )
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelCost:
+        return cls(
+            vision_flops=float(data["vision_flops"]),
+            prefill_flops=float(data["prefill_flops"]),
+            decode_weight_params=float(data["decode_weight_params"]),
+            kv_elements_per_position=float(data["kv_elements_per_position"]),
+            prompt_length=int(data["prompt_length"]),
         )
 
 
@@ -111,6 +131,43 @@ def roofline_fractions(
             "fraction": achieved / ceilings.bandwidth_gbs,
         }
     return result
+
+
+def fill_roofline(results: RunResults, ceilings: Ceilings | None, source: str) -> None:
+    """Every timed backend's fractions of ``ceilings``, into ``results`` (and what they are of,
+    into ``results.roofline``); where there can be none, ``results.roofline.note`` says why.
+
+    ``source``: where the ceilings came from, or, without ceilings, why there are none.
+    The work is ``results.model["cost"]`` (one timed generation); the decode context grows by
+    the run's ``max_new_tokens``; a backend that reports its KV cache's element type (OpenVINO's
+    u8 cache) is charged those bytes, the others their precision's default.
+    """
+    from .backends.timings import stage_medians
+    from .results import RooflineBasis
+
+    if ceilings is None:
+        results.roofline = RooflineBasis(note=source)
+        return
+    basis = RooflineBasis(ceilings=ceilings.to_dict(), source=source)
+    results.roofline = basis
+    try:
+        cost = ModelCost.from_dict(results.model["cost"])
+    except (KeyError, TypeError, ValueError):
+        basis.note = "the model's work was not counted in this run (no model cost)"
+        return
+    new_tokens = int(results.settings.get("max_new_tokens") or 32)
+    for result in results.backends.values():
+        if not result.stages or result.precision not in PRECISION_ROOFS:
+            continue
+        kv = KV_ELEMENT_BYTES.get(str(result.prepare_details.get("kv_cache_precision", "")))
+        result.roofline = roofline_fractions(
+            cost,
+            stage_medians(result.stages),
+            result.precision,
+            ceilings,
+            kv_bytes=kv,
+            new_tokens=new_tokens,
+        )
 
 
 def model_cost(model: Any, prompt_length: int, images: int = 1) -> ModelCost:

@@ -161,6 +161,17 @@ class CxrSession:
         return self._inputs[study.name]
 
     @cached_property
+    def timed_cost(self) -> dict[str, float]:
+        """The work of one timed generation (the first study: what the latency campaign times),
+        counted once from the reference model, as plain numbers for the results (the roofline's
+        :class:`~pytest_cxrperf.roofline.ModelCost`)."""
+        from .roofline import model_cost
+
+        inputs = self.inputs(self.studies[0])
+        images = int(inputs.pixel_values.shape[0])
+        return model_cost(self.reference.model, inputs.prompt_length, images).to_dict()
+
+    @cached_property
     def fingerprint(self) -> str:
         """This machine at this thread count: the first level of the baseline store."""
         from .machine import fingerprint

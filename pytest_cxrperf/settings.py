@@ -27,6 +27,7 @@ DEFAULT_ROUNDS = 400  # the cap on timed rounds per backend; clear evidence stop
 DEFAULT_TIME_BUDGET_S = 100.0  # the whole latency campaign, every backend together
 DEFAULT_WARMUP = 1
 DEFAULT_MAX_NEW_TOKENS = 32
+CEILINGS_MODES = ("cached", "measure", "off")  # --cxr-ceilings (see ceilings.for_run)
 
 _SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(?P<mods>(\+[A-Za-z_]+=[^+,]+)*)$")
 
@@ -119,6 +120,9 @@ class Settings:
     markdown_path: Path | None = None
     html_path: Path | None = None
     bmf_path: Path | None = None
+    # the roofline column's ceilings: "cached" (read `cxrperf ceilings`' cache only), "measure"
+    # (measure and cache them when absent, ~15 s after the timed rounds) or "off"
+    ceilings: str = "cached"
 
     @property
     def select_all(self) -> bool:
@@ -277,6 +281,12 @@ def build_settings(
     if unknown not in UNKNOWN_POLICIES:
         choices = ", ".join(UNKNOWN_POLICIES)
         raise SettingsError(f"--cxr-unknown={unknown!r}: choose one of {choices}")
+    ceilings = str(pick("cxr_ceilings") or "cached").strip()
+    if ceilings not in CEILINGS_MODES:
+        raise SettingsError(
+            f"--cxr-ceilings={ceilings!r}: choose one of {', '.join(CEILINGS_MODES)} (cached: "
+            "use what `cxrperf ceilings` measured; measure: measure them when not cached)"
+        )
     budget_value = pick("cxr_time_budget")
     batch_value = pick("cxr_batch_rounds")
     return Settings(
@@ -312,6 +322,7 @@ def build_settings(
         markdown_path=_path(pick("cxr_markdown")),
         html_path=_path(pick("cxr_html")),
         bmf_path=_path(pick("cxr_bmf")),
+        ceilings=ceilings,
     )
 
 

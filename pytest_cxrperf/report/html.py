@@ -20,6 +20,7 @@ from ..atomic import write_text_atomic
 from ..backends.timings import stage_medians
 from ..gate.decision import REFERENCE_BACKEND, Verdict
 from ..results import BackendResult, RunResults
+from ..roofline import STAGES
 from . import model
 from .model import Run
 
@@ -227,14 +228,16 @@ def table_html(runs: Sequence[Run]) -> str:
     if not rows:
         return "<p>nothing was measured or checked</p>"
     several = len(runs) > 1
+    keys = model.column_keys(runs)
+    titles = dict(model.COLUMNS)
     head = (["machine"] if several else []) + ["backend", "status"]
-    head += [title for _, title in model.COLUMNS]
+    head += [titles[k] for k in keys]
     parts = ["<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"]
     for row in rows:
         cells = ([row.machine] if several else []) + [row.label]
         tds = "".join(f"<td>{e(c)}</td>" for c in cells)
         tds += f"<td class='state-{row.state}'>{e(row.state)}</td>"
-        tds += "".join(f"<td>{e(row.cells[k])}</td>" for k, _ in model.COLUMNS)
+        tds += "".join(f"<td>{e(row.cells[k])}</td>" for k in keys)
         parts.append(f"<tr class='{row.state}'>{tds}</tr>")
     parts.append("</table>")
     return "".join(parts)
@@ -274,6 +277,35 @@ def memory_html(runs: Sequence[Run]) -> str:
             parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
     parts.append("</table>")
     return "".join(parts)
+
+
+def roofline_html(runs: Sequence[Run]) -> str:
+    """Each timed backend's stages against this machine's ceilings: achieved, ceiling, share."""
+    notes = [
+        f"<p class='muted'>{f'<b>{e(m)}</b>: ' if m else ''}{e(line)}</p>"
+        for m, results in runs
+        if (line := model.roofline_line(results))
+    ]
+    head = ["backend", "stage", "achieved", "ceiling", "share of ceiling"]
+    rows: list[str] = []
+    for machine, results in runs:
+        for result in results.backends.values():
+            for stage in STAGES:
+                d = result.roofline.get(stage)
+                if not d:
+                    continue
+                cells = [
+                    _who(machine, result.label),
+                    stage,
+                    f"{d['achieved']:.3g} {d['unit']}",
+                    f"{d['ceiling']:.3g} {d['unit']} ({d['ceiling_name']})",
+                    f"{model.percent(d['fraction'])} %",
+                ]
+                rows.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
+    if not rows:
+        return "".join(notes)
+    table = "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"
+    return "".join(notes) + table + "".join(rows) + "</table>"
 
 
 def _image_src(value: str) -> str | None:
@@ -401,6 +433,11 @@ def render_runs(runs: Sequence[Run]) -> str:
         latency_html(runs),
         "<h2>Stages (median seconds per generation)</h2>",
         stages_svg(stages),
+        *(
+            ["<h2>Roofline (each stage against this machine's ceiling)</h2>", roofline_html(runs)]
+            if model.has_roofline(runs)
+            else []
+        ),
         "<h2>Memory</h2>",
         memory_html(runs),
         "<h2>Studies: reports and findings</h2>",

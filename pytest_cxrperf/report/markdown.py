@@ -53,20 +53,25 @@ def table_lines(runs: Sequence[Run]) -> list[str]:
     if not rows:
         return []
     several = len(runs) > 1
+    keys = model.column_keys(runs)
+    titles = dict(model.COLUMNS)
     header = (["machine"] if several else []) + ["backend", "status"]
-    header += [title for _, title in model.COLUMNS]
+    header += [titles[key] for key in keys]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = ([row.machine] if several else []) + [row.label]
         status = f"{ICONS[row.state]} {row.state}"
         values = [cell(c) for c in cells] + [status]
-        values += [cell(row.cells[key]) for key, _ in model.COLUMNS]
+        values += [cell(row.cells[key]) for key in keys]
         lines.append("| " + " | ".join(values) + " |")
     lines.append("")
     for machine, results in runs:
         where = f"**{cell(machine)}**: " if several else ""
         lines.append(f"<sub>{where}{cell(model.context_line(results))}</sub>")
         lines.append("")
+        roofline = model.roofline_line(results)
+        if roofline:
+            lines += [f"<sub>{where}{cell(roofline)}</sub>", ""]
     return lines
 
 
@@ -84,6 +89,9 @@ def backend_details(machine: str, result: BackendResult) -> list[str]:
             if isinstance(value, (int, float)) and value
         )
         body.append(f"memory: {figures or 'not sampled'}")
+    roofline = model.roofline_details(result)
+    if roofline:
+        body.append(f"roofline: {'; '.join(roofline)}")
     for study, checks in sorted(result.equivalence.items()):
         for check, data in sorted(checks.items()):
             if not data.get("ok", True):

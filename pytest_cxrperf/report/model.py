@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from ..backends.timings import stage_medians
 from ..gate.decision import IMPROVED, MISSING, OK, UPDATED, Verdict
-from ..results import BackendResult, RunResults
+from ..results import BackendResult, RooflineBasis, RunResults
+from ..roofline import STAGES
 
 FAIL, WARN, PASS = "fail", "warn", "ok"
 
@@ -131,6 +132,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("vision", "vision s"),
     ("prefill", "prefill s"),
     ("decode", "decode ms/tok"),
+    ("roofline", "roofline v/p/d"),
     ("prepare", "prepare s"),
     ("generate_mib", "gen peak MiB"),
     ("rss_mib", "RSS peak MiB"),
@@ -139,9 +141,76 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("equivalence", "equivalence"),
 )
 MEMORY_COLUMNS = ("generate_mib", "rss_mib", "memory")
+ROOFLINE_TITLE = dict(COLUMNS)["roofline"]
 
 
-def row(machine: str, result: BackendResult) -> Row:
+def percent(fraction: float) -> str:
+    """41 for 0.41; one decimal under 10 % (a small model on a big machine reads 0.3 %)."""
+    value = fraction * 100
+    return f"{value:.0f}" if value >= 9.95 else f"{value:.1f}"
+
+
+def roofline_cell(result: BackendResult, basis: RooflineBasis | None) -> str:
+    """``41/63/12 %``: vision, prefill and decode as percentages of their ceilings (``-`` for a
+    stage not measured); ``no ceilings`` where the run had none (the line under the table says
+    what to do); ``-`` for a backend that was not timed."""
+    if result.roofline:
+        parts = [
+            percent(result.roofline[s]["fraction"]) if s in result.roofline else "-" for s in STAGES
+        ]
+        return "/".join(parts) + " %"
+    if result.stages and basis is not None:
+        return "no ceilings" if basis.ceilings is None else "n/a"
+    return "-"
+
+
+def roofline_line(results: RunResults) -> str | None:
+    """What the roofline column's percentages are of, or why the column is empty."""
+    basis = results.roofline
+    if basis is None:
+        return None
+    if basis.ceilings is None:
+        return f"{ROOFLINE_TITLE}: {basis.note}"
+    c = basis.ceilings
+    int8 = "-" if c.get("int8_gops") is None else f"{c['int8_gops']:.0f}"
+    text = (
+        f"{ROOFLINE_TITLE}: each stage's % of this machine's ceiling (vision, prefill: FLOP/s vs "
+        "the matmul peak of the backend's compute precision; decode: bytes read per token vs "
+        f"memory bandwidth); ceilings ({basis.source}, {c.get('threads')} threads): "
+        f"fp32 {c['fp32_gflops']:.0f}, bf16 {c['bf16_gflops']:.0f} GFLOP/s, int8 {int8} GOP/s, "
+        f"{c['bandwidth_gbs']:.1f} GB/s"
+    )
+    return f"{text}; {basis.note}" if basis.note else text
+
+
+def roofline_details(result: BackendResult) -> list[str]:
+    """One phrase per stage: achieved against ceiling (``vision 41 of 183 GFLOP/s fp32 matmul,
+    22 %``)."""
+    return [
+        f"{stage} {d['achieved']:.3g} of {d['ceiling']:.3g} {d['unit']} {d['ceiling_name']}, "
+        f"{percent(d['fraction'])} %"
+        for stage in STAGES
+        if (d := result.roofline.get(stage))
+    ]
+
+
+def has_roofline(runs: Sequence[Run]) -> bool:
+    """Some run looked for ceilings (it timed a backend and --cxr-ceilings was not off)."""
+    return any(results.roofline is not None for _, results in runs)
+
+
+def column_keys(runs: Sequence[Run], drop_empty_memory: bool = False) -> list[str]:
+    """The columns to show: the roofline where some run looked for ceilings; the memory columns
+    always, or (``drop_empty_memory``: the terminal) where something was sampled or judged."""
+    keys = [k for k, _ in COLUMNS]
+    if not has_roofline(runs):
+        keys.remove("roofline")
+    if drop_empty_memory and not has_memory(runs):
+        keys = [k for k in keys if k not in MEMORY_COLUMNS]
+    return keys
+
+
+def row(machine: str, result: BackendResult, basis: RooflineBasis | None = None) -> Row:
     summary = result.summary
     medians = stage_medians(result.stages)
     speedup = result.speedup_vs_eager()
@@ -156,6 +225,7 @@ def row(machine: str, result: BackendResult) -> Row:
         "vision": fmt(medians.get("vision_s")),
         "prefill": fmt(medians.get("prefill_s")),
         "decode": fmt(medians["per_token_s"] * 1000, 1) if "per_token_s" in medians else "-",
+        "roofline": roofline_cell(result, basis),
         "prepare": fmt(result.prepare_seconds, 1),
         "generate_mib": fmt(memory.generate_peak_mib if memory else None, 1),
         "rss_mib": fmt(memory.rss_peak_mib if memory else None, 1),
@@ -168,7 +238,7 @@ def row(machine: str, result: BackendResult) -> Row:
 
 def rows(runs: Sequence[Run]) -> list[Row]:
     return [
-        row(machine, result)
+        row(machine, result, results.roofline)
         for machine, results in runs
         for result in results.backends.values()
         if shown(result)

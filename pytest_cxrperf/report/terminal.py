@@ -33,11 +33,10 @@ def findings_lines(results: RunResults) -> list[str]:
 
 
 def table_lines(results: RunResults) -> list[str]:
-    """The table; the memory columns only where some backend's memory was sampled or judged."""
+    """The table; the memory columns only where some backend's memory was sampled or judged,
+    the roofline column where the run looked for ceilings."""
     run = [("", results)]
-    keys = [k for k, _ in model.COLUMNS]
-    if not model.has_memory(run):
-        keys = [k for k in keys if k not in model.MEMORY_COLUMNS]
+    keys = model.column_keys(run, drop_empty_memory=True)
     titles = dict(model.COLUMNS)
     header = ["backend", *(titles[k] for k in keys)]
     rows = [[r.label, *(r.cells[k] for k in keys)] for r in model.rows(run)]
@@ -68,6 +67,9 @@ def summary_lines(results: RunResults, verbose: int = 0) -> list[str]:
                 "eager fp32 is judged against the machine probe, every other backend against "
                 "eager fp32"
             )
+        roofline = model.roofline_line(results)
+        if roofline:
+            lines.append(roofline)
     for label, reason in results.unavailable.items():
         lines.append(f"not run: {label}: {reason}")
     missing = [label for label, r in results.backends.items() if model.missing_baseline(r.gate)]

@@ -56,12 +56,39 @@ def test_a_failing_run_writes_every_report_and_the_job_summary(suite, monkeypatc
     assert bmf["cxrperf/toy/eager"]["latency"]["value"] > 0
 
 
-def test_pytest_benchmark_json_holds_our_rounds_and_stage_medians(suite):
+def fake_ceilings(cache_dir, threads):
+    """A ceilings cache file for this machine, so that the run reads it instead of measuring."""
+    from pytest_cxrperf.ceilings import Ceilings, cache_path
+    from pytest_cxrperf.machine import environment_id, fingerprint
+
+    path = cache_path(threads, cache_dir)
+    path.parent.mkdir(parents=True)
+    stored = Ceilings(10.0, 20.0, None, 5.0, threads, fingerprint(threads), environment_id(), {})
+    path.write_text(json.dumps(stored.to_dict()))
+
+
+def test_pytest_benchmark_json_holds_our_rounds_and_stage_medians(suite, monkeypatch):
+    """... and the roofline column reads this machine's cached ceilings."""
     target = suite.path / "benchmark.json"
+    monkeypatch.setenv("CXRPERF_CACHE_DIR", str(suite.path / "cache"))
+    fake_ceilings(suite.path / "cache", threads=1)
     result = suite.runpytest_subprocess(
-        *FAST, "--cxr-backend=eager", "-m", "cxr_latency", f"--benchmark-json={target}"
+        *FAST,
+        "--cxr-backend=eager",
+        "--cxr-threads=1",
+        "-m",
+        "cxr_latency",
+        f"--benchmark-json={target}",
+        f"--cxr-json={suite.path / 'results.json'}",
     )
     assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["backend *decode ms/tok*roofline v/p/d*", "eager *fp32* %*", "roofline v/p/d: *cached*"]
+    )
+    results = json.loads((suite.path / "results.json").read_text())
+    assert results["roofline"]["ceilings"]["fp32_gflops"] == 10.0
+    assert set(results["backends"]["eager"]["roofline"]) == {"vision", "prefill", "decode"}
+    assert results["model"]["cost"]["prompt_length"] > 0
     data = json.loads(target.read_text())
     (bench,) = [b for b in data["benchmarks"] if b["name"] == "test_latency[eager]"]
     assert bench["stats"]["rounds"] == 3 and bench["stats"]["median"] > 0
