@@ -63,7 +63,8 @@ UNKNOWN_POLICIES = ("warn", "fail")
 MIN_BATCHES = 3  # per side: fewer cannot bound the noise
 # prior sd of the drift a run's own batches cannot show (log scale), until the baseline says more
 DEFAULT_SESSION_NOISE = 0.03
-PRIOR_SESSIONS = 4  # what that prior is worth, in the baseline blocks' degrees of freedom
+PRIOR_BLOCKS = 2  # what that prior is worth, in the baseline blocks' degrees of freedom
+DRIFT_BLOCKS = 16  # blocks a drift estimate wants; a long run's is read at a shorter scale
 DEFAULT_BETA = 0.05
 
 
@@ -281,33 +282,34 @@ def blocks_of(groups: Sequence[Sequence[float]], size: int) -> list[list[float]]
     return [list(g[i : i + size]) for g in groups for i in range(0, len(g) - size + 1, size)]
 
 
-def drift_variance(blocks: Sequence[Sequence[float]], prior_sd: float) -> tuple[float, float]:
-    """The variance of a run's mean that its own batches cannot show, and the batch variance
-    within blocks: ``(drift, within)``, log scale.
+def drift_variance(
+    blocks: Sequence[Sequence[float]], prior_sd: float, batch_variance: float | None = None
+) -> float:
+    """The variance of a run's mean that its own batches cannot show (log scale).
 
     The machine's speed wanders on every time scale, and a fresh process adds an offset of its
-    own (measured on this runner: eager fp32 over the probe at 1.69 to 1.93 in one-minute windows
-    of a baseline, compile over eager at 0.88 to 0.93, each window tight). A run of k batches sees
-    one stretch of that; its batch-to-batch spread does not contain it. The baseline, longer and
-    (merged with ``cxrperf baselines refresh --sessions N``) from several processes, does: its
-    blocks of k batches spread more than their batch noise explains, and that excess is the drift
-    at the current run's time scale. Few blocks estimate it poorly, so the estimate is pooled with
-    the prior (``prior_sd``, worth :data:`PRIOR_SESSIONS` blocks' degrees of freedom)."""
+    own (measured on this runner: eager fp32 over the probe at 1.67 to 1.81 between loaded
+    processes, each tight within its own). A run of k batches sees one stretch of that; its
+    batch-to-batch spread does not contain it. The baseline, longer and (merged with ``cxrperf
+    baselines refresh --sessions N``) from several processes, does: its blocks spread more than
+    their batch noise explains, and that excess is the drift. The batch noise is the blocks' own
+    spread within them (``batch_variance`` where blocks of one batch have none). Few blocks
+    estimate it poorly, so the estimate is pooled with the prior (``prior_sd``, worth
+    :data:`PRIOR_BLOCKS` blocks' degrees of freedom)."""
     usable = [b for b in blocks if b]
     prior = prior_sd**2
-    df_within = sum(len(b) - 1 for b in usable)
-    within = (
-        sum((x - statistics.fmean(b)) ** 2 for b in usable for x in b) / df_within
-        if df_within > 0
-        else 0.0
-    )
     if len(usable) < 2:
-        return prior, within
+        return prior
+    df_within = sum(len(b) - 1 for b in usable)
+    if df_within > 0:
+        within = sum((x - statistics.fmean(b)) ** 2 for b in usable for x in b) / df_within
+    else:
+        within = batch_variance or 0.0
     size = statistics.fmean(len(b) for b in usable)
     spread = statistics.variance([statistics.fmean(b) for b in usable])
-    observed = max(0.0, spread - within / size)
+    observed = spread - within / size  # unbiased, so may fall below zero: clipped once pooled
     df = len(usable) - 1
-    return (PRIOR_SESSIONS * prior + df * observed) / (PRIOR_SESSIONS + df), within
+    return max(0.0, (PRIOR_BLOCKS * prior + df * observed) / (PRIOR_BLOCKS + df))
 
 
 def compare_batches(
@@ -327,8 +329,9 @@ def compare_batches(
     ``baseline_sessions``: the baseline's batches per session, in order (empty: one session).
     The interval counts two noises. The batch-to-batch spread (pooled over the current run and
     the baseline's blocks) shrinks as batches accumulate. The drift at the current run's time
-    scale (:func:`drift_variance`, from the baseline's blocks as long as the current run, and the
-    prior ``session_noise``) does not: it enters the current side whole, and the baseline's side
+    scale (:func:`drift_variance`, from the baseline's blocks as long as the current run or, for a
+    long run, at least :data:`DRIFT_BLOCKS` of them, and the prior ``session_noise``) does not:
+    it enters the current side whole, and the baseline's side
     by its share (more blocks and more sessions, less of it). Their sum gets Student's t with the
     Welch-Satterthwaite degrees of freedom (the drift's variance counted as known).
 
@@ -345,14 +348,19 @@ def compare_batches(
     for size in sizes:
         groups.append(list(baseline[start : start + size]))
         start += size
-    blocks = blocks_of(groups, k)
-    drift, _ = drift_variance(blocks, session_noise)
     current_squares = sum((x - statistics.fmean(current)) ** 2 for x in current)
     base_squares = sum((x - statistics.fmean(g)) ** 2 for g in groups if g for x in g)
     df = (k - 1) + sum(len(g) - 1 for g in groups if g)
     if df < 1:
         return Estimate(math.exp(difference), None, UNKNOWN)
     batch_variance = (current_squares + base_squares) / df
+    # blocks as long as this run; shorter where that leaves too few to estimate from (drift
+    # read at a shorter time scale is, if anything, larger: slow wander averages out over longer
+    # blocks, a per-process offset does not change)
+    size = k
+    while size > 2 and len(blocks_of(groups, size)) < DRIFT_BLOCKS:
+        size -= 1
+    drift = drift_variance(blocks_of(groups, size), session_noise, batch_variance)
     # the baseline's mean averages its blocks' drift, but not below its sessions' share
     base_share = max(k / m, sum((len(g) / m) ** 2 for g in groups))
     batch_part = batch_variance * (1.0 / m + 1.0 / k)

@@ -224,3 +224,26 @@ def test_foreign_baselines_must_share_the_thread_setting(tmp_path):
     assert store.find(FP, "tiny", "openvino", threads=2).baseline is not None
     found = store.find(FP, "tiny", "openvino", threads=8)
     assert found.baseline is None and found.other_threads == (2,)
+
+
+def test_merged_sessions_remember_where_each_begins_and_the_gate_reads_them(tmp_path):
+    from pytest_cxrperf.cli import merge_sessions
+
+    merged = merge_sessions([make(n=5), make(n=7), merge_sessions([make(n=3), make(n=4)])])
+    assert merged.sessions == 4 and merged.session_rounds == (5, 7, 3, 4)
+    assert len(merged.samples_s) == 19 and merged.timings().session_rounds == (5, 7, 3, 4)
+    store = BaselineStore(tmp_path)
+    _, path = store.write(merged)
+    assert store.load(path).session_rounds == (5, 7, 3, 4)
+    # an older merged file without the counts: the sessions are unknown, not guessed
+    older = replace(merged, session_rounds=())
+    assert merge_sessions([older, make(n=2)]).session_rounds == ()
+    assert older.timings().session_rounds == ()
+
+
+@pytest.mark.parametrize("counts", [[5, 7], [0, 5], ["5"], [19, -0]])
+def test_session_rounds_that_do_not_add_up_are_refused(tmp_path, counts):
+    data = make(n=5).to_json()
+    data["settings"]["session_rounds"] = counts
+    with pytest.raises(BaselineError, match="session_rounds"):
+        Baseline.from_json(data, "x.json")

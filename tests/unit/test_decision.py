@@ -144,18 +144,23 @@ def test_foreign_machine_and_environment_are_judged_by_the_ratio_only():
 
 @pytest.mark.parametrize("factor", [1.10, 1.25])
 def test_error_rates_on_simulated_drifting_runs(factor):
-    """Drifting machine, 7 backends' share of alpha: no false alarm in 200 unchanged trials; a
-    slowdown of the threshold is caught in nearly all of them."""
+    """Drifting machine, 7 backends' share of alpha: no false alarm in 200 unchanged trials, and
+    no slowdown passed as unchanged. A slowdown of the full threshold is caught in most trials and
+    otherwise "not yet known": a one-session baseline as long as the run says little about drift
+    at the run's own length, and the gate counts what it cannot rule out (before it did, 90 %+);
+    2.5 x the threshold is caught in all."""
     plan = Plan(batch_rounds=10, max_batches=24, backends=7, session_noise=0.0)
-    alarms = caught = 0
+    alarms = caught = passed = 0
     for trial in range(200):
         baseline = run(seed=2 * trial, noise=0.05, drift=0.02, n=240)
         unchanged = run(seed=2 * trial + 1, noise=0.05, drift=0.02, n=240)
         slowed = run(factor, seed=2 * trial + 1, noise=0.05, drift=0.02, n=240)
         alarms += judge("b", unchanged, baseline, plan).status == REGRESSED
-        caught += judge("b", slowed, baseline, plan).status == REGRESSED
-    assert alarms == 0
-    assert caught >= (180 if factor == 1.10 else 200)
+        verdict = judge("b", slowed, baseline, plan)
+        caught += verdict.status == REGRESSED
+        passed += verdict.status == OK
+    assert alarms == 0 and passed == 0
+    assert caught >= (120 if factor == 1.10 else 200)
 
 
 # ---- drift a run's own batches cannot show ------------------------------------------------------
@@ -184,12 +189,15 @@ def test_drift_variance_pools_the_blocks_excess_spread_with_the_prior():
     blocks = [
         [o + rng.gauss(0, 0.01) for _ in range(6)] for o in (rng.gauss(0, 0.05) for _ in range(400))
     ]
-    drift, within = drift_variance(blocks, prior_sd=0.0)
-    assert within == pytest.approx(0.01**2, rel=0.1)
+    drift = drift_variance(blocks, prior_sd=0.0)
     assert math.sqrt(drift) == pytest.approx(0.05, rel=0.1)  # 399 blocks outweigh the prior
-    assert drift_variance([[0.0, 0.0]], prior_sd=0.03)[0] == pytest.approx(0.03**2)  # one block
-    # two identical blocks: nothing seen beyond the noise, so the prior is shrunk by 1 df of 5
-    assert drift_variance([[0.0], [0.0]], prior_sd=0.03)[0] == pytest.approx(0.03**2 * 4 / 5)
+    assert drift_variance([[0.0, 0.0]], prior_sd=0.03) == pytest.approx(0.03**2)  # one block
+    # two identical blocks: nothing seen beyond the noise; 1 df of data against the prior's 2
+    assert drift_variance([[0.0], [0.0]], prior_sd=0.03) == pytest.approx(0.03**2 * 2 / 3)
+    # blocks of one batch: their spread is batch noise unless told otherwise
+    singles = [[rng.gauss(0, 0.02)] for _ in range(400)]
+    assert drift_variance(singles, 0.0, batch_variance=0.02**2) < 0.005**2
+    assert math.sqrt(drift_variance(singles, 0.0)) == pytest.approx(0.02, rel=0.1)
 
 
 def test_session_offsets_do_not_fail_unchanged_runs_and_slowdowns_are_still_caught():
