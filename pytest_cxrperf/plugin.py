@@ -91,8 +91,8 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ),
     (
         "cxr_session_noise",
-        "sd of the speed offset each fresh process carries, e.g. 0.03 or 3% (default 3%, measured "
-        "on a shared 2-core runner; 0 trusts one process); merged baseline sessions refine it",
+        "prior sd of the drift one run cannot see (each fresh process's offset, slow machine "
+        "drift), e.g. 0.03 or 3% (default 3%); the baseline's sessions refine it; 0 trusts one run",
         {},
     ),
     ("cxr_missing_baseline", "no baseline for a backend: warn (default) or fail", {}),

@@ -224,6 +224,7 @@ ROWS = [
     Row("warmup-negative", ("--cxr-warmup=-1",), USAGE, "--cxr-warmup=-1 must be at least 0"),
     Row("threshold-not-a-number", ("--cxr-threshold=ten",), USAGE, "--cxr-threshold='ten'"),
     Row("alpha-too-large", ("--cxr-alpha=0.9",), USAGE, "--cxr-alpha='0.9' must be above 0"),
+    Row("session-noise-word", ("--cxr-session-noise=high",), USAGE, "--cxr-session-noise='high'"),
     Row("missing-baseline-policy", ("--cxr-missing-baseline=maybe",), USAGE, "'maybe'"),
     Row(
         "threads-beyond-the-cores-warns",

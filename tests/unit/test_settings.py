@@ -69,6 +69,9 @@ def test_slow_spec():
         ({"cxr_threads": "-2"}, "--cxr-threads"),
         ({"cxr_max_new_tokens": "0"}, "--cxr-max-new-tokens"),
         ({"cxr_warmup": "-1"}, "--cxr-warmup"),
+        ({"cxr_session_noise": "loud"}, "--cxr-session-noise='loud' is not a number"),
+        ({"cxr_session_noise": "1.5"}, "--cxr-session-noise='1.5' must be above 0 and below 1"),
+        ({"cxr_session_noise": "-3%"}, "--cxr-session-noise='-3%' must be above 0"),
     ],
 )
 def test_bad_numbers(cli, message):
@@ -84,3 +87,11 @@ def test_tolerances():
         parse_tolerances(["prefill_rel_err 0.08"])
     with pytest.raises(SettingsError, match="not a number"):
         parse_tolerances(["bf16.prefill_rel_err = lots"])
+
+
+def test_session_noise_default_percent_and_zero():
+    assert settings_from().session_noise == 0.03
+    assert settings_from({"cxr_session_noise": "1.5%"}).session_noise == pytest.approx(0.015)
+    assert settings_from(ini={"cxr_session_noise": "0.02"}).session_noise == 0.02
+    assert settings_from({"cxr_session_noise": "0"}).session_noise == 0.0  # one run trusted
+    assert settings_from({"cxr_session_noise": "0%"}).session_noise == 0.0
