@@ -327,13 +327,21 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     from .settings import BackendSpec
 
     specs: list[BackendSpec] = []
+    used: list[BackendSpec] = []
     for item in session.items:
         spec = getattr(getattr(item, "callspec", None), "params", {}).get("cxr_backend")
-        skipped = any(m.name == "skip" for m in item.iter_markers())
-        latency = item.get_closest_marker("cxr_latency") is not None
-        if latency and isinstance(spec, BackendSpec) and not skipped and spec not in specs:
+        if not isinstance(spec, BackendSpec) or any(m.name == "skip" for m in item.iter_markers()):
+            continue
+        if spec not in used:
+            used.append(spec)
+        if item.get_closest_marker("cxr_latency") is not None and spec not in specs:
             specs.append(spec)
-    config.stash[session_key].latency_specs = specs
+    # in the order the backends were asked for, whatever order pytest collected their tests in
+    state = config.stash[session_key]
+    asked = [r.spec for r in state.resolved]
+    for found in (specs, used):
+        found.sort(key=lambda s: asked.index(s) if s in asked else len(asked))
+    state.latency_specs, state.used_specs = specs, used
 
 
 # ---- fixtures --------------------------------------------------------------------------------
@@ -379,7 +387,31 @@ def cxr_backend(
     spec = getattr(request, "param", None)
     if spec is None:
         pytest.fail("cxr_backend is parametrized by pytest-cxrperf; request it from a test")
+    if not is_worker(request.config):
+        _prepare_in_asked_order(cxr_session, cxr_results, spec)
     return record_prepared(cxr_session, cxr_results, spec)
+
+
+def _prepare_in_asked_order(cxr_session: CxrSession, cxr_results: RunResults, spec: Any) -> None:
+    """Prepare the run's backends that come before ``spec`` in the order they were asked for.
+
+    What is prepared before a backend moves its memory peaks (the allocator reuses what earlier
+    ones freed), so a memory baseline is only comparable with a run that prepared the same
+    backends before it. Tests run in whatever order pytest collected them (a latency-only refresh
+    starts with other backends than the main job, whose equivalence tests come first): preparing
+    in the asked order makes every selection's history the same. A backend that fails to prepare
+    here fails in its own tests. Not on pytest-xdist workers: each prepares only what it runs."""
+    from .gate.latency import record_prepared
+
+    for earlier in cxr_session.used_specs:
+        if earlier == spec:
+            return
+        if "+" in earlier.label:
+            continue
+        try:
+            record_prepared(cxr_session, cxr_results, earlier)
+        except Exception:  # any failure of another backend is reported by that backend's tests
+            continue
 
 
 @pytest.fixture(scope="session")

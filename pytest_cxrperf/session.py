@@ -117,6 +117,8 @@ class CxrSession:
         self.model_load_memory: Peak | None = None
         # the specs whose latency tests were collected: timed together, in one campaign
         self.latency_specs: list[BackendSpec] = []
+        # every backend a collected test uses, in the order they were asked for
+        self.used_specs: list[BackendSpec] = []
         self.latency_campaign_ran = False
 
     # ---- what the run covers -------------------------------------------------------------

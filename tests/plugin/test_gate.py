@@ -290,3 +290,18 @@ def test_cli_refresh_merges_sessions(gate):
     assert again.ret == 0, again.stdout.str() + again.stderr.str()
     # the stored probe size carries over, so old and new rounds stay comparable
     assert json.loads(stored(gate, "eager").read_text())["probe_repeats"] == probe
+
+
+def test_memory_baselines_of_a_latency_only_refresh_compare_with_the_whole_suite(gate):
+    """A refresh runs the latency tests alone, the main job equivalence first: both prepare the
+    backends in the order they were asked for, so the memory gate can compare them."""
+    record(gate, "twin,eager")
+    whole = [a for a in GATE if a not in ("-m", "cxr_latency")]
+    target = gate.path / "whole.json"
+    result = gate.runpytest_subprocess(*whole, "--cxr-backend=twin,eager", f"--cxr-json={target}")
+    assert result.ret == 0, result.stdout.str()
+    report = json.loads(target.read_text())["backends"]
+    for backend, before in (("twin", []), ("eager", ["twin"])):
+        assert json.loads(stored(gate, backend).read_text())["memory_context"] == before
+        assert report[backend]["memory"]["context"] == before
+        assert report[backend]["memory_gate"]["status"] != "incomparable", report[backend]
