@@ -148,29 +148,18 @@ class Plan:
         return self.alpha / (max(1, len(self.looks())) * max(1, self.backends))
 
 
-def batch_statistics(
-    samples: Sequence[float],
-    controls: Sequence[float],
-    batch_rounds: int,
-    session_rounds: Sequence[int] = (),
-) -> list[float]:
-    """Per full batch of consecutive rounds: the median of the rounds' log(sample / control).
-
-    Measured on recorded runs here, the median of per-round log ratios varied less from batch to
-    batch than the ratio of the two medians, or of lower quantiles or minima. A batch never spans
-    two sessions (``session_rounds``: rounds per session, in order); each session's leftover rounds
-    make no batch."""
-    return [s for session in session_batches(samples, controls, batch_rounds, session_rounds)
-            for s in session]  # fmt: skip
-
-
 def session_batches(
     samples: Sequence[float],
     controls: Sequence[float],
     batch_rounds: int,
     session_rounds: Sequence[int] = (),
 ) -> list[list[float]]:
-    """:func:`batch_statistics`, grouped by session (one group when the sessions are unknown)."""
+    """Per full batch of consecutive rounds, the median of the rounds' log(sample / control),
+    grouped by session (``session_rounds``: rounds per session, in order; one group when unknown).
+
+    Measured on recorded runs here, the median of per-round log ratios varied less from batch to
+    batch than the ratio of the two medians, or of lower quantiles or minima. A batch never spans
+    two sessions; each session's leftover rounds make no batch."""
     n = min(len(samples), len(controls))
     sizes = list(session_rounds) if session_rounds and sum(session_rounds) == n else [n]
     groups, start = [], 0
@@ -331,9 +320,9 @@ def compare_batches(
     the baseline's blocks) shrinks as batches accumulate. The drift at the current run's time
     scale (:func:`drift_variance`, from the baseline's blocks as long as the current run or, for a
     long run, at least :data:`DRIFT_BLOCKS` of them, and the prior ``session_noise``) does not:
-    it enters the current side whole, and the baseline's side
-    by its share (more blocks and more sessions, less of it). Their sum gets Student's t with the
-    Welch-Satterthwaite degrees of freedom (the drift's variance counted as known).
+    it enters the current side whole, and the baseline's side by its share (more blocks and more
+    sessions, less of it). Their sum gets Student's t with the Welch-Satterthwaite degrees of
+    freedom (the drift's variance counted as known).
 
     Two levels, as in a pair of one-sided tests: a change (regressed, improved) must clear the
     interval at ``alpha_each``, the false-alarm level; "unchanged" at ``beta_each`` (default: the

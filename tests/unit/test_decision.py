@@ -16,7 +16,6 @@ from pytest_cxrperf.gate.decision import (
     UNKNOWN,
     Plan,
     Timings,
-    batch_statistics,
     blocks_of,
     compare_batches,
     drift_variance,
@@ -51,7 +50,7 @@ def test_looks_double_and_end_at_the_cap():
 
 
 def test_batch_statistics_are_medians_of_log_ratios_per_full_batch():
-    stats = batch_statistics([2.0] * 25, [1.0] * 25, 10)
+    [stats] = session_batches([2.0] * 25, [1.0] * 25, 10)
     assert stats == [pytest.approx(math.log(2))] * 2  # the 5 leftover rounds make no batch
 
 
