@@ -67,9 +67,11 @@ def compiled_runner(
     return runner
 
 
-def int8_dynamic_copy(model: torch.nn.Module) -> tuple[torch.nn.Module, str]:
-    """An fp32 copy of ``model`` with torchao int8 dynamic quantization of every ``nn.Linear``,
-    and torchao's version. ``model`` itself is left as it is."""
+def int8_dynamic_copy(
+    model: torch.nn.Module, dtype: torch.dtype = torch.float32
+) -> tuple[torch.nn.Module, str]:
+    """A copy of ``model`` in ``dtype`` with torchao int8 dynamic quantization of every
+    ``nn.Linear``, and torchao's version. ``model`` itself is left as it is."""
     try:
         import torchao
         from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
@@ -78,7 +80,7 @@ def int8_dynamic_copy(model: torch.nn.Module) -> tuple[torch.nn.Module, str]:
             f"compile-int8 needs torchao's Int8DynamicActivationInt8WeightConfig and quantize_ "
             f"({type(exc).__name__}: {exc}); {TORCHAO_HINT}"
         ) from exc
-    copied = copy.deepcopy(model).float().eval()
+    copied = copy.deepcopy(model).to(dtype).eval()
     quantize_(copied, Int8DynamicActivationInt8WeightConfig())
     return copied, str(getattr(torchao, "__version__", "unknown"))
 

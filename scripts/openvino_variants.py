@@ -1,0 +1,115 @@
+"""Compile-property variants of an OpenVINO backend, interleaved in one process (README, issue 15).
+
+Each variant compiles the backend's IR with extra OpenVINO CPU properties on top of the backend's
+own, either for every part or (``--decode-only``) for the stateful decode IR alone, beside the
+unchanged backend; then every variant generates the same study in shuffled order each round. It
+prints each variant's stage medians and whether its tokens match the unchanged backend's.
+
+    python scripts/openvino_variants.py --model bench --threads 2 --rounds 4 \\
+        --backend openvino-w8a8-int4 kv-bf16=KV_CACHE_PRECISION:bf16 \\
+        denormals=CPU_DENORMALS_OPTIMIZATION:YES
+
+    python scripts/openvino_variants.py --decode-only --rounds 4 \\
+        f32=INFERENCE_PRECISION_HINT:f32
+
+A measurement tool, not a test: run it on a quiet machine (nothing else on the cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+from time import perf_counter
+from typing import Any
+
+import torch
+
+from pytest_cxrperf.backends.base import get_backend_class
+from pytest_cxrperf.backends.openvino import OpenVINORunner, _OpenVINOBackend
+from pytest_cxrperf.backends.openvino_export import DECODER_FILE
+from pytest_cxrperf.model.loader import load_model
+from pytest_cxrperf.model.study import load_studies
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """``name=KEY:VALUE,KEY:VALUE`` -> (name, properties)."""
+    name, sep, spec = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=KEY:VALUE[,KEY:VALUE...], got {text!r}")
+    properties = {}
+    for item in filter(None, spec.split(",")):
+        key, colon, value = item.partition(":")
+        if not colon:
+            raise argparse.ArgumentTypeError(f"expected KEY:VALUE in {text!r}, got {item!r}")
+        properties[key] = value
+    return name, properties
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("variants", nargs="+", type=parse_variant, metavar="NAME=KEY:VALUE,...")
+    parser.add_argument("--backend", default="openvino-w8a8-int4")
+    parser.add_argument("--model", default="bench")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--decode-only", action="store_true", help="vary the decode IR alone")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    import openvino as ov
+
+    reference = load_model(args.model)
+    inputs = reference.processor(load_studies(None)[0])
+    base_cls = get_backend_class(args.backend)
+    if not issubclass(base_cls, _OpenVINOBackend):
+        parser.error(f"{args.backend} is not an OpenVINO backend")
+    backend = base_cls(threads=args.threads)
+    runners: dict[str, Any] = {"unchanged": backend.prepare(reference, inputs)}
+    core = ov.Core()
+    for name, properties in args.variants:
+        if args.decode_only:
+            config = {**backend.compile_config(), **properties}
+            path = f"{backend.prepare_info.details['cache_dir']}/{DECODER_FILE}"
+            decoder = core.compile_model(core.read_model(path), "CPU", config)
+            parts = runners["unchanged"].compiled
+            runner = OpenVINORunner(
+                parts["vision"], parts["embed"], parts["prefill"], decoder, reference.processor
+            )
+        else:
+            variant = type(
+                f"Variant_{name}", (base_cls,), {"config": {**base_cls.config, **properties}}
+            )
+            runner = variant(threads=args.threads).prepare(reference, inputs)
+        runner.generate(inputs, 4, force_length=True)
+        runners[name] = runner
+        print(f"prepared {name}: {properties}", flush=True)
+
+    rows: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in runners}
+    tokens: dict[str, list[int]] = {}
+    shuffle = random.Random(0).shuffle
+    for _ in range(args.rounds):
+        order = list(runners)
+        shuffle(order)
+        for name in order:
+            start = perf_counter()
+            generation = runners[name].generate(inputs, args.new_tokens, force_length=True)
+            total = perf_counter() - start
+            t = generation.timings
+            rows[name].append((total, t.vision_s, t.prefill_s, t.per_token_s * 1000))
+            tokens[name] = generation.token_ids
+    print(f"{args.backend} on {args.model}, {args.threads} threads, {args.rounds} rounds, medians:")
+    for name, samples in rows.items():
+        total, vision, prefill, decode = (
+            statistics.median(column) for column in zip(*samples, strict=True)
+        )
+        same = "same tokens" if tokens[name] == tokens["unchanged"] else "DIFFERENT tokens"
+        print(
+            f"  {name:12s} total {total:.3f} s  vision {vision:.3f} s  prefill {prefill:.3f} s  "
+            f"decode {decode:.2f} ms/token  ({same})"
+        )
+
+
+if __name__ == "__main__":
+    main()
