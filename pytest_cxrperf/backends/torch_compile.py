@@ -26,6 +26,7 @@ from .base import Availability, Backend, Runner, register_backend
 from .torch_runner import TorchRunner
 
 if TYPE_CHECKING:
+    from ..model.architecture import CXRReportModel
     from ..model.loader import ReferenceModel
     from ..model.processor import ModelInputs
 
@@ -46,7 +47,7 @@ def _compiler_availability() -> Availability:
 
 
 def compiled_runner(
-    model: torch.nn.Module, reference: ReferenceModel, example: ModelInputs
+    model: CXRReportModel, reference: ReferenceModel, example: ModelInputs
 ) -> Runner:
     """``model`` (already cast or quantized) compiled with freezing, then warmed up on ``example``.
 
@@ -68,8 +69,8 @@ def compiled_runner(
 
 
 def int8_dynamic_copy(
-    model: torch.nn.Module, dtype: torch.dtype = torch.float32
-) -> tuple[torch.nn.Module, str]:
+    model: CXRReportModel, dtype: torch.dtype = torch.float32
+) -> tuple[CXRReportModel, str]:
     """A copy of ``model`` in ``dtype`` with torchao int8 dynamic quantization of every
     ``nn.Linear``, and torchao's version. ``model`` itself is left as it is."""
     try:

@@ -64,7 +64,8 @@ def test_a_broken_torchao_is_a_clear_error(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", broken)
-    with pytest.raises(RuntimeError, match=r"compile-int8 needs torchao.*pytest-cxrperf\[torchao\]"):
+    expected = r"compile-int8 needs torchao.*pytest-cxrperf\[torchao\]"
+    with pytest.raises(RuntimeError, match=expected):
         torch_compile.int8_dynamic_copy(torch.nn.Linear(4, 4))
 
 
