@@ -16,12 +16,7 @@ import argparse
 from collections import Counter
 from typing import Any
 
-import torch
-
-from pytest_cxrperf.backends.base import get_backend_class
-from pytest_cxrperf.backends.openvino import _OpenVINOBackend
-from pytest_cxrperf.model.loader import load_model
-from pytest_cxrperf.model.study import load_studies
+from _openvino_experiment import add_common_options, load
 
 
 def summarise(request: Any, label: str, top: int) -> None:
@@ -44,18 +39,10 @@ def summarise(request: Any, label: str, top: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", default="openvino-w8a8-int4")
-    parser.add_argument("--model", default="bench")
-    parser.add_argument("--threads", type=int, default=2)
+    add_common_options(parser)
     parser.add_argument("--top", type=int, default=12, help="node kinds listed per stage")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-
-    reference = load_model(args.model)
-    inputs = reference.processor(load_studies(None)[0])
-    base = get_backend_class(args.backend)
-    if not issubclass(base, _OpenVINOBackend):
-        parser.error(f"{args.backend} is not an OpenVINO backend")
+    reference, inputs, base = load(parser, args)
     profiled = type("Profiled", (base,), {"config": {**base.config, "PERF_COUNT": "YES"}})
     runner = profiled(threads=args.threads).prepare(reference, inputs)
     for _ in range(2):

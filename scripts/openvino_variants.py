@@ -23,13 +23,10 @@ import statistics
 from time import perf_counter
 from typing import Any
 
-import torch
+from _openvino_experiment import add_common_options, load
 
-from pytest_cxrperf.backends.base import get_backend_class
-from pytest_cxrperf.backends.openvino import OpenVINORunner, _OpenVINOBackend
+from pytest_cxrperf.backends.openvino import OpenVINORunner
 from pytest_cxrperf.backends.openvino_export import DECODER_FILE
-from pytest_cxrperf.model.loader import load_model
-from pytest_cxrperf.model.study import load_studies
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
@@ -49,22 +46,14 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("variants", nargs="+", type=parse_variant, metavar="NAME=KEY:VALUE,...")
-    parser.add_argument("--backend", default="openvino-w8a8-int4")
-    parser.add_argument("--model", default="bench")
-    parser.add_argument("--threads", type=int, default=2)
+    add_common_options(parser)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--decode-only", action="store_true", help="vary the decode IR alone")
     args = parser.parse_args(argv)
-
-    torch.set_num_threads(args.threads)
+    reference, inputs, base_cls = load(parser, args)
     import openvino as ov
 
-    reference = load_model(args.model)
-    inputs = reference.processor(load_studies(None)[0])
-    base_cls = get_backend_class(args.backend)
-    if not issubclass(base_cls, _OpenVINOBackend):
-        parser.error(f"{args.backend} is not an OpenVINO backend")
     backend = base_cls(threads=args.threads)
     runners: dict[str, Any] = {"unchanged": backend.prepare(reference, inputs)}
     core = ov.Core()
