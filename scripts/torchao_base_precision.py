@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     dtype = torch.float32 if args.base == "fp32" else torch.bfloat16
     quantized, version = int8_dynamic_copy(reference.model, dtype)
     start = perf_counter()
-    runner = compiled_runner(quantized, reference, inputs)
+    runner = compiled_runner(quantized, reference.processor, inputs)
     print(f"torchao {version}, {args.base} base: compiled in {perf_counter() - start:.1f} s")
     for _ in range(args.rounds):
         print("  " + _stages(runner.generate(inputs, 32, force_length=True).timings))

@@ -28,7 +28,7 @@ from .torch_runner import TorchRunner
 if TYPE_CHECKING:
     from ..model.architecture import CXRReportModel
     from ..model.loader import ReferenceModel
-    from ..model.processor import ModelInputs
+    from ..model.processor import CXRProcessor, ModelInputs
 
 
 TORCHAO_HINT = "pip install 'pytest-cxrperf[torchao]'"
@@ -46,9 +46,7 @@ def _compiler_availability() -> Availability:
     return Availability.yes()
 
 
-def compiled_runner(
-    model: CXRReportModel, reference: ReferenceModel, example: ModelInputs
-) -> Runner:
+def compiled_runner(model: CXRReportModel, processor: CXRProcessor, example: ModelInputs) -> Runner:
     """``model`` (already cast or quantized) compiled with freezing, then warmed up on ``example``.
 
     The first pass compiles prefill and decode, the second recompiles decode once for the
@@ -59,7 +57,7 @@ def compiled_runner(
     inductor_config.freezing = True  # fold weights into the graph: needs inference mode
     runner = TorchRunner(
         model,
-        reference.processor,
+        processor,
         vision=torch.compile(model.vision, dynamic=False),
         decoder=torch.compile(model.language_model, dynamic=True),
     )
@@ -98,7 +96,7 @@ class CompileBackend(Backend):
     def prepare(self, reference: ReferenceModel, example: ModelInputs) -> Runner:
         start = perf_counter()
         model = copy.deepcopy(reference.model).to(torch.bfloat16).eval()
-        runner = compiled_runner(model, reference, example)
+        runner = compiled_runner(model, reference.processor, example)
         self.prepare_info.seconds = perf_counter() - start
         self.prepare_info.details["compiled"] = "vision (static), decoder (dynamic shapes)"
         return runner
@@ -122,7 +120,7 @@ class CompileInt8Backend(Backend):
         start = perf_counter()
         model, version = int8_dynamic_copy(reference.model)
         quantize_s = perf_counter() - start
-        runner = compiled_runner(model, reference, example)
+        runner = compiled_runner(model, reference.processor, example)
         self.prepare_info.seconds = perf_counter() - start
         self.prepare_info.details.update(
             {
