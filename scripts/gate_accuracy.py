@@ -4,8 +4,10 @@ Not a timed test: a benchmark of the gate itself, on whole runs (every backend t
 main job runs them. Two steps:
 
 1. ``record``: run the real latency campaign (``pytest -m cxr_latency --cxr-backend=all``) several
-   times to its cap, each in a fresh process, optionally with a CPU-bound neighbour process
-   running beside it (``--neighbour``), and keep every round of every backend (``--cxr-json``).
+   times to its cap, each in a fresh process, optionally with neighbour processes loading the
+   machine beside it (``--neighbour cpu|cpu2|stream|stream2|cache``: one or two CPU-bound loops,
+   one or two loops copying 256 MB (memory bandwidth), one random gather over 24 MB (the L3
+   cache)), and keep every round of every backend (``--cxr-json``).
    These are the pools.
 
 2. ``simulate``: many whole runs judged by the gate's own code (``Plan``, ``judge``, the same look
@@ -25,7 +27,7 @@ store it was given (``--judge-against``), and ``scripts`` users can run ``pytest
 ``eager+slow=1.1`` to see the CPU-burning slowdown caught for real.
 
     python scripts/gate_accuracy.py record --runs 4 --out gate-pools/quiet
-    python scripts/gate_accuracy.py record --runs 4 --neighbour --out gate-pools/neighbour
+    python scripts/gate_accuracy.py record --runs 4 --neighbour cpu --out gate-pools/neighbour
     python scripts/gate_accuracy.py simulate --baseline gate-pools/quiet \\
         --current gate-pools/quiet --current gate-pools/neighbour --trials 400
 """
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import subprocess
@@ -43,7 +46,22 @@ from pathlib import Path
 from typing import Any
 
 FACTORS = (1.10, 1.25, 1.50)
-NEIGHBOUR = "while True: pass"
+_CPU = "while True: pass"
+_STREAM = (
+    "import numpy as np\na = np.ones(64 << 20, dtype=np.float32); b = np.empty_like(a)\n"
+    "while True: np.copyto(b, a)"
+)
+_CACHE = (
+    "import numpy as np\na = np.ones(6 << 20, dtype=np.float32)\n"
+    "i = np.random.default_rng(0).integers(0, a.size, 1 << 20)\nwhile True: a[i].sum()"
+)
+NEIGHBOURS = {  # what loads the machine beside the run: one process per entry
+    "cpu": [_CPU],
+    "cpu2": [_CPU, _CPU],
+    "stream": [_STREAM],
+    "stream2": [_STREAM, _STREAM],
+    "cache": [_CACHE],
+}
 
 
 def record(args: argparse.Namespace, extra: list[str]) -> int:
@@ -53,7 +71,10 @@ def record(args: argparse.Namespace, extra: list[str]) -> int:
     # size from the eager baseline it wrote (as a gated run reuses the committed one's)
     store = args.judge_against or str(out / ".store")
     for run in range(args.runs):
-        neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR]) if args.neighbour else None
+        neighbours = [
+            subprocess.Popen([sys.executable, "-c", code])
+            for code in NEIGHBOURS.get(args.neighbour or "", [])
+        ]
         try:
             target = out / f"run-{int(time.time())}-{run}.json"
             command = [
@@ -67,7 +88,7 @@ def record(args: argparse.Namespace, extra: list[str]) -> int:
             code = subprocess.call(command, stdout=subprocess.DEVNULL)
             print(
                 f"run {run + 1}/{args.runs}: exit {code}, {time.perf_counter() - started:.0f}"
-                f" s, {'with' if neighbour else 'no'} neighbour -> {target}",
+                f" s, {args.neighbour or 'no'} neighbour -> {target}",
                 flush=True,
             )
             if args.judge_against and target.exists():
@@ -75,12 +96,14 @@ def record(args: argparse.Namespace, extra: list[str]) -> int:
                 for label, entry in report["backends"].items():
                     gate = entry.get("latency_gate") or {}
                     rel = gate.get("relative") or {}
+                    shift = rel.get("control_shift")
+                    moved = f", control {math.expm1(shift):+.0%}" if shift is not None else ""
                     print(
                         f"  {label}: {gate.get('status')} ratio {rel.get('ratio', 0):.3f} "
-                        f"after {entry.get('rounds')} rounds"
+                        f"after {entry.get('rounds')} rounds{moved}"
                     )
         finally:
-            if neighbour is not None:
+            for neighbour in neighbours:
                 neighbour.kill()
                 neighbour.wait()
     return 0
@@ -229,7 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     rec = sub.add_parser("record", help="record pools: whole campaigns to the cap")
     rec.add_argument("--runs", type=int, default=4)
     rec.add_argument("--out", required=True)
-    rec.add_argument("--neighbour", action="store_true", help="a CPU-bound process beside it")
+    rec.add_argument(
+        "--neighbour",
+        nargs="?",
+        const="cpu",
+        choices=sorted(NEIGHBOURS),
+        help="load beside each run (alone: cpu)",
+    )
     rec.add_argument("--judge-against", help="judge each run against this store instead")
     sim = sub.add_parser("simulate", help="whole runs judged by the gate, resampled from pools")
     sim.add_argument("--baseline", action="append", required=True, help="pool folder(s)")

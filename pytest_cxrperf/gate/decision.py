@@ -32,6 +32,16 @@ from ``cxrperf baselines refresh --sessions N``), as the blocks' spread beyond t
 pooled with a prior (``--cxr-session-noise``, default 3 %). It enters the current side whole and
 the baseline's side by its share, and does not shrink with more batches of one run.
 
+**A disturbed machine.** The ratio stays put only while the machine slows a backend and its
+control alike, and a loaded machine does not. Measured here (toy model, one thread, README point
+3b): beside two loops streaming memory the probe ran 64 % slower and eager fp32's ratio to it
+moved 19 %, which the gate alone called a regression; a CI run on a loaded host moved it 17 %.
+So the control's own shift against the baseline's, on the same machine type, is a measure of how
+far this run's conditions are from the baseline's, and beyond :data:`DISTURBANCE_FREE` (10 %, a
+quiet machine's difference between days here) the excess counts as drift of sd
+:data:`DISTURBANCE_DRIFT` (0.5) times it, on the current side. A disturbed run then ends
+"not yet known" (and says why) instead of failing or passing on a ratio the load has moved.
+
 A change (regressed, improved) needs its interval at level 1 - alpha / (looks x backends):
 Bonferroni over the planned looks and the run's backends, so the chance that *any* backend of an
 unchanged run is wrongly failed stays below alpha (default 1 %), however many looks were taken.
@@ -66,6 +76,10 @@ DEFAULT_SESSION_NOISE = 0.03
 PRIOR_BLOCKS = 2  # what that prior is worth, in the baseline blocks' degrees of freedom
 DRIFT_BLOCKS = 16  # blocks a drift estimate wants; a long run's is read at a shorter scale
 DEFAULT_BETA = 0.05
+# how far (log) the control's median may move from the baseline's before the ratio is trusted less
+DISTURBANCE_FREE = math.log1p(0.10)
+# the drift (sd, log) counted per unit of the control's shift beyond that
+DISTURBANCE_DRIFT = 0.5
 
 
 class Status(str, Enum):
@@ -125,6 +139,8 @@ class Plan:
     within: float = 0.75  # "unchanged" must surely lie within +-within x threshold
     session_noise: float = DEFAULT_SESSION_NOISE  # prior sd of the unseen drift (log scale)
     beta: float = DEFAULT_BETA  # chance that a full-threshold slowdown is called unchanged
+    disturbance_free: float = DISTURBANCE_FREE  # control shift (log) counted as no disturbance
+    disturbance_drift: float = DISTURBANCE_DRIFT  # drift sd per unit of shift beyond that
 
     def looks(self) -> list[int]:
         """Batch counts at which the decision is taken (the last one is the cap)."""
@@ -190,6 +206,7 @@ class Comparison:
     status: Status  # regressed | improved | unchanged | not yet known (shown: absolute)
     sessions: tuple[int, int] = (1, 1)  # fresh processes behind each side (baseline, current)
     drift_sd: float | None = None  # the drift counted beyond the batches' spread (sd, log)
+    control_shift: float | None = None  # log(current / baseline median of the control's seconds)
 
     @property
     def change(self) -> float:
@@ -210,6 +227,9 @@ class Comparison:
             if self.drift_sd
             else ""
         )
+        if self.control_shift is not None:
+            moved = math.expm1(self.control_shift)
+            offset += f"; the control ran {abs(moved):.0%} {'slower' if moved >= 0 else 'faster'}"
         return (
             f"{what}: baseline {self.baseline_median:.4g} {unit} (n={self.n_baseline}) -> "
             f"current {self.current_median:.4g} {unit} (n={self.n_current}, "
@@ -231,6 +251,7 @@ class Comparison:
             "batches": list(self.batches),
             "sessions": list(self.sessions),
             "drift_sd": self.drift_sd,
+            "control_shift": self.control_shift,
         }
 
     @classmethod
@@ -250,6 +271,9 @@ class Comparison:
             status=Status(data["status"]),
             sessions=(int(sessions[0]), int(sessions[1])),
             drift_sd=float(data["drift_sd"]) if data.get("drift_sd") is not None else None,
+            control_shift=(
+                float(data["control_shift"]) if data.get("control_shift") is not None else None
+            ),
         )
 
 
@@ -301,6 +325,29 @@ def drift_variance(
     return max(0.0, (PRIOR_BLOCKS * prior + df * observed) / (PRIOR_BLOCKS + df))
 
 
+def control_shift(baseline: Timings, current: Timings) -> float | None:
+    """log(current / baseline median of the control's seconds): how much slower (> 0) the machine
+    ran the control than when the baseline was recorded. Only on the same machine type (another
+    one's speed says nothing of load), and only where both sides timed a control."""
+    if baseline.fingerprint != current.fingerprint:
+        return None
+    if not baseline.control_samples_s or not current.control_samples_s:
+        return None
+    before = statistics.median(baseline.control_samples_s)
+    after = statistics.median(current.control_samples_s)
+    if before <= 0 or after <= 0:
+        return None
+    return math.log(after / before)
+
+
+def disturbance_drift_sd(shift: float | None, free: float, per_unit: float) -> float:
+    """The drift (sd, log) a control's shift counts for: ``per_unit`` times the part of
+    ``|shift|`` beyond ``free`` (a loaded machine slows a backend and its control unalike)."""
+    if shift is None:
+        return 0.0
+    return per_unit * max(0.0, abs(shift) - free)
+
+
 def compare_batches(
     baseline: Sequence[float],
     current: Sequence[float],
@@ -312,6 +359,7 @@ def compare_batches(
     baseline_sessions: Sequence[int] = (),
     session_noise: float = 0.0,
     beta_each: float | None = None,
+    disturbance_sd: float = 0.0,
 ) -> Estimate:
     """The change (ratio), its interval and the three-way status, from batch statistics.
 
@@ -327,7 +375,10 @@ def compare_batches(
     Two levels, as in a pair of one-sided tests: a change (regressed, improved) must clear the
     interval at ``alpha_each``, the false-alarm level; "unchanged" at ``beta_each`` (default: the
     same), the chance of passing a slowdown of the full threshold as unchanged. The returned
-    interval is the change's."""
+    interval is the change's.
+
+    ``disturbance_sd``: drift (sd, log) of the current run alone, for conditions unlike the
+    baseline's (:func:`disturbance_drift_sd`); it adds to the drift counted."""
     m, k = len(baseline), len(current)
     if m < 1 or k < 1:
         raise ValueError("both sides need at least one batch")
@@ -353,7 +404,7 @@ def compare_batches(
     # the baseline's mean averages its blocks' drift, but not below its sessions' share
     base_share = max(k / m, sum((len(g) / m) ** 2 for g in groups))
     batch_part = batch_variance * (1.0 / m + 1.0 / k)
-    drift_part = drift * (1.0 + min(1.0, base_share))
+    drift_part = drift * (1.0 + min(1.0, base_share)) + disturbance_sd**2
     total = batch_part + drift_part
     df_effective = df * (total / batch_part) ** 2 if batch_part > 0 else 1e6
     df_effective = min(df_effective, 1e6)
@@ -371,7 +422,7 @@ def compare_batches(
     else:
         status = UNKNOWN
     interval = (math.exp(low), math.exp(high))
-    return Estimate(math.exp(difference), interval, status, math.sqrt(drift))
+    return Estimate(math.exp(difference), interval, status, math.sqrt(drift + disturbance_sd**2))
 
 
 @dataclass(frozen=True)
@@ -546,6 +597,18 @@ def judge(
     cur_stats = [x for g in cur_groups for x in g]
     notes: list[str] = []
     drift_sd: float | None = None
+    shift = control_shift(baseline, current)
+    disturbance = disturbance_drift_sd(shift, plan.disturbance_free, plan.disturbance_drift)
+    if shift is not None and disturbance > 0:
+        control = "machine probe" if current.control == CONTROL_PROBE else "eager fp32 control"
+        moved = math.expm1(shift)
+        notes.append(
+            f"machine disturbed: the {control} ran {abs(moved):.0%} "
+            f"{'slower' if moved >= 0 else 'faster'} than when the baseline was recorded; a "
+            "loaded machine does not slow a backend and its control alike, so beyond "
+            f"{math.expm1(plan.disturbance_free):.0%} that counts as drift of sd "
+            f"{disturbance:.1%} ({plan.disturbance_drift:g} x the excess)"
+        )
     if not cur_stats:
         ratio, interval, status = 1.0, None, UNKNOWN
         notes.append(f"fewer than {size} rounds measured: no batch to judge")
@@ -560,6 +623,7 @@ def judge(
             baseline_sessions=[len(g) for g in base_groups],
             session_noise=plan.session_noise,
             beta_each=plan.beta_each,
+            disturbance_sd=disturbance,
         )
     relative = Comparison(
         kind="relative",
@@ -574,6 +638,7 @@ def judge(
         status=status,
         sessions=(len(base_groups), len(cur_groups)),
         drift_sd=drift_sd,
+        control_shift=shift,
     )
     absolute = None
     same_place = (
