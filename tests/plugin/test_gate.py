@@ -206,6 +206,31 @@ def test_foreign_machine_baseline_is_judged_by_the_ratio(gate):
     result.stdout.fnmatch_lines(["*baseline from another machine (other-cpu-*"])
 
 
+def test_a_disturbed_machine_is_not_yet_known_not_regressed(gate):
+    """The baseline was recorded on a machine running twice as fast (every round halved, on
+    this machine type), and twin's ratio to eager was 30 % lower: judged on the ratio alone, a
+    regression. So far from the baseline's conditions the ratio is not trusted: a warning that
+    says why, exit 0."""
+    record(gate, "eager,twin")
+    path = stored(gate, "twin")
+    data = json.loads(path.read_text())
+    data["samples_s"] = [s * 0.5 / 1.3 for s in data["samples_s"]]
+    data["control_samples_s"] = [s * 0.5 for s in data["control_samples_s"]]
+    path.write_text(json.dumps(data))
+
+    result = run(gate, "--cxr-backend=twin", "--cxr-rounds=30")
+    assert result.ret == 0, result.stdout.str()
+    assert "REGRESSED" not in result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*twin: latency change not yet known*",
+            "*machine disturbed: the eager fp32 control ran *% slower than when the baseline was"
+            " recorded*",
+        ]
+    )
+    result.stdout.fnmatch_lines(["twin *not yet known +*"])
+
+
 def test_improvement_is_reported_and_fails_on_request(gate):
     record(gate, "eager,twin")
     path = stored(gate, "twin")
