@@ -8,6 +8,10 @@ lives in one process, and the delta is what the step itself added. RSS misses me
 files another process could reclaim (OpenVINO maps its IR): the fall of MemAvailable is reported
 beside it, as OpenVINO's own benchmark tool does.
 
+Before each step, the C allocator is asked to hand its free memory back to the system
+(:func:`release_free_memory`, glibc's ``malloc_trim``), so that what a step "adds" does not depend
+on how much freed memory earlier steps left resident for it to reuse.
+
 Linux only (``/proc``); elsewhere :func:`supported` is False and nothing is measured.
 """
 
@@ -126,10 +130,29 @@ class MemorySampler:
         )
 
 
+def release_free_memory() -> bool:
+    """Return the C heap's free pages to the system (glibc ``malloc_trim(0)``, every arena), so
+    that a step's peak over the value before it counts what the step allocates, not whether
+    earlier steps left freed memory resident. False where there is no glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    trim(0)
+    return True
+
+
 def sampled(step: Callable[[], T], hz: float = DEFAULT_HZ) -> tuple[T, Peak | None]:
     """Run ``step`` while a child samples this process; ``(its result, the peak or None)``."""
     if not supported():
         return step(), None
+    release_free_memory()
     sampler = MemorySampler(hz)
     with sampler:
         result = step()

@@ -4,9 +4,15 @@ import time
 
 import pytest
 
+from pytest_cxrperf import memory
 from pytest_cxrperf.gate.decision import IMPROVED, INCOMPARABLE, MISSING, OK, REGRESSED
 from pytest_cxrperf.gate.memory import judge_memory, memory_figures
 from pytest_cxrperf.memory import sampled, supported
+
+
+def rss_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / (1024 * 1024)
 
 
 @pytest.mark.skipif(not supported(), reason="memory is sampled through /proc (Linux)")
@@ -63,3 +69,34 @@ def test_memory_compares_only_runs_with_the_same_preparation_history():
     )
     assert (other.status, other.failed) == (INCOMPARABLE, False)
     assert "same selection of backends" in other.message
+
+
+def test_free_memory_is_released_before_a_step(monkeypatch):
+    """A step's peak is taken over a heap whose free pages went back to the system first."""
+    calls = []
+    monkeypatch.setattr(memory, "release_free_memory", lambda: calls.append("trim") or True)
+    _, peak = memory.sampled(lambda: calls.append("step"))
+    assert calls == ["trim", "step"] and peak is not None
+
+
+@pytest.mark.skipif(not supported(), reason="memory is sampled through /proc (Linux)")
+def test_release_free_memory_lowers_resident_memory_after_a_large_free():
+    """glibc keeps small freed blocks resident; malloc_trim hands them back."""
+    if not memory.release_free_memory():
+        pytest.skip("no glibc malloc_trim here")
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    blocks = [libc.malloc(4096) for _ in range(40_000)]  # ~160 MB of heap, below the mmap threshold
+    guard = libc.malloc(4096)  # above them: free() alone cannot shrink the heap past it
+    for block in blocks:
+        ctypes.memset(block, 1, 4096)
+    for block in blocks:
+        libc.free(block)
+    held = rss_mib()
+    memory.release_free_memory()
+    released = held - rss_mib()
+    libc.free(guard)
+    assert released > 100, released
