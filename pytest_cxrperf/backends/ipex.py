@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .base import Availability, Backend, Runner, register_backend
+from .base import Availability, Backend, Runner
 from .torch_runner import TorchRunner
 
 if TYPE_CHECKING:
@@ -109,7 +109,6 @@ class _IpexBackend(Backend):
         return ARCHIVED_NOTICE
 
 
-@register_backend
 class IpexBackend(_IpexBackend):
     name = "ipex"
     description = "IPEX ipex.optimize(dtype=bf16), the published study's recipe (archived)"
@@ -126,7 +125,6 @@ class IpexBackend(_IpexBackend):
         return runner
 
 
-@register_backend
 class IpexLlmBackend(_IpexBackend):
     name = "ipex-llm"
     description = "IPEX ipex.llm.optimize on the decoder (bf16, fused attention), archived"

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 
-from .base import Availability, Backend, PrepareInfo, Runner, register_backend
+from .base import Availability, Backend, PrepareInfo, Runner
 from .torch_runner import GreedyLoop
 
 if TYPE_CHECKING:
@@ -273,7 +273,6 @@ class _OpenVINOBackend(Backend):
         return runner
 
 
-@register_backend
 class OpenVINOBackend(_OpenVINOBackend):
     name = "openvino"
     precision = "bf16"  # replaced per instance by what the plugin really uses
@@ -292,7 +291,6 @@ class OpenVINOBackend(_OpenVINOBackend):
             pass
 
 
-@register_backend
 class OpenVINOF32Backend(_OpenVINOBackend):
     name = "openvino-f32"
     precision = "fp32"
@@ -303,7 +301,6 @@ class OpenVINOF32Backend(_OpenVINOBackend):
     }
 
 
-@register_backend
 class OpenVINOBf16Backend(_OpenVINOBackend):
     name = "openvino-bf16"
     precision = "bf16"
@@ -314,7 +311,6 @@ class OpenVINOBf16Backend(_OpenVINOBackend):
     }
 
 
-@register_backend
 class OpenVINOInt8Backend(_OpenVINOBackend):
     name = "openvino-int8"
     precision = "int8-weights"
@@ -334,7 +330,6 @@ class OpenVINOInt4Backend(_OpenVINOBackend):  # lost: not registered (README, "B
     needs = ("openvino", "nncf")
 
 
-@register_backend
 class OpenVINOW8A8Backend(_OpenVINOBackend):
     name = "openvino-w8a8"
     precision = "int8"
@@ -347,7 +342,6 @@ class OpenVINOW8A8Backend(_OpenVINOBackend):
     needs = ("openvino", "nncf")
 
 
-@register_backend
 class OpenVINOW8A8Int4Backend(_OpenVINOBackend):
     name = "openvino-w8a8-int4"
     precision = "int8"

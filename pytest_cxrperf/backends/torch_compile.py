@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .base import Availability, Backend, Runner, register_backend
+from .base import Availability, Backend, Runner
 from .torch_runner import TorchRunner
 
 if TYPE_CHECKING:
@@ -84,7 +84,6 @@ def int8_dynamic_copy(
     return copied, str(getattr(torchao, "__version__", "unknown"))
 
 
-@register_backend
 class CompileBackend(Backend):
     name = "compile"
     precision = "bf16"
@@ -102,7 +101,6 @@ class CompileBackend(Backend):
         return runner
 
 
-@register_backend
 class CompileInt8Backend(Backend):
     name = "compile-int8"
     precision = "int8"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .base import Backend, Runner, register_backend
+from .base import Backend, Runner
 from .torch_runner import TorchRunner
 
 if TYPE_CHECKING:
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from ..model.processor import ModelInputs
 
 
-@register_backend
 class EagerBackend(Backend):
     name = "eager"
     precision = "fp32"
@@ -31,7 +30,6 @@ class EagerBackend(Backend):
         return TorchRunner(reference.model, reference.processor)
 
 
-@register_backend
 class EagerBf16Backend(Backend):
     name = "eager-bf16"
     precision = "bf16"
