@@ -105,8 +105,6 @@ class CxrSession:
     def __init__(self, settings: Settings, resolved: list[ResolvedBackend]) -> None:
         self.settings = settings
         self.resolved = resolved
-        # what loading the model or preparing a backend said (e.g. "IPEX is archived")
-        self.notices: list[str] = []
         self._reference: ReferenceModel | None = None
         self._studies: list[Study] | None = None
         self._inputs: dict[str, ModelInputs] = {}
@@ -140,7 +138,6 @@ class CxrSession:
             start = time.perf_counter()
             model, self.model_load_memory = sampled(lambda: load_model(self.settings.model))
             self.model_load_seconds = time.perf_counter() - start
-            self.notices += [n for n in model.notices if n not in self.notices]
             self._reference = model
         return self._reference
 
@@ -188,6 +185,14 @@ class CxrSession:
         reference = self.reference
         return model_key(reference.name, reference.source, reference.weights_hash)
 
+    @property
+    def notices(self) -> list[str]:
+        """What the loaded model and the prepared backends say (e.g. "IPEX is archived"): read
+        from the cached objects, kept nowhere else (the results collect them)."""
+        said = list(self._reference.notices) if self._reference is not None else []
+        said += [p.backend.notice() or "" for p in self._prepared.values()]
+        return list(dict.fromkeys(n for n in said if n))
+
     # ---- backends --------------------------------------------------------------------------
     def prepared(self, spec: BackendSpec) -> PreparedBackend:
         """Prepare a backend once per session (conversion/compilation is not latency)."""
@@ -196,9 +201,6 @@ class CxrSession:
         base = self._prepared.get(spec.name) if spec.slow != 1.0 else None
         if base is None:
             backend = get_backend_class(spec.name)(threads=self.settings.threads)
-            notice = backend.notice()
-            if notice and notice not in self.notices:
-                self.notices.append(notice)
             from .memory import sampled
 
             example = self.inputs(self.studies[0])

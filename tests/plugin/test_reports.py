@@ -109,3 +109,34 @@ def test_a_report_path_that_cannot_be_written_is_a_usage_error(suite, option, pr
     result = suite.runpytest_subprocess(*FAST, "--cxr-backend=eager", f"{option}={path}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{option} {path}*{problem}*"])
+
+
+NOISY = '''
+
+@register_backend
+class NoisyBackend(Backend):
+    """eager fp32 that has something to say when it is used."""
+
+    name = "noisy"
+    precision = "fp32"
+
+    def notice(self):
+        return "noisy is archived by its vendor: measure its successors beside it"
+
+    def prepare(self, reference, example):
+        return TorchRunner(reference.model, reference.processor)
+'''
+
+
+def test_a_backends_notice_is_said_once_in_the_terminal_and_kept_in_the_json(suite):
+    conftest = suite.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + NOISY)
+    target = suite.path / "out.json"
+    result = suite.runpytest_subprocess(
+        *FAST, "--cxr-backend=eager,noisy", "-m", "cxr_equivalence", f"--cxr-json={target}"
+    )
+    assert result.ret == 0, result.stdout.str()
+    said = "note: noisy is archived by its vendor: measure its successors beside it"
+    assert result.stdout.str().count(said) == 1
+    report = json.loads(target.read_text())
+    assert report["notices"] == [said.removeprefix("note: ")]
