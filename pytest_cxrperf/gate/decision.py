@@ -360,10 +360,13 @@ def compare_batches(
     session_noise: float = 0.0,
     beta_each: float | None = None,
     disturbance_sd: float = 0.0,
+    current_sessions: Sequence[int] = (),
 ) -> Estimate:
     """The change (ratio), its interval and the three-way status, from batch statistics.
 
-    ``baseline_sessions``: the baseline's batches per session, in order (empty: one session).
+    ``baseline_sessions``: the baseline's batches per session, in order (empty: one session);
+    ``current_sessions`` the same for the current side (a merged refresh compared by ``cxrperf
+    baselines compare``): its drift is counted per session, by the sessions' share of its mean.
     The interval counts two noises. The batch-to-batch spread (pooled over the current run and
     the baseline's blocks) shrinks as batches accumulate. The drift at the current run's time
     scale (:func:`drift_variance`, from the baseline's blocks as long as the current run or, for a
@@ -388,23 +391,30 @@ def compare_batches(
     for size in sizes:
         groups.append(list(baseline[start : start + size]))
         start += size
-    current_squares = sum((x - statistics.fmean(current)) ** 2 for x in current)
-    base_squares = sum((x - statistics.fmean(g)) ** 2 for g in groups if g for x in g)
-    df = (k - 1) + sum(len(g) - 1 for g in groups if g)
+    cur_sizes = [n for n in current_sessions if n > 0] if sum(current_sessions) == k else [k]
+    cur_groups, start = [], 0
+    for size in cur_sizes:
+        cur_groups.append(list(current[start : start + size]))
+        start += size
+    # the batch noise: spread within sessions, pooled over both sides
+    squares = sum((x - statistics.fmean(g)) ** 2 for g in (*groups, *cur_groups) if g for x in g)
+    df = sum(len(g) - 1 for g in (*groups, *cur_groups) if g)
     if df < 1:
         return Estimate(math.exp(difference), None, UNKNOWN)
-    batch_variance = (current_squares + base_squares) / df
-    # blocks as long as this run; shorter where that leaves too few to estimate from (drift
-    # read at a shorter time scale is, if anything, larger: slow wander averages out over longer
-    # blocks, a per-process offset does not change)
-    size = k
+    batch_variance = squares / df
+    # blocks as long as this run (its longest session); shorter where that leaves too few to
+    # estimate from (drift read at a shorter time scale is, if anything, larger: slow wander
+    # averages out over longer blocks, a per-process offset does not change)
+    stretch = max(cur_sizes)
+    size = stretch
     while size > 2 and len(blocks_of(groups, size)) < DRIFT_BLOCKS:
         size -= 1
     drift = drift_variance(blocks_of(groups, size), session_noise, batch_variance)
     # the baseline's mean averages its blocks' drift, but not below its sessions' share
-    base_share = max(k / m, sum((len(g) / m) ** 2 for g in groups))
+    base_share = max(stretch / m, sum((len(g) / m) ** 2 for g in groups))
     batch_part = batch_variance * (1.0 / m + 1.0 / k)
-    drift_part = drift * (1.0 + min(1.0, base_share)) + disturbance_sd**2
+    cur_share = sum((n / k) ** 2 for n in cur_sizes)  # 1 for one session
+    drift_part = drift * (cur_share + min(1.0, base_share)) + disturbance_sd**2
     total = batch_part + drift_part
     df_effective = df * (total / batch_part) ** 2 if batch_part > 0 else 1e6
     df_effective = min(df_effective, 1e6)
@@ -624,6 +634,7 @@ def judge(
             session_noise=plan.session_noise,
             beta_each=plan.beta_each,
             disturbance_sd=disturbance,
+            current_sessions=[len(g) for g in cur_groups],
         )
     relative = Comparison(
         kind="relative",

@@ -278,3 +278,22 @@ def test_the_comparison_says_how_much_drift_it_counted():
     assert verdict.relative is not None and verdict.relative.drift_sd
     assert verdict.relative.sessions == (3, 1)
     assert "counting drift of sd" in verdict.message and "3 baseline sessions" in verdict.message
+
+
+def test_a_merged_current_side_counts_its_drift_per_session():
+    """`cxrperf baselines compare` of two merged refreshes: the new side's three processes each
+    carry their own offset. Read as one stretch, the offsets inflate its batch noise and its drift
+    counts whole; per session, the interval is narrower and its drift counts by the sessions'
+    share. An unchanged pair stays "ok" either way; with 4 % offsets only the per-session reading
+    can say so."""
+    plan = Plan(batch_rounds=10, max_batches=18, backends=1, threshold=0.10)
+    baseline = sessions([0.04, -0.04, 0.0], seed=1)
+    merged = sessions([-0.04, 0.04, 0.0], seed=2)
+    flat = Timings(merged.samples_s, merged.control_samples_s, HERE, 32)
+    per_session = judge("b", merged, baseline, plan)
+    one_stretch = judge("b", flat, baseline, plan)
+    low, high = per_session.relative.interval
+    flat_low, flat_high = one_stretch.relative.interval
+    assert high - low < 0.8 * (flat_high - flat_low)
+    assert per_session.status == OK and one_stretch.status == UNKNOWN
+    assert per_session.relative.sessions == (3, 3)
