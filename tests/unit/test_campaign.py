@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from pytest_cxrperf.backends import slowdown
 from pytest_cxrperf.backends.base import StageTimings
 from pytest_cxrperf.backends.slowdown import SlowedRunner, burn
 from pytest_cxrperf.errors import SettingsError
@@ -148,14 +149,24 @@ def test_the_slowdown_burns_cpu_in_the_generating_thread():
     assert inner.calls["_step"] > 0  # the copy shares the inner runner's stages
 
 
-def test_a_stage_slowdown_touches_that_stage_only():
+def test_a_stage_slowdown_touches_that_stage_only(monkeypatch):
+    """Decode x2: every decode step burns the work of one more step (its ~1 ms at the calibrated
+    rate, fixed here so that nothing depends on this machine's speed), vision and prefill none."""
+    monkeypatch.setattr(slowdown, "burn_rate", lambda **kwargs: 1_000_000.0)  # iterations / s
     inner = StagedRunner()
     slowed = SlowedRunner(inner, 2.0, stage="decode")
     slowed.calibrate(None, 6)
-    assert list(slowed.iterations) == ["decode"] and slowed.iterations["decode"] > 0
-    timings = slowed.generate(None, 6).timings
-    assert timings.per_token_s > 0.0015  # 1 ms of sleep + about 1 ms of burn per step
-    assert timings.vision_s < 0.004
+    assert list(slowed.iterations) == ["decode"]
+    assert 1_000 <= slowed.iterations["decode"] <= 20_000  # a step sleeps 1 ms (at most 20)
+    burnt = []
+    monkeypatch.setattr(slowdown, "burn", burnt.append)
+    calls = dict(inner.calls)
+    slowed.generate(None, 6)
+    assert burnt == [slowed.iterations["decode"]] * 5  # one burn per decode step, nothing else
+    assert (
+        inner.calls["_step"] - calls["_step"] == 5
+        and inner.calls["_encode"] == calls["_encode"] + 1
+    )
 
 
 def test_a_runner_without_stages_gets_a_whole_generation_burn_and_refuses_a_stage():
