@@ -618,6 +618,12 @@ def judge(
             "loaded machine does not slow a backend and its control alike, so beyond "
             f"{math.expm1(plan.disturbance_free):.0%} that counts as drift of sd "
             f"{disturbance:.1%} ({plan.disturbance_drift:g} x the excess)"
+            + (
+                "; the baseline is from another environment (library versions), which may be "
+                "the cause: refresh it there"
+                if baseline.environment != current.environment
+                else ""
+            )
         )
     if not cur_stats:
         ratio, interval, status = 1.0, None, UNKNOWN

@@ -103,6 +103,11 @@ def test_a_much_slower_machine_is_not_judged_on_a_ratio_load_may_have_moved():
     assert verdict.absolute.ratio == pytest.approx(1.6, rel=0.05)
     assert re.search(r"machine disturbed: the eager fp32 control ran 6\d% slower", verdict.message)
     assert verdict.relative.drift_sd >= 0.5 * math.log(1.6 / 1.1) * 0.95  # 0.5 x the excess
+    assert "another environment" not in verdict.message
+    moved_env = replace(run(machine=1.6, seed=1), environment="py3.11-torch2.14.0-00000000")
+    assert "another environment (library versions), which may be the cause" in (
+        judge("openvino", moved_env, run(seed=2), PLAN).message
+    )
     ideal = judge(
         "openvino", run(machine=1.6, seed=1), run(seed=2), replace(PLAN, disturbance_drift=0)
     )
