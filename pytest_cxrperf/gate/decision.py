@@ -228,8 +228,7 @@ class Comparison:
             else ""
         )
         if self.control_shift is not None:
-            moved = math.expm1(self.control_shift)
-            offset += f"; the control ran {abs(moved):.0%} {'slower' if moved >= 0 else 'faster'}"
+            offset += f"; the control ran {shift_words(self.control_shift)}"
         return (
             f"{what}: baseline {self.baseline_median:.4g} {unit} (n={self.n_baseline}) -> "
             f"current {self.current_median:.4g} {unit} (n={self.n_current}, "
@@ -340,12 +339,31 @@ def control_shift(baseline: Timings, current: Timings) -> float | None:
     return math.log(after / before)
 
 
+def shift_words(shift: float) -> str:
+    """A control's shift (log) in words: "26% slower", "9% faster"."""
+    moved = math.expm1(shift)
+    return f"{abs(moved):.0%} {'slower' if moved >= 0 else 'faster'}"
+
+
 def disturbance_drift_sd(shift: float | None, free: float, per_unit: float) -> float:
     """The drift (sd, log) a control's shift counts for: ``per_unit`` times the part of
     ``|shift|`` beyond ``free`` (a loaded machine slows a backend and its control unalike)."""
     if shift is None:
         return 0.0
     return per_unit * max(0.0, abs(shift) - free)
+
+
+def by_session(values: Sequence[float], sizes: Sequence[int]) -> list[list[float]]:
+    """``values`` cut into consecutive sessions of ``sizes`` (one session where the sizes do not
+    add up to them); empty sessions are left out."""
+    if sum(sizes) != len(values):
+        return [list(values)]
+    groups, start = [], 0
+    for size in sizes:
+        if size > 0:
+            groups.append(list(values[start : start + size]))
+        start += size
+    return groups
 
 
 def compare_batches(
@@ -386,16 +404,9 @@ def compare_batches(
     if m < 1 or k < 1:
         raise ValueError("both sides need at least one batch")
     difference = statistics.fmean(current) - statistics.fmean(baseline)
-    sizes = list(baseline_sessions) if sum(baseline_sessions) == m else [m]
-    groups, start = [], 0
-    for size in sizes:
-        groups.append(list(baseline[start : start + size]))
-        start += size
-    cur_sizes = [n for n in current_sessions if n > 0] if sum(current_sessions) == k else [k]
-    cur_groups, start = [], 0
-    for size in cur_sizes:
-        cur_groups.append(list(current[start : start + size]))
-        start += size
+    groups = by_session(baseline, baseline_sessions)
+    cur_groups = by_session(current, current_sessions)
+    cur_sizes = [len(g) for g in cur_groups]
     # the batch noise: spread within sessions, pooled over both sides
     squares = sum((x - statistics.fmean(g)) ** 2 for g in (*groups, *cur_groups) if g for x in g)
     df = sum(len(g) - 1 for g in (*groups, *cur_groups) if g)
@@ -611,10 +622,9 @@ def judge(
     disturbance = disturbance_drift_sd(shift, plan.disturbance_free, plan.disturbance_drift)
     if shift is not None and disturbance > 0:
         control = "machine probe" if current.control == CONTROL_PROBE else "eager fp32 control"
-        moved = math.expm1(shift)
         notes.append(
-            f"machine disturbed: the {control} ran {abs(moved):.0%} "
-            f"{'slower' if moved >= 0 else 'faster'} than when the baseline was recorded; a "
+            f"machine disturbed: the {control} ran {shift_words(shift)} than when the baseline "
+            "was recorded; a "
             "loaded machine does not slow a backend and its control alike, so beyond "
             f"{math.expm1(plan.disturbance_free):.0%} that counts as drift of sd "
             f"{disturbance:.1%} ({plan.disturbance_drift:g} x the excess)"
