@@ -71,8 +71,9 @@ WEIGHT_PRECISION = {
 class OpenVINORunner(GreedyLoop):
     """Greedy generation over the compiled parts; same loop and timing as TorchRunner.
 
-    ``prefill`` is the decoder IR made stateless again (past in, present out): it runs the prompt
-    (and :meth:`score`) and its present KV is loaded into the stateful ``decoder``'s variables,
+    ``prefill`` is the decoder IR made stateless again for a whole prompt (no past, present out:
+    :func:`.openvino_export.prompt_only`): it runs the prompt (and :meth:`score`) and its present
+    KV is loaded into the stateful ``decoder``'s variables,
     which then runs one token per step with the cache kept inside OpenVINO. See the module
     docstring of :mod:`.openvino_export` for why prefill does not use the stateful model.
     """
@@ -96,19 +97,18 @@ class OpenVINORunner(GreedyLoop):
         self._beam = np.zeros(1, dtype=np.int32)
         self._step_ids = np.zeros((1, 1), dtype=np.int64)
         self._last = np.zeros(1, dtype=np.int64)
-        self._empty_past: dict[str, np.ndarray] = {}
         # token id -> its embedding [1, 1, D], filled from the embed IR on first use: a decode
         # step then skips a whole inference request (~0.19 ms of the toy model's ~0.5 ms per
         # token on 2 cores); memory grows with the distinct tokens generated (4 KiB each on bench)
         self._token_embeds: dict[int, np.ndarray] = {}
-        for port in prefill.inputs:
-            name = port.get_any_name()
-            if name.startswith("past_key_values."):
-                shape = [d.get_length() if d.is_static else 0 for d in port.get_partial_shape()]
-                self._empty_past[name] = np.zeros(shape, dtype=np.float32)
-        presents = [
-            o.get_any_name() for o in prefill.outputs if o.get_any_name().startswith("present.")
-        ]
+        pasts = [n for port in prefill.inputs for n in port.get_names() if n.startswith("past_")]
+        if pasts:
+            raise ValueError(
+                f"prefill takes a past cache ({pasts[0]}, ...): compile "
+                "openvino_export.prompt_only(model) instead, which starts from an empty one"
+            )
+        # by every name of an output: the plugin may add others and pick one of those as "any"
+        presents = [n for o in prefill.outputs for n in o.get_names() if n.startswith("present.")]
         # variables are named input+output ("past_key_values.0.keypresent.0.key")
         self._state_sources = []
         for state in self._decoder.query_state():
@@ -149,7 +149,7 @@ class OpenVINORunner(GreedyLoop):
 
     def _run_prefill(self, embeds: np.ndarray, logits_indices: np.ndarray) -> np.ndarray:
         """The whole sequence through the stateless decoder; logits [K, vocab] (a view)."""
-        self._prefill_request.infer({**self._feed(embeds, 0, logits_indices), **self._empty_past})
+        self._prefill_request.infer(self._feed(embeds, 0, logits_indices))
         return self._prefill_request.get_tensor("logits").data[0]
 
     def _load_cache(self) -> None:
@@ -223,7 +223,7 @@ class _OpenVINOBackend(Backend):
     def prepare(self, reference: ReferenceModel, example: ModelInputs) -> Runner:
         import openvino as ov
 
-        from .openvino_export import IR_FILES, PREFILL_FILE, export_entry, stateless_copy
+        from .openvino_export import IR_FILES, export_entry
 
         self.prepare_info = PrepareInfo()
         start = perf_counter()
@@ -231,18 +231,8 @@ class _OpenVINOBackend(Backend):
         compile_start = perf_counter()
         core = ov.Core()
         config = self.compile_config()
-        vision, embed, decoder = (core.read_model(str(entry.path / name)) for name in IR_FILES)
-        prefill_ir = entry.path / PREFILL_FILE  # w8a8: prefill has its own (quantized) IR
-        models = {
-            "vision": vision,
-            "embed": embed,
-            "prefill": (
-                core.read_model(str(prefill_ir))
-                if prefill_ir.is_file()
-                else stateless_copy(decoder)
-            ),
-            "decoder": decoder,
-        }
+        vision, embed, decoder, prefill = (core.read_model(str(entry.path / f)) for f in IR_FILES)
+        models = {"vision": vision, "embed": embed, "prefill": prefill, "decoder": decoder}
         compiled = {name: core.compile_model(m, "CPU", config) for name, m in models.items()}
         compile_s = perf_counter() - compile_start
         decoder_property = compiled["decoder"].get_property

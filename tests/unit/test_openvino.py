@@ -24,6 +24,7 @@ from pytest_cxrperf.backends.openvino import (
     OpenVINOBf16Backend,
     OpenVINOF32Backend,
     OpenVINOInt8Backend,
+    OpenVINORunner,
 )
 from pytest_cxrperf.backends.openvino_cache import (
     ENV_VAR,
@@ -32,7 +33,13 @@ from pytest_cxrperf.backends.openvino_cache import (
     ensure_entry,
     verify_entry,
 )
-from pytest_cxrperf.backends.openvino_export import DECODER_FILE, entry_key
+from pytest_cxrperf.backends.openvino_export import (
+    DECODER_FILE,
+    DECODER_INPUTS,
+    PREFILL_FILE,
+    entry_key,
+    prompt_only,
+)
 from pytest_cxrperf.backends.torch_runner import TorchRunner
 from pytest_cxrperf.model.loader import build_preset
 from pytest_cxrperf.model.study import load_studies
@@ -202,6 +209,80 @@ def test_decoder_keeps_kv_cache_in_fused_attention(f32, tiny):
             assert "Concatenation" not in consumers
     assert len(runner.compiled["decoder"].create_infer_request().query_state()) == 2 * layers
     assert "MemoryInput" not in _layer_types(runner.compiled["prefill"])
+
+
+def _stateless_copy(stateful):
+    """The stateful decoder with its cache variables turned back into inputs and outputs."""
+    from openvino._offline_transformations import stateful_to_stateless_transformation
+
+    model = stateful.clone()
+    stateful_to_stateless_transformation(model)
+    return model
+
+
+def _read_part(backend, name):
+    import openvino as ov
+
+    return ov.Core().read_model(str(Path(backend.prepare_info.details["cache_dir"]) / name))
+
+
+def test_prompt_ir_equals_the_decoder_from_an_empty_cache(f32, studies):
+    """prefill.xml (no past inputs, block-causal attention) computes what the stateful decoder's
+    own graph computes from an empty cache: the same logits and present KV, to f32 rounding."""
+    import openvino as ov
+
+    backend, runner = f32
+    reference = _stateless_copy(_read_part(backend, DECODER_FILE))
+    pasts = [p.get_any_name() for p in reference.inputs if p.get_any_name().startswith("past_")]
+    assert pasts  # what the prompt IR does without
+    prompt = _read_part(backend, PREFILL_FILE)
+    assert {p.get_any_name() for p in prompt.inputs} == set(DECODER_INPUTS)
+    outputs = {o.get_any_name() for o in reference.outputs}
+    assert {o.get_any_name() for o in prompt.outputs} == outputs
+    # attention in two query blocks: twice the plugin's fused attention per layer
+    sdpa = [op for op in prompt.get_ops() if op.get_type_name() == "ScaledDotProductAttention"]
+    layers = len(pasts) // 2
+    assert len(sdpa) == 2 * layers
+    assert {p.get_any_name() for p in runner.compiled["prefill"].inputs} == set(DECODER_INPUTS)
+
+    inputs = studies[0]
+    embeds = runner._embed_prompt(inputs.input_ids, runner._encode(inputs.pixel_values))
+    length = embeds.shape[1]
+    assert length > 2  # both blocks hold queries
+    feed = runner._feed(embeds, 0, np.arange(length, dtype=np.int64))
+    core = ov.Core()
+    config = {"INFERENCE_PRECISION_HINT": "f32"}
+    expected = core.compile_model(reference, "CPU", config).create_infer_request()
+    empty = {}
+    for port in reference.inputs:
+        if port.get_any_name() in pasts:
+            shape = [d.get_length() if d.is_static else 0 for d in port.get_partial_shape()]
+            empty[port.get_any_name()] = np.zeros(shape, dtype=np.float32)
+    expected.infer({**feed, **empty})
+    got = core.compile_model(prompt, "CPU", config).create_infer_request()
+    got.infer(feed)
+    for output in ("logits", "present.0.key", "present.1.value"):
+        want = expected.get_tensor(output).data
+        assert want.shape[-2] == length
+        np.testing.assert_allclose(got.get_tensor(output).data, want, rtol=1e-4, atol=1e-5)
+
+
+def test_prompt_only_turns_past_inputs_into_an_empty_cache(f32):
+    backend, _ = f32
+    stateless = _stateless_copy(_read_part(backend, DECODER_FILE))
+    names = {p.get_any_name() for p in stateless.inputs}
+    assert names > set(DECODER_INPUTS)
+    assert {p.get_any_name() for p in prompt_only(stateless).inputs} == set(DECODER_INPUTS)
+
+
+def test_runner_refuses_a_prefill_that_takes_a_past_cache(f32, tiny):
+    import openvino as ov
+
+    backend, runner = f32
+    stateless = ov.Core().compile_model(_stateless_copy(_read_part(backend, DECODER_FILE)), "CPU")
+    parts = dict(runner.compiled, prefill=stateless)
+    with pytest.raises(ValueError, match="prompt_only"):
+        OpenVINORunner(**parts, processor=tiny.processor)
 
 
 def test_decoder_inputs_follow_the_optimum_layout(f32):

@@ -146,6 +146,10 @@ def test_weight_compression_per_part():
     assert weight_compression("w8a8-int4", DECODER_FILE) == "int4"
     assert weight_compression("w8a8-int4", EMBED_FILE) == "int8"
     assert weight_compression("w8a8-int4", PREFILL_FILE) is None
+    # the prompt IR of the weight-only modes is compressed as their decoder is
+    assert weight_compression("f32", PREFILL_FILE) is None
+    assert weight_compression("int8", PREFILL_FILE) == "int8"
+    assert weight_compression("int4", PREFILL_FILE) == "int4"
 
 
 def test_keys_differ_per_weight_mode(toy):
