@@ -71,7 +71,7 @@ if TYPE_CHECKING:
 VISION_FILE, EMBED_FILE, DECODER_FILE = "vision.xml", "embed.xml", "decoder.xml"
 PREFILL_FILE = "prefill.xml"  # the decoder for whole prompts: prefill and scoring
 IR_FILES = (VISION_FILE, EMBED_FILE, DECODER_FILE, PREFILL_FILE)
-EXPORTER_VERSION = 2  # bump when a change here changes the IR: old cache entries stop matching
+EXPORTER_VERSION = 3  # bump when a change here changes the IR: old cache entries stop matching
 DECODER_INPUTS = ("inputs_embeds", "attention_mask", "position_ids", "logits_indices")
 _TRACE_PAST = 3  # cache length used while tracing (any non-zero value: shapes stay symbolic)
 _TRACE_NEW = 5
@@ -202,12 +202,12 @@ def convert_decoder(model: CXRReportModel) -> ov.Model:
     return ov_model
 
 
-def convert_prefill(model: CXRReportModel) -> ov.Model:
-    """The decoder for a whole prompt: stateless, its attention in causal query blocks
+def convert_prefill(model: CXRReportModel, blocks: int = PROMPT_BLOCKS) -> ov.Model:
+    """The decoder for a whole prompt: stateless, its attention in ``blocks`` causal query blocks
     (:mod:`.prompt_attention`), its past inputs fixed empty (:func:`prompt_only`)."""
     from .prompt_attention import block_causal
 
-    with block_causal(model.language_model):
+    with block_causal(model.language_model, blocks):
         ov_model, _, _ = _trace_decoder(model)
     return prompt_only(ov_model)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import torch
@@ -61,12 +62,15 @@ def block_causal_attention(
     outputs = []
     for i in range(blocks):
         start, end = queries * i // blocks, queries * (i + 1) // blocks
+        last = i == blocks - 1  # attends to every key: no slice (each one is a copy in the IR)
         outputs.append(
             torch.nn.functional.scaled_dot_product_attention(
                 query[:, :, start:end],
-                key[:, :, : past + end],
-                value[:, :, : past + end],
-                attn_mask=attention_mask[:, :, start:end, : past + end],
+                key if last else key[:, :, : past + end],
+                value if last else value[:, :, : past + end],
+                attn_mask=attention_mask[:, :, start:]
+                if last
+                else attention_mask[:, :, start:end, : past + end],
                 scale=scale,
             )
         )
@@ -74,11 +78,12 @@ def block_causal_attention(
 
 
 @contextmanager
-def block_causal(language_model: nn.Module) -> Iterator[None]:
-    """While inside, ``language_model`` runs :func:`block_causal_attention` (for a trace)."""
+def block_causal(language_model: nn.Module, blocks: int = PROMPT_BLOCKS) -> Iterator[None]:
+    """While inside, ``language_model`` runs :func:`block_causal_attention` in ``blocks`` query
+    blocks (for a trace)."""
     from transformers import AttentionInterface
 
-    AttentionInterface.register(_NAME, block_causal_attention)
+    AttentionInterface.register(_NAME, partial(block_causal_attention, blocks=blocks))
     try:  # transformers >= 4.53 picks the mask builder by the same name
         from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
