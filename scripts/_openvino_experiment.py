@@ -1,9 +1,11 @@
-"""What scripts/openvino_profile.py and scripts/openvino_variants.py share: their common options and
-the model, study and OpenVINO backend class those options name."""
+"""What the OpenVINO experiment scripts share: their common options, the model, study and OpenVINO
+backend class those options name, and the shuffled interleaving they time variants in."""
 
 from __future__ import annotations
 
 import argparse
+import random
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -31,3 +33,14 @@ def load(
     torch.set_num_threads(args.threads)
     reference = load_model(args.model)
     return reference, reference.processor(load_studies(None)[0]), backend
+
+
+def shuffled_rounds(names: Iterable[str], rounds: int, seed: int = 0) -> Iterator[str]:
+    """Every name once per round, in an order shuffled anew each round (reproducible per seed):
+    the interleaving the experiment scripts time their variants in."""
+    shuffle = random.Random(seed).shuffle
+    names = list(names)
+    for _ in range(rounds):
+        order = list(names)
+        shuffle(order)
+        yield from order

@@ -22,14 +22,13 @@ A measurement tool, not a test: run it on a quiet machine (nothing else on the c
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import warnings
 from time import perf_counter
 from typing import Any
 
 import numpy as np
-from _openvino_experiment import add_common_options, load
+from _openvino_experiment import add_common_options, load, shuffled_rounds
 
 from pytest_cxrperf.backends.openvino_export import convert_decoder, convert_prefill, prompt_only
 
@@ -77,15 +76,11 @@ def main(argv: list[str] | None = None) -> None:
 
     seconds: dict[str, list[float]] = {name: [] for name in forms}
     logits: dict[str, np.ndarray] = {}
-    shuffle = random.Random(0).shuffle
-    for _ in range(args.rounds):
-        order = list(forms)
-        shuffle(order)
-        for name in order:
-            start = perf_counter()
-            requests[name].infer(feeds[name])
-            seconds[name].append(perf_counter() - start)
-            logits[name] = requests[name].get_tensor("logits").data[0, -1].astype(np.float32)
+    for name in shuffled_rounds(forms, args.rounds):
+        start = perf_counter()
+        requests[name].infer(feeds[name])
+        seconds[name].append(perf_counter() - start)
+        logits[name] = requests[name].get_tensor("logits").data[0, -1].astype(np.float32)
     base = logits["with-past"]
     print(
         f"{args.backend} properties, f32 weights, {args.model}, {args.threads} threads, "

@@ -18,12 +18,11 @@ A measurement tool, not a test: run it on a quiet machine (nothing else on the c
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 from time import perf_counter
 from typing import Any
 
-from _openvino_experiment import add_common_options, load
+from _openvino_experiment import add_common_options, load, shuffled_rounds
 
 from pytest_cxrperf.backends.openvino import OpenVINORunner
 from pytest_cxrperf.backends.openvino_export import DECODER_FILE
@@ -77,17 +76,13 @@ def main(argv: list[str] | None = None) -> None:
 
     rows: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in runners}
     tokens: dict[str, list[int]] = {}
-    shuffle = random.Random(0).shuffle
-    for _ in range(args.rounds):
-        order = list(runners)
-        shuffle(order)
-        for name in order:
-            start = perf_counter()
-            generation = runners[name].generate(inputs, args.new_tokens, force_length=True)
-            total = perf_counter() - start
-            t = generation.timings
-            rows[name].append((total, t.vision_s, t.prefill_s, t.per_token_s * 1000))
-            tokens[name] = generation.token_ids
+    for name in shuffled_rounds(runners, args.rounds):
+        start = perf_counter()
+        generation = runners[name].generate(inputs, args.new_tokens, force_length=True)
+        total = perf_counter() - start
+        t = generation.timings
+        rows[name].append((total, t.vision_s, t.prefill_s, t.per_token_s * 1000))
+        tokens[name] = generation.token_ids
     print(f"{args.backend} on {args.model}, {args.threads} threads, {args.rounds} rounds, medians:")
     for name, samples in rows.items():
         total, vision, prefill, decode = (
