@@ -71,11 +71,11 @@ WEIGHT_PRECISION = {
 class OpenVINORunner(GreedyLoop):
     """Greedy generation over the compiled parts; same loop and timing as TorchRunner.
 
-    ``prefill`` is the decoder IR made stateless again for a whole prompt (no past, present out:
-    :func:`.openvino_export.prompt_only`): it runs the prompt (and :meth:`score`) and its present
-    KV is loaded into the stateful ``decoder``'s variables,
-    which then runs one token per step with the cache kept inside OpenVINO. See the module
-    docstring of :mod:`.openvino_export` for why prefill does not use the stateful model.
+    ``prefill`` is the prompt IR (stateless, no past, present out:
+    :func:`.openvino_export.convert_prefill`): it runs the prompt (and :meth:`score`) and its
+    present KV is loaded into the stateful ``decoder``'s variables, which then runs one token per
+    step with the cache kept inside OpenVINO. See the module docstring of
+    :mod:`.openvino_export` for why prefill does not use the stateful model.
     """
 
     def __init__(
@@ -148,7 +148,7 @@ class OpenVINORunner(GreedyLoop):
         }
 
     def _run_prefill(self, embeds: np.ndarray, logits_indices: np.ndarray) -> np.ndarray:
-        """The whole sequence through the stateless decoder; logits [K, vocab] (a view)."""
+        """The whole sequence through the prompt IR; logits [K, vocab] (a view)."""
         self._prefill_request.infer(self._feed(embeds, 0, logits_indices))
         return self._prefill_request.get_tensor("logits").data[0]
 
