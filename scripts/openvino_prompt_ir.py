@@ -25,19 +25,17 @@ import argparse
 import statistics
 import warnings
 from time import perf_counter
-from typing import Any
 
 import numpy as np
 from _openvino_experiment import add_common_options, load, shuffled_rounds
 
-from pytest_cxrperf.backends.openvino_export import convert_decoder, convert_prefill, prompt_only
-
-
-def _stateless(stateful: Any) -> Any:
-    from openvino._offline_transformations import stateful_to_stateless_transformation
-
-    stateful_to_stateless_transformation(stateful)
-    return stateful
+from pytest_cxrperf.backends.openvino_export import (
+    convert_decoder,
+    convert_prefill,
+    empty_past,
+    prompt_only,
+    stateless_copy,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,8 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's shape warnings (see openvino_export)
         forms = {
-            "with-past": _stateless(convert_decoder(model)),
-            "no-past": prompt_only(_stateless(convert_decoder(model))),
+            "with-past": stateless_copy(convert_decoder(model)),
+            "no-past": prompt_only(stateless_copy(convert_decoder(model))),
             **{f"blocks-{n}": convert_prefill(model, n) for n in args.blocks},
         }
     core = ov.Core()
@@ -67,11 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, form in forms.items():
         requests[name] = core.compile_model(form, "CPU", backend.compile_config())
         requests[name] = requests[name].create_infer_request()
-        feeds[name] = dict(feed)
-        for port in form.inputs:  # with-past: an empty cache, as prefill fed it
-            if port.get_any_name().startswith("past_key_values."):
-                shape = [d.get_length() if d.is_static else 0 for d in port.get_partial_shape()]
-                feeds[name][port.get_any_name()] = np.zeros(shape, dtype=np.float32)
+        feeds[name] = {**feed, **empty_past(form)}  # with-past: an empty cache, as prefill fed it
         requests[name].infer(feeds[name])  # first-inference kernel creation
 
     seconds: dict[str, list[float]] = {name: [] for name in forms}

@@ -485,13 +485,13 @@ def prompt_only(stateless: ov.Model) -> ov.Model:
     import openvino as ov
     from openvino import opset13
 
+    empties = empty_past(stateless)
     for parameter in list(stateless.get_parameters()):
-        if not parameter.get_output_tensor(0).get_any_name().startswith("past_key_values."):
+        name = parameter.get_output_tensor(0).get_any_name()
+        if name not in empties:
             continue
-        dims = parameter.get_output_partial_shape(0)
-        shape = [d.get_length() if d.is_static else 0 for d in dims]
         element = parameter.get_output_element_type(0)
-        empty = opset13.constant(np.zeros(shape, dtype=np.float32))
+        empty = opset13.constant(empties[name])
         if element != ov.Type.f32:
             empty = opset13.convert(empty, element)
         for target in list(parameter.output(0).get_target_inputs()):
@@ -499,3 +499,24 @@ def prompt_only(stateless: ov.Model) -> ov.Model:
         stateless.remove_parameter(parameter)
     stateless.validate_nodes_and_infer_types()
     return stateless
+
+
+def empty_past(model: ov.Model) -> dict[str, np.ndarray]:
+    """An empty f32 cache for each past input of ``model``: zero length on its dynamic axis."""
+    empties = {}
+    for port in model.inputs:
+        name = port.get_any_name()
+        if name.startswith("past_key_values."):
+            shape = [d.get_length() if d.is_static else 0 for d in port.get_partial_shape()]
+            empties[name] = np.zeros(shape, dtype=np.float32)
+    return empties
+
+
+def stateless_copy(stateful: ov.Model) -> ov.Model:
+    """The stateful decoder with its cache variables turned back into inputs and outputs: the
+    graph the prompt IR is checked and measured against (tests, scripts/openvino_prompt_ir.py)."""
+    from openvino._offline_transformations import stateful_to_stateless_transformation
+
+    model = stateful.clone()
+    stateful_to_stateless_transformation(model)
+    return model

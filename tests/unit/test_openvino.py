@@ -37,8 +37,10 @@ from pytest_cxrperf.backends.openvino_export import (
     DECODER_FILE,
     DECODER_INPUTS,
     PREFILL_FILE,
+    empty_past,
     entry_key,
     prompt_only,
+    stateless_copy,
 )
 from pytest_cxrperf.backends.torch_runner import TorchRunner
 from pytest_cxrperf.model.loader import build_preset
@@ -211,15 +213,6 @@ def test_decoder_keeps_kv_cache_in_fused_attention(f32, tiny):
     assert "MemoryInput" not in _layer_types(runner.compiled["prefill"])
 
 
-def _stateless_copy(stateful):
-    """The stateful decoder with its cache variables turned back into inputs and outputs."""
-    from openvino._offline_transformations import stateful_to_stateless_transformation
-
-    model = stateful.clone()
-    stateful_to_stateless_transformation(model)
-    return model
-
-
 def _read_part(backend, name):
     import openvino as ov
 
@@ -232,7 +225,7 @@ def test_prompt_ir_equals_the_decoder_from_an_empty_cache(f32, studies):
     import openvino as ov
 
     backend, runner = f32
-    reference = _stateless_copy(_read_part(backend, DECODER_FILE))
+    reference = stateless_copy(_read_part(backend, DECODER_FILE))
     pasts = [p.get_any_name() for p in reference.inputs if p.get_any_name().startswith("past_")]
     assert pasts  # what the prompt IR does without
     prompt = _read_part(backend, PREFILL_FILE)
@@ -253,11 +246,8 @@ def test_prompt_ir_equals_the_decoder_from_an_empty_cache(f32, studies):
     core = ov.Core()
     config = {"INFERENCE_PRECISION_HINT": "f32"}
     expected = core.compile_model(reference, "CPU", config).create_infer_request()
-    empty = {}
-    for port in reference.inputs:
-        if port.get_any_name() in pasts:
-            shape = [d.get_length() if d.is_static else 0 for d in port.get_partial_shape()]
-            empty[port.get_any_name()] = np.zeros(shape, dtype=np.float32)
+    empty = empty_past(reference)
+    assert sorted(empty) == sorted(pasts)
     expected.infer({**feed, **empty})
     got = core.compile_model(prompt, "CPU", config).create_infer_request()
     got.infer(feed)
@@ -269,7 +259,7 @@ def test_prompt_ir_equals_the_decoder_from_an_empty_cache(f32, studies):
 
 def test_prompt_only_turns_past_inputs_into_an_empty_cache(f32):
     backend, _ = f32
-    stateless = _stateless_copy(_read_part(backend, DECODER_FILE))
+    stateless = stateless_copy(_read_part(backend, DECODER_FILE))
     names = {p.get_any_name() for p in stateless.inputs}
     assert names > set(DECODER_INPUTS)
     assert {p.get_any_name() for p in prompt_only(stateless).inputs} == set(DECODER_INPUTS)
@@ -279,7 +269,7 @@ def test_runner_refuses_a_prefill_that_takes_a_past_cache(f32, tiny):
     import openvino as ov
 
     backend, runner = f32
-    stateless = ov.Core().compile_model(_stateless_copy(_read_part(backend, DECODER_FILE)), "CPU")
+    stateless = ov.Core().compile_model(stateless_copy(_read_part(backend, DECODER_FILE)), "CPU")
     parts = dict(runner.compiled, prefill=stateless)
     with pytest.raises(ValueError, match="prompt_only"):
         OpenVINORunner(**parts, processor=tiny.processor)
