@@ -68,54 +68,25 @@ WEIGHT_PRECISION = {
 }
 
 
-class OpenVINORunner(GreedyLoop):
-    """Greedy generation over the compiled parts; same loop and timing as TorchRunner.
+class OpenVINOParts(GreedyLoop):
+    """What both OpenVINO runners share: the vision and embed IRs, the prompt's embeddings and
+    a cache of each generated token's embedding. Subclasses run the prompt and the steps."""
 
-    ``prefill`` is the prompt IR (stateless, no past, present out:
-    :func:`.openvino_export.convert_prefill`): it runs the prompt (and :meth:`score`) and its
-    present KV is loaded into the stateful ``decoder``'s variables, which then runs one token per
-    step with the cache kept inside OpenVINO. See the module docstring of
-    :mod:`.openvino_export` for why prefill does not use the stateful model.
-    """
+    compiled: dict[str, ov.CompiledModel]
 
     def __init__(
-        self,
-        vision: ov.CompiledModel,
-        embed: ov.CompiledModel,
-        prefill: ov.CompiledModel,
-        decoder: ov.CompiledModel,
-        processor: CXRProcessor,
+        self, vision: ov.CompiledModel, embed: ov.CompiledModel, processor: CXRProcessor
     ) -> None:
-        self.compiled = {"vision": vision, "embed": embed, "prefill": prefill, "decoder": decoder}
         self.processor = processor
         self.image_token_id = processor.config.image_token_id
         self.eos_token_id = processor.config.eos_token_id
         self._vision = vision.create_infer_request()
         self._embed = embed.create_infer_request()
-        self._prefill_request = prefill.create_infer_request()
-        self._decoder = decoder.create_infer_request()
-        self._beam = np.zeros(1, dtype=np.int32)
         self._step_ids = np.zeros((1, 1), dtype=np.int64)
-        self._last = np.zeros(1, dtype=np.int64)
         # token id -> its embedding [1, 1, D], filled from the embed IR on first use: a decode
         # step then skips a whole inference request (~0.19 ms of the toy model's ~0.5 ms per
         # token on 2 cores); memory grows with the distinct tokens generated (4 KiB each on bench)
         self._token_embeds: dict[int, np.ndarray] = {}
-        pasts = [n for port in prefill.inputs for n in port.get_names() if n.startswith("past_")]
-        if pasts:
-            raise ValueError(
-                f"prefill takes a past cache ({pasts[0]}, ...): compile "
-                "openvino_export.prompt_only(model) instead, which starts from an empty one"
-            )
-        # by every name of an output: the plugin may add others and pick one of those as "any"
-        presents = [n for o in prefill.outputs for n in o.get_names() if n.startswith("present.")]
-        # variables are named input+output ("past_key_values.0.keypresent.0.key")
-        self._state_sources = []
-        for state in self._decoder.query_state():
-            matches = [name for name in presents if state.name.endswith(name)]
-            if len(matches) != 1:
-                raise RuntimeError(f"cannot tell which prefill output feeds state {state.name!r}")
-            self._state_sources.append((state, matches[0]))
 
     def _encode(self, pixel_values: torch.Tensor) -> np.ndarray:
         pixels = np.ascontiguousarray(pixel_values.float().numpy())
@@ -136,6 +107,71 @@ class OpenVINORunner(GreedyLoop):
             )
         embeds[0, mask] = image_embeds
         return embeds
+
+    def _token_embedding(self, token: int) -> np.ndarray:
+        """One token's embedding [1, 1, D], from the embed IR the first time it is seen."""
+        embeds = self._token_embeds.get(token)
+        if embeds is None:
+            self._step_ids[0, 0] = token
+            embeds = self._token_embeds[token] = self._embed_ids(self._step_ids)
+        return embeds
+
+    def _run_prefill(self, embeds: np.ndarray, logits_indices: np.ndarray) -> np.ndarray:
+        """The whole sequence [1, L, D] from an empty cache; logits [K, vocab] at the indices."""
+        raise NotImplementedError
+
+    def score(self, inputs: ModelInputs, target_ids: list[int]) -> torch.Tensor:
+        if not target_ids:  # as TorchRunner: no targets, no logits
+            vocab = self.compiled["prefill"].output("logits").get_partial_shape()[-1].get_length()
+            return torch.zeros((0, vocab), dtype=torch.float32)
+        prompt = self._embed_prompt(inputs.input_ids, self._encode(inputs.pixel_values))
+        targets = self._embed_ids(np.asarray(target_ids, dtype=np.int64))
+        embeds = np.concatenate([prompt, targets], axis=1)
+        first = inputs.prompt_length - 1
+        indices = np.arange(first, first + len(target_ids), dtype=np.int64)
+        logits = self._run_prefill(embeds, indices)
+        return torch.from_numpy(logits.astype(np.float32, copy=True))
+
+
+class OpenVINORunner(OpenVINOParts):
+    """Greedy generation over the compiled parts; same loop and timing as TorchRunner.
+
+    ``prefill`` is the prompt IR (stateless, no past, present out:
+    :func:`.openvino_export.convert_prefill`): it runs the prompt (and :meth:`score`) and its
+    present KV is loaded into the stateful ``decoder``'s variables, which then runs one token per
+    step with the cache kept inside OpenVINO. See the module docstring of
+    :mod:`.openvino_export` for why prefill does not use the stateful model.
+    """
+
+    def __init__(
+        self,
+        vision: ov.CompiledModel,
+        embed: ov.CompiledModel,
+        prefill: ov.CompiledModel,
+        decoder: ov.CompiledModel,
+        processor: CXRProcessor,
+    ) -> None:
+        super().__init__(vision, embed, processor)
+        self.compiled = {"vision": vision, "embed": embed, "prefill": prefill, "decoder": decoder}
+        self._prefill_request = prefill.create_infer_request()
+        self._decoder = decoder.create_infer_request()
+        self._beam = np.zeros(1, dtype=np.int32)
+        self._last = np.zeros(1, dtype=np.int64)
+        pasts = [n for port in prefill.inputs for n in port.get_names() if n.startswith("past_")]
+        if pasts:
+            raise ValueError(
+                f"prefill takes a past cache ({pasts[0]}, ...): compile "
+                "openvino_export.prompt_only(model) instead, which starts from an empty one"
+            )
+        # by every name of an output: the plugin may add others and pick one of those as "any"
+        presents = [n for o in prefill.outputs for n in o.get_names() if n.startswith("present.")]
+        # variables are named input+output ("past_key_values.0.keypresent.0.key")
+        self._state_sources = []
+        for state in self._decoder.query_state():
+            matches = [name for name in presents if state.name.endswith(name)]
+            if len(matches) != 1:
+                raise RuntimeError(f"cannot tell which prefill output feeds state {state.name!r}")
+            self._state_sources.append((state, matches[0]))
 
     @staticmethod
     def _feed(embeds: np.ndarray, past: int, logits_indices: np.ndarray) -> dict[str, np.ndarray]:
@@ -165,27 +201,11 @@ class OpenVINORunner(GreedyLoop):
         return torch.from_numpy(logits.astype(np.float32, copy=True)), past
 
     def _step(self, token: int, state: Any) -> tuple[torch.Tensor, Any]:  # type: ignore[override]
-        embeds = self._token_embeds.get(token)
-        if embeds is None:
-            self._step_ids[0, 0] = token
-            embeds = self._token_embeds[token] = self._embed_ids(self._step_ids)
-        feed = self._feed(embeds, state, self._last)
+        feed = self._feed(self._token_embedding(token), state, self._last)
         feed["beam_idx"] = self._beam
         self._decoder.infer(feed)
         logits = self._decoder.get_tensor("logits").data[0][-1]
         return torch.from_numpy(logits.astype(np.float32, copy=True)), state + 1
-
-    def score(self, inputs: ModelInputs, target_ids: list[int]) -> torch.Tensor:
-        if not target_ids:  # as TorchRunner: no targets, no logits
-            vocab = self.compiled["prefill"].output("logits").get_partial_shape()[2].get_length()
-            return torch.zeros((0, vocab), dtype=torch.float32)
-        prompt = self._embed_prompt(inputs.input_ids, self._encode(inputs.pixel_values))
-        targets = self._embed_ids(np.asarray(target_ids, dtype=np.int64))
-        embeds = np.concatenate([prompt, targets], axis=1)
-        first = inputs.prompt_length - 1
-        indices = np.arange(first, first + len(target_ids), dtype=np.int64)
-        logits = self._run_prefill(embeds, indices)
-        return torch.from_numpy(logits.astype(np.float32, copy=True))
 
 
 class _OpenVINOBackend(Backend):
@@ -223,7 +243,8 @@ class _OpenVINOBackend(Backend):
     def prepare(self, reference: ReferenceModel, example: ModelInputs) -> Runner:
         import openvino as ov
 
-        from .openvino_export import IR_FILES, export_entry
+        from .openvino_export import IR_FILES, PAGED_MODES, export_entry
+        from .openvino_paged import PagedRunner, to_paged
 
         self.prepare_info = PrepareInfo()
         start = perf_counter()
@@ -232,6 +253,9 @@ class _OpenVINOBackend(Backend):
         core = ov.Core()
         config = self.compile_config()
         vision, embed, decoder, prefill = (core.read_model(str(entry.path / f)) for f in IR_FILES)
+        paged = self.weights in PAGED_MODES
+        if paged:
+            prefill, decoder = to_paged(prefill), to_paged(decoder)
         models = {"vision": vision, "embed": embed, "prefill": prefill, "decoder": decoder}
         compiled = {name: core.compile_model(m, "CPU", config) for name, m in models.items()}
         compile_s = perf_counter() - compile_start
@@ -240,7 +264,8 @@ class _OpenVINOBackend(Backend):
         # precision is a ClassVar on Backend; the instance reports what the plugin really runs
         real = WEIGHT_PRECISION.get(self.weights) or _precision_name(inference)
         self.precision = real  # type: ignore[misc]
-        runner = OpenVINORunner(**compiled, processor=reference.processor)
+        runner_class = PagedRunner if paged else OpenVINORunner
+        runner = runner_class(**compiled, processor=reference.processor)
         warm_start = perf_counter()
         runner.generate(example, 2, force_length=True)  # first-inference kernel creation
         self.prepare_info.seconds = perf_counter() - start
@@ -252,6 +277,7 @@ class _OpenVINOBackend(Backend):
             "compile_s": round(compile_s, 3),
             "warmup_s": round(perf_counter() - warm_start, 3),
             "weights": self.weights,
+            "attention": "paged (PagedAttention, one shared KV cache)" if paged else "stateful",
             "inference_precision": _type_name(inference),
             "kv_cache_precision": _type_name(decoder_property("KV_CACHE_PRECISION")),
             "threads": int(decoder_property("INFERENCE_NUM_THREADS")),

@@ -155,6 +155,37 @@ class _DecoderForExport(nn.Module):
         return (out.logits, *_cache_tensors(cache))
 
 
+class _PagedDecoderForExport(_DecoderForExport):
+    """The decoder with ``logits_indices`` indexing the flattened batch*sequence tokens.
+
+    The PagedAttention transformation turns a ``[batch, seq]`` model into one over ``[tokens, 1]``
+    (every token its own batch row), so a gather along the sequence axis would index a length-1
+    axis. Indexing the flattened tokens gives the same result for ``batch == 1`` and the right one
+    after the transformation."""
+
+    def forward(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        logits_indices: torch.Tensor,
+        *past: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        cache = _prefilled_cache(past)
+        language_model: Any = self.language_model
+        out = language_model.get_decoder()(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=True,
+            **{self.cache_kw: cache},
+        )
+        hidden = out.last_hidden_state
+        hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, logits_indices)
+        logits = language_model.get_output_embeddings()(hidden)[None]
+        return (logits, *_cache_tensors(cache))
+
+
 class _EmbedForExport(nn.Module):
     def __init__(self, embedding: nn.Module) -> None:
         super().__init__()
@@ -195,11 +226,29 @@ def convert_embed(model: CXRReportModel) -> ov.Model:
     return ov_model
 
 
-def convert_decoder(model: CXRReportModel) -> ov.Model:
-    """Trace the decoder with an explicit cache, then make the cache OpenVINO state."""
-    ov_model, kv_in, kv_out = _trace_decoder(model)
+def convert_decoder(model: CXRReportModel, paged: bool = False) -> ov.Model:
+    """Trace the decoder with an explicit cache, then make the cache OpenVINO state.
+
+    ``paged``: the form :func:`.openvino_paged.to_paged` turns into PagedAttention (a dynamic
+    batch axis and logits indexed over the flattened tokens)."""
+    ov_model, kv_in, kv_out = _trace_decoder(model, paged=paged)
     make_stateful(ov_model, kv_in, kv_out)
     return ov_model
+
+
+def convert_paged_prefill(model: CXRReportModel, feeds: list[dict[str, np.ndarray]]) -> ov.Model:
+    """The paged decoder W8A8-quantized for whole prompts, calibrated on ``feeds`` (prompts from
+    an empty cache), then made stateful so that :func:`.openvino_paged.to_paged` applies.
+
+    Its attention stays unquantized: the PagedAttention node replaces it, and a FakeQuantize
+    between the cache and the attention would also hide the pattern the transformation matches."""
+    ov_model, kv_in, kv_out = _trace_decoder(model, paged=True)
+    empties = empty_past(ov_model, batch=1)
+    quantized = _quantize(
+        ov_model, [{**feed, **empties} for feed in feeds], ignore=("ScaledDotProductAttention",)
+    )
+    make_stateful(quantized, kv_in, kv_out)
+    return quantized
 
 
 def convert_prefill(model: CXRReportModel, blocks: int = PROMPT_BLOCKS) -> ov.Model:
@@ -212,10 +261,16 @@ def convert_prefill(model: CXRReportModel, blocks: int = PROMPT_BLOCKS) -> ov.Mo
     return prompt_only(ov_model)
 
 
-def _trace_decoder(model: CXRReportModel) -> tuple[ov.Model, list[str], list[str]]:
+def _trace_decoder(
+    model: CXRReportModel, paged: bool = False
+) -> tuple[ov.Model, list[str], list[str]]:
     """The decoder traced with past inputs and present outputs, named as optimum-intel names
-    them; also the past input and present output names, layer by layer."""
+    them; also the past input and present output names, layer by layer. ``paged``: a dynamic
+    batch axis and :class:`_PagedDecoderForExport`'s logits (see there); else batch 1."""
     import openvino as ov
+
+    batch = -1 if paged else 1
+    wrapper = _PagedDecoderForExport if paged else _DecoderForExport
 
     layout = decoder_layout(model)
     past_shape = (1, layout.kv_heads, _TRACE_PAST, layout.head_dim)
@@ -228,17 +283,17 @@ def _trace_decoder(model: CXRReportModel) -> tuple[ov.Model, list[str], list[str
         torch.tensor([_TRACE_NEW - 1], dtype=torch.long),
         *past,
     )
-    kv_shape = ov.PartialShape([1, layout.kv_heads, -1, layout.head_dim])
+    kv_shape = ov.PartialShape([batch, layout.kv_heads, -1, layout.head_dim])
     shapes = [
-        (ov.PartialShape([1, -1, layout.hidden]), ov.Type.f32),
-        (ov.PartialShape([1, -1]), ov.Type.i64),
-        (ov.PartialShape([1, -1]), ov.Type.i64),
+        (ov.PartialShape([batch, -1, layout.hidden]), ov.Type.f32),
+        (ov.PartialShape([batch, -1]), ov.Type.i64),
+        (ov.PartialShape([batch, -1]), ov.Type.i64),
         (ov.PartialShape([-1]), ov.Type.i64),
         *[(kv_shape, ov.Type.f32)] * len(past),
     ]
     with torch.no_grad():
         ov_model = ov.convert_model(
-            _DecoderForExport(model.language_model).eval(), example_input=example, input=shapes
+            wrapper(model.language_model).eval(), example_input=example, input=shapes
         )
     kv_in, kv_out = [], []
     for i in range(layout.layers):
@@ -260,7 +315,8 @@ def make_stateful(ov_model: ov.Model, kv_inputs: list[str], kv_outputs: list[str
     from openvino._offline_transformations import apply_make_stateful_transformation
 
     # fuse_cache_reorder: Gather(past, beam_idx, axis=0) in front of every cache consumer
-    beam_idx = opset13.parameter(ov.PartialShape([1]), ov.Type.i32, name="beam_idx")
+    batch_axis = ov_model.input("inputs_embeds").get_partial_shape()[0]
+    beam_idx = opset13.parameter(ov.PartialShape([batch_axis]), ov.Type.i32, name="beam_idx")
     beam_idx.output(0).get_tensor().set_names({"beam_idx"})
     ov_model.add_parameters([beam_idx])
     for name in kv_inputs:
@@ -293,6 +349,9 @@ def make_stateful(ov_model: ov.Model, kv_inputs: list[str], kv_outputs: list[str
 
 WEIGHT_MODES = ("f32", "int8", "int4", "w8a8", "w8a8-int4")
 QUANTIZED_MODES = ("w8a8", "w8a8-int4")  # activations quantized too: calibrated
+# run on PagedAttention (:mod:`.openvino_paged`): their W8A8 prompt and int4/int8 decode IRs share
+# one KV cache, so the prompt's cache is never handed over
+PAGED_MODES = QUANTIZED_MODES
 INT4_GROUP_SIZE = 64  # divides every projection width of the presets (128 .. 11008)
 INT4_RATIO = 1.0  # share of decoder layers in int4 (the rest, and embeddings/lm_head, int8)
 CALIBRATION = "package phantom studies"  # what nncf.quantize sees (part of the cache key)
@@ -308,6 +367,9 @@ def export_settings(weights: str) -> dict[str, object]:
         "prefill": f"stateless, no past, causal attention in {PROMPT_BLOCKS} query blocks",
         "weights": weights,
     }
+    if weights in PAGED_MODES:
+        settings["prefill"] = "stateful, attention unquantized, run as PagedAttention"
+        settings["decoder"] = "paged form: dynamic batch, logits indexed over flattened tokens"
     if weights == "int8":
         settings["compression"] = "nncf.compress_weights INT8_ASYM"
     elif weights == "int4":
@@ -377,17 +439,19 @@ def export_parts(
         # the tracer warns about every Python-level shape check in transformers; the ones that
         # matter (mask skipping, GQA packing) are decided by the trace inputs, see the docstring
         warnings.simplefilter("ignore")
+        paged = weights in PAGED_MODES
         parts = {
             VISION_FILE: convert_vision(model, model.config.image_size),
             EMBED_FILE: convert_embed(model),
-            DECODER_FILE: convert_decoder(model),
-            PREFILL_FILE: convert_prefill(model),
+            DECODER_FILE: convert_decoder(model, paged=paged),
         }
-    if weights in QUANTIZED_MODES:
-        assert calibration is not None
-        feeds = calibration()
-        parts[PREFILL_FILE] = _quantize(parts[PREFILL_FILE], feeds.prefill)
-        parts[VISION_FILE] = _quantize(parts[VISION_FILE], feeds.vision)
+        if weights in QUANTIZED_MODES:
+            assert calibration is not None
+            feeds = calibration()
+            parts[VISION_FILE] = _quantize(parts[VISION_FILE], feeds.vision)
+            parts[PREFILL_FILE] = convert_paged_prefill(model, feeds.prefill)
+        else:
+            parts[PREFILL_FILE] = convert_prefill(model)
     for name, ov_model in parts.items():
         mode = weight_compression(weights, name)
         if mode is not None:
@@ -432,10 +496,14 @@ def _compress(ov_model: ov.Model, mode: str) -> ov.Model:
         return nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_ASYM)
 
 
-def _quantize(ov_model: ov.Model, feeds: list[dict[str, np.ndarray]]) -> ov.Model:
-    """Post-training W8A8: int8 weights and activations (FakeQuantize), SmoothQuant for LLMs."""
+def _quantize(
+    ov_model: ov.Model, feeds: list[dict[str, np.ndarray]], ignore: tuple[str, ...] = ()
+) -> ov.Model:
+    """Post-training W8A8: int8 weights and activations (FakeQuantize), SmoothQuant for LLMs.
+    ``ignore``: operation types left unquantized."""
     import nncf
 
+    ignored = nncf.IgnoredScope(types=list(ignore), validate=False) if ignore else None
     with _quiet_nncf(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return nncf.quantize(
@@ -443,6 +511,7 @@ def _quantize(ov_model: ov.Model, feeds: list[dict[str, np.ndarray]]) -> ov.Mode
             nncf.Dataset(feeds),
             model_type=nncf.ModelType.TRANSFORMER,
             subset_size=len(feeds),
+            ignored_scope=ignored,
         )
 
 
@@ -501,13 +570,16 @@ def prompt_only(stateless: ov.Model) -> ov.Model:
     return stateless
 
 
-def empty_past(model: ov.Model) -> dict[str, np.ndarray]:
-    """An empty f32 cache for each past input of ``model``: zero length on its dynamic axis."""
+def empty_past(model: ov.Model, batch: int = 0) -> dict[str, np.ndarray]:
+    """An empty f32 cache for each past input of ``model``: zero length on its dynamic axes, but
+    ``batch`` rows where the batch axis is dynamic too (a feed's rows must match its inputs')."""
     empties = {}
     for port in model.inputs:
         name = port.get_any_name()
         if name.startswith("past_key_values."):
             shape = [d.get_length() if d.is_static else 0 for d in port.get_partial_shape()]
+            if not port.get_partial_shape()[0].is_static:
+                shape[0] = batch
             empties[name] = np.zeros(shape, dtype=np.float32)
     return empties
 
