@@ -1,7 +1,7 @@
 """Compile-property variants of an OpenVINO backend, interleaved in one process (README, issue 15).
 
 Each variant compiles the backend's IR with extra OpenVINO CPU properties on top of the backend's
-own, either for every part or (``--decode-only``) for the stateful decode IR alone, beside the
+own, either for every part or (``--decode-only``) for the decode IR alone, beside the
 unchanged backend; then every variant generates the same study in shuffled order each round. It
 prints each variant's stage medians and whether its tokens match the unchanged backend's.
 
@@ -24,8 +24,8 @@ from typing import Any
 
 from _openvino_experiment import add_common_options, load, shuffled_rounds
 
-from pytest_cxrperf.backends.openvino import OpenVINORunner
 from pytest_cxrperf.backends.openvino_export import DECODER_FILE
+from pytest_cxrperf.backends.openvino_paged import PagedRunner, to_paged
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
@@ -60,9 +60,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.decode_only:
             config = {**backend.compile_config(), **properties}
             path = f"{backend.prepare_info.details['cache_dir']}/{DECODER_FILE}"
-            decoder = core.compile_model(core.read_model(path), "CPU", config)
+            model = core.read_model(path)
+            runner_class = type(runners["unchanged"])
+            if runner_class is PagedRunner:  # the decode IR must share the prompt IR's cache
+                model = to_paged(model)
+            decoder = core.compile_model(model, "CPU", config)
             parts = runners["unchanged"].compiled
-            runner = OpenVINORunner(
+            runner = runner_class(
                 parts["vision"], parts["embed"], parts["prefill"], decoder, reference.processor
             )
         else:

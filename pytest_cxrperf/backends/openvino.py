@@ -19,6 +19,10 @@ Seven variants share one runner and differ only in what they compile:
 * ``openvino-w8a8-int4``: openvino-w8a8's vision and prefill with int4 decode weights, the
   fastest measured combination (README, "Quantized backends").
 
+The two W8A8 variants run their prompt and decode steps on PagedAttention over one shared KV
+cache (:class:`.openvino_paged.PagedRunner`); the others use :class:`OpenVINORunner` (a stateless
+prompt IR whose present KV is loaded into the stateful decode IR).
+
 Export and compilation happen in :meth:`prepare` and are reported in ``prepare_info``, never in
 latency. Every variant warms up on the example study so first-inference kernel creation is paid
 there too.

@@ -37,6 +37,12 @@ present KV is then written into the stateful model's variables. The prompt IR ha
 (a prompt starts from an empty cache: :func:`prompt_only`) and computes causal attention in query
 blocks (:mod:`.prompt_attention`). The cost is a second copy of the decoder's weights.
 
+The quantized modes (``PAGED_MODES``) go one step further (:mod:`.openvino_paged`): their decode
+IR and a *stateful* W8A8 prompt IR (:func:`convert_paged_prefill`) are both turned into
+PagedAttention at load time and share one KV cache owned by the runner, so the prompt writes the
+cache the decode steps read and nothing is handed over. That form needs a dynamic batch axis and
+logits indexed over the flattened tokens (:class:`_PagedDecoderForExport`).
+
 Traps handled while tracing (transformers 5.x): ``DynamicCache(ddp_cache_data)`` builds each layer
 by concatenating onto an empty 1-D tensor, which the PyTorch frontend cannot convert (``aten::cat``
 of a rank-1 empty input), so the cache layers are filled directly; and the trace uses a non-empty

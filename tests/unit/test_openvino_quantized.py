@@ -29,6 +29,7 @@ from pytest_cxrperf.backends.openvino_export import (
     entry_key,
     weight_compression,
 )
+from pytest_cxrperf.backends.openvino_paged import PagedRunner
 from pytest_cxrperf.backends.torch_runner import TorchRunner
 from pytest_cxrperf.gate.equivalence import (
     clinical_check,
@@ -99,6 +100,22 @@ def test_precisions_and_details(prepared):
     assert w8a8.precision == "int8" and w8a8.prepare_info.details["weights"] == "w8a8"
     mixed, _ = prepared["openvino-w8a8-int4"]
     assert mixed.precision == "int8" and mixed.prepare_info.details["weights"] == "w8a8-int4"
+    assert int4.prepare_info.details["attention"] == "stateful"
+    for backend in (w8a8, mixed):
+        assert backend.prepare_info.details["attention"].startswith("paged")
+
+
+@pytest.mark.parametrize("name", ["openvino-w8a8", "openvino-w8a8-int4"])
+def test_w8a8_backends_run_on_one_paged_cache(prepared, name):
+    _, runner = prepared[name]
+    assert isinstance(runner, PagedRunner)
+    prompt, decode = runner.compiled["prefill"], runner.compiled["decoder"]
+    caches = [p.get_any_name() for p in decode.inputs if "_cache." in p.get_any_name()]
+    assert caches and set(caches) <= {p.get_any_name() for p in prompt.inputs}
+    for name_ in caches:  # the very same tensors, so the prompt writes what decode reads
+        assert runner._prefill_request.get_tensor(name_).data.ctypes.data == (
+            runner._decoder.get_tensor(name_).data.ctypes.data
+        )
 
 
 def _const_types(model) -> set[str]:
@@ -128,6 +145,11 @@ def test_w8a8_prefill_and_vision_run_int8_activations(prepared, name):
     for part in (PREFILL_FILE, VISION_FILE):
         ops = {op.get_type_name() for op in _read(backend, part).get_ops()}
         assert "FakeQuantize" in ops, part
+    prompt = _read(backend, PREFILL_FILE)  # its attention is left to PagedAttention, unquantized
+    for op in prompt.get_ops():
+        if op.get_type_name() == "ScaledDotProductAttention":
+            sources = {i.get_source_output().get_node().get_type_name() for i in op.inputs()}
+            assert "FakeQuantize" not in sources
     decoder = _read(backend, DECODER_FILE)  # decode: int8 weights only
     assert not any(op.get_type_name() == "FakeQuantize" for op in decoder.get_ops())
     four_bit = bool({"u4", "i4"} & _const_types(decoder))
