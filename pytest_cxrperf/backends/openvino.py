@@ -73,14 +73,23 @@ WEIGHT_PRECISION = {
 
 
 class OpenVINOParts(GreedyLoop):
-    """What both OpenVINO runners share: the vision and embed IRs, the prompt's embeddings and
-    a cache of each generated token's embedding. Subclasses run the prompt and the steps."""
+    """What both OpenVINO runners share: the four compiled parts and their infer requests, the
+    prompt's embeddings, scoring, and a cache of each generated token's embedding. Subclasses run
+    the prompt (``_run_prefill``) and the steps."""
 
     compiled: dict[str, ov.CompiledModel]
 
     def __init__(
-        self, vision: ov.CompiledModel, embed: ov.CompiledModel, processor: CXRProcessor
+        self,
+        vision: ov.CompiledModel,
+        embed: ov.CompiledModel,
+        prefill: ov.CompiledModel,
+        decoder: ov.CompiledModel,
+        processor: CXRProcessor,
     ) -> None:
+        self.compiled = {"vision": vision, "embed": embed, "prefill": prefill, "decoder": decoder}
+        self._prefill_request = prefill.create_infer_request()
+        self._decoder = decoder.create_infer_request()
         self.processor = processor
         self.image_token_id = processor.config.image_token_id
         self.eos_token_id = processor.config.eos_token_id
@@ -155,10 +164,7 @@ class OpenVINORunner(OpenVINOParts):
         decoder: ov.CompiledModel,
         processor: CXRProcessor,
     ) -> None:
-        super().__init__(vision, embed, processor)
-        self.compiled = {"vision": vision, "embed": embed, "prefill": prefill, "decoder": decoder}
-        self._prefill_request = prefill.create_infer_request()
-        self._decoder = decoder.create_infer_request()
+        super().__init__(vision, embed, prefill, decoder, processor)
         self._beam = np.zeros(1, dtype=np.int32)
         self._last = np.zeros(1, dtype=np.int64)
         pasts = [n for port in prefill.inputs for n in port.get_names() if n.startswith("past_")]

@@ -41,7 +41,7 @@ The quantized modes (``PAGED_MODES``) go one step further (:mod:`.openvino_paged
 IR and a *stateful* W8A8 prompt IR (:func:`convert_paged_prefill`) are both turned into
 PagedAttention at load time and share one KV cache owned by the runner, so the prompt writes the
 cache the decode steps read and nothing is handed over. That form needs a dynamic batch axis and
-logits indexed over the flattened tokens (:class:`_PagedDecoderForExport`).
+logits indexed over the flattened tokens (:class:`_DecoderForExport` with ``paged``).
 
 Traps handled while tracing (transformers 5.x): ``DynamicCache(ddp_cache_data)`` builds each layer
 by concatenating onto an empty 1-D tensor, which the PyTorch frontend cannot convert (``aten::cat``
@@ -134,40 +134,18 @@ def _cache_tensors(cache: Any) -> list[torch.Tensor]:
 
 
 class _DecoderForExport(nn.Module):
-    """Flat-tensor signature around the causal LM, traced by ``openvino.convert_model``."""
+    """Flat-tensor signature around the causal LM, traced by ``openvino.convert_model``.
 
-    def __init__(self, language_model: nn.Module) -> None:
+    ``paged``: ``logits_indices`` index the flattened batch*sequence tokens, not the sequence
+    axis. The PagedAttention transformation turns a ``[batch, seq]`` model into one over
+    ``[tokens, 1]`` (every token its own batch row), where a gather along the sequence axis would
+    index a length-1 axis; for ``batch == 1`` both forms give the same logits."""
+
+    def __init__(self, language_model: nn.Module, paged: bool = False) -> None:
         super().__init__()
         self.language_model = language_model
         self.cache_kw = cache_argument(language_model)
-
-    def forward(
-        self,
-        inputs_embeds: torch.Tensor,
-        attention_mask: torch.Tensor,
-        position_ids: torch.Tensor,
-        logits_indices: torch.Tensor,
-        *past: torch.Tensor,
-    ) -> tuple[torch.Tensor, ...]:
-        cache = _prefilled_cache(past)
-        out = self.language_model(
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            use_cache=True,
-            logits_to_keep=logits_indices,
-            **{self.cache_kw: cache},
-        )
-        return (out.logits, *_cache_tensors(cache))
-
-
-class _PagedDecoderForExport(_DecoderForExport):
-    """The decoder with ``logits_indices`` indexing the flattened batch*sequence tokens.
-
-    The PagedAttention transformation turns a ``[batch, seq]`` model into one over ``[tokens, 1]``
-    (every token its own batch row), so a gather along the sequence axis would index a length-1
-    axis. Indexing the flattened tokens gives the same result for ``batch == 1`` and the right one
-    after the transformation."""
+        self.paged = paged
 
     def forward(
         self,
@@ -179,16 +157,19 @@ class _PagedDecoderForExport(_DecoderForExport):
     ) -> tuple[torch.Tensor, ...]:
         cache = _prefilled_cache(past)
         language_model: Any = self.language_model
-        out = language_model.get_decoder()(
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            use_cache=True,
-            **{self.cache_kw: cache},
-        )
-        hidden = out.last_hidden_state
-        hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, logits_indices)
-        logits = language_model.get_output_embeddings()(hidden)[None]
+        inputs: dict[str, Any] = {
+            "inputs_embeds": inputs_embeds,
+            "attention_mask": attention_mask,
+            "position_ids": position_ids,
+            "use_cache": True,
+            self.cache_kw: cache,
+        }
+        if self.paged:
+            hidden = language_model.get_decoder()(**inputs).last_hidden_state
+            hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, logits_indices)
+            logits = language_model.get_output_embeddings()(hidden)[None]
+        else:
+            logits = language_model(**inputs, logits_to_keep=logits_indices).logits
         return (logits, *_cache_tensors(cache))
 
 
@@ -272,11 +253,10 @@ def _trace_decoder(
 ) -> tuple[ov.Model, list[str], list[str]]:
     """The decoder traced with past inputs and present outputs, named as optimum-intel names
     them; also the past input and present output names, layer by layer. ``paged``: a dynamic
-    batch axis and :class:`_PagedDecoderForExport`'s logits (see there); else batch 1."""
+    batch axis and logits over the flattened tokens (:class:`_DecoderForExport`); else batch 1."""
     import openvino as ov
 
     batch = -1 if paged else 1
-    wrapper = _PagedDecoderForExport if paged else _DecoderForExport
 
     layout = decoder_layout(model)
     past_shape = (1, layout.kv_heads, _TRACE_PAST, layout.head_dim)
@@ -299,7 +279,9 @@ def _trace_decoder(
     ]
     with torch.no_grad():
         ov_model = ov.convert_model(
-            wrapper(model.language_model).eval(), example_input=example, input=shapes
+            _DecoderForExport(model.language_model, paged).eval(),
+            example_input=example,
+            input=shapes,
         )
     kv_in, kv_out = [], []
     for i in range(layout.layers):
