@@ -1,6 +1,6 @@
 """OpenVINO backends: the model exported to IR (:mod:`.openvino_export`), run on the CPU plugin.
 
-Seven variants share one runner and differ only in what they compile:
+Seven variants differ in what they compile (and the two W8A8 ones in their runner, below):
 
 * ``openvino``: the plugin's defaults on this CPU (bf16 where the CPU has AVX512-BF16 or AMX,
   else f32; u8 KV cache). ``precision`` is set from what the compiled model reports.
@@ -219,7 +219,7 @@ class OpenVINORunner(OpenVINOParts):
 
 
 class _OpenVINOBackend(Backend):
-    """Shared prepare: export (or reuse) the IR, compile the three parts, warm up."""
+    """Shared prepare: export (or reuse) the IR, compile the four parts, warm up."""
 
     weights: ClassVar[str] = "f32"  # one of openvino_export.WEIGHT_MODES: what the IR stores
     config: ClassVar[dict[str, str]] = {}  # compile properties on top of the plugin's defaults
