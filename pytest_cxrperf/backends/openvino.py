@@ -96,6 +96,7 @@ class OpenVINOParts(GreedyLoop):
         self._vision = vision.create_infer_request()
         self._embed = embed.create_infer_request()
         self._step_ids = np.zeros((1, 1), dtype=np.int64)
+        self._last = np.zeros(1, dtype=np.int64)  # logits_indices of a one-token step
         # token id -> its embedding [1, 1, D], filled from the embed IR on first use: a decode
         # step then skips a whole inference request (~0.19 ms of the toy model's ~0.5 ms per
         # token on 2 cores); memory grows with the distinct tokens generated (4 KiB each on bench)
@@ -166,7 +167,6 @@ class OpenVINORunner(OpenVINOParts):
     ) -> None:
         super().__init__(vision, embed, prefill, decoder, processor)
         self._beam = np.zeros(1, dtype=np.int32)
-        self._last = np.zeros(1, dtype=np.int64)
         pasts = [n for port in prefill.inputs for n in port.get_names() if n.startswith("past_")]
         if pasts:
             raise ValueError(

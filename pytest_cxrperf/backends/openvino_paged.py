@@ -90,9 +90,7 @@ class PagedRunner(OpenVINOParts):
         value = next(p for n, p in self._cache_ports.items() if n.startswith("value_cache."))
         self.block_size = int(value.get_partial_shape()[2].get_length())
         self._inputs = {port.get_any_name() for port in decoder.inputs}
-        self._caches: dict[str, ov.Tensor] = {}
-        self.capacity_blocks = 0
-        self._last = np.zeros(1, dtype=np.int64)
+        self.capacity_blocks = 0  # the cache tensors themselves live in the two requests
 
     def _blocks(self, tokens: int) -> int:
         return -(-tokens // self.block_size)
@@ -109,10 +107,8 @@ class PagedRunner(OpenVINOParts):
         for name, port in self._cache_ports.items():
             dims = [blocks, *(d.get_length() for d in list(port.get_partial_shape())[1:])]
             tensor = ov.Tensor(port.get_element_type(), dims)
-            old = self._caches.get(name)
-            if old is not None and kept:
-                tensor.data[:kept] = old.data[:kept]
-            self._caches[name] = tensor
+            if kept:  # capacity_blocks > 0 here: the requests hold the current tensors
+                tensor.data[:kept] = self._decoder.get_tensor(name).data[:kept]
             self._prefill_request.set_tensor(name, tensor)
             self._decoder.set_tensor(name, tensor)
         self.capacity_blocks = blocks
@@ -123,6 +119,7 @@ class PagedRunner(OpenVINOParts):
         """One sequence of ``embeds [1, n, D]`` after ``past`` cached tokens."""
         tokens = embeds.shape[1]
         total = past + tokens
+        blocks = self._blocks(total)
         feed = {
             "inputs_embeds": embeds[0],  # paged: [tokens, D], every token its own batch row
             "position_ids": np.arange(past, total, dtype=np.int64),
@@ -130,8 +127,8 @@ class PagedRunner(OpenVINOParts):
             "max_context_len": np.array(total, dtype=np.int32),
             "past_lens": np.array([past], dtype=np.int32),
             "subsequence_begins": np.array([0, tokens], dtype=np.int32),
-            "block_indices_begins": np.array([0, self._blocks(total)], dtype=np.int32),
-            "block_indices": np.arange(self._blocks(total), dtype=np.int32),
+            "block_indices_begins": np.array([0, blocks], dtype=np.int32),
+            "block_indices": np.arange(blocks, dtype=np.int32),
         }
         return {name: value for name, value in feed.items() if name in self._inputs}
 
