@@ -10,7 +10,7 @@ do; noise only ever slows a run down).
   CPU has it), GOP/s = 2 m n^2 / t. Absent (``None``) where torch has no quantized engine.
 * ``bandwidth``: a sum over a tensor far larger than the caches, GB/s of bytes read.
 
-Results are cached per machine fingerprint (:func:`pytest_cxrperf.machine.fingerprint`) as JSON,
+Results are cached per machine class (:attr:`pytest_cxrperf.machine.MachineClass.cpu_key`) as JSON,
 written atomically, and re-measured when the library environment or the sizes change.
 """
 
@@ -25,7 +25,7 @@ from time import perf_counter
 from typing import Any
 
 from .atomic import write_json_atomic
-from .machine import environment_id, fingerprint
+from .machine import environment_id, machine_class
 
 SCHEMA = 1
 ENV_VAR = "CXRPERF_CACHE_DIR"
@@ -153,7 +153,7 @@ def measure(threads: int, sizes: Sizes | None = None) -> Ceilings:
             int8_gops=_int8_gops(sizes),
             bandwidth_gbs=_bandwidth_gbs(sizes),
             threads=threads,
-            fingerprint=fingerprint(threads),
+            fingerprint=machine_class(threads).cpu_key,
             environment=environment_id(),
             sizes=asdict(sizes),
         )
@@ -162,7 +162,7 @@ def measure(threads: int, sizes: Sizes | None = None) -> Ceilings:
 
 
 def cache_path(threads: int, cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """``<root>/ceilings/<fingerprint>.json``; the root as for the OpenVINO IR cache."""
+    """``<root>/ceilings/<machine class cpu key>.json``; the root as for the OpenVINO IR cache."""
     if cache_dir is not None:
         root = Path(cache_dir)
     elif os.environ.get(ENV_VAR):
@@ -171,7 +171,7 @@ def cache_path(threads: int, cache_dir: str | os.PathLike[str] | None = None) ->
         from platformdirs import user_cache_dir
 
         root = Path(user_cache_dir("pytest-cxrperf"))
-    return root / "ceilings" / f"{fingerprint(threads)}.json"
+    return root / "ceilings" / f"{machine_class(threads).cpu_key}.json"
 
 
 def load_cached(path: Path, sizes: Sizes | None) -> Ceilings | None:

@@ -299,6 +299,9 @@ def merge_sessions(sessions: list[Baseline]) -> Baseline:
     if any(b.control != first.control or b.probe_repeats != first.probe_repeats for b in sessions):
         raise BaselineError(f"{last.backend}: sessions were timed against different controls")
     samples = tuple(v for b in sessions for v in b.samples_s)
+    pressure = tuple(v for b in sessions for v in b.pressure)
+    if len(pressure) != len(samples):
+        pressure = ()  # a session without it: none for the merged rounds
     controls = tuple(v for b in sessions for v in (b.control_samples_s or ()))
     known = all(b.session_rounds or b.sessions == 1 for b in sessions)
     rounds = tuple(n for b in sessions for n in (b.session_rounds or (len(b.samples_s),)))
@@ -314,6 +317,7 @@ def merge_sessions(sessions: list[Baseline]) -> Baseline:
         sessions=sum(b.sessions for b in sessions),
         session_rounds=rounds if known else (),
         memory_mib=memory,
+        pressure=pressure,
     )
 
 
@@ -352,9 +356,7 @@ def refresh_sessions(args: argparse.Namespace, passthrough: list[str]) -> int:
     return 2 if errors else 0
 
 
-def cmd_show(args: argparse.Namespace) -> int:
-    from .machine import cpu_count, fingerprint
-
+def _store_root(args: argparse.Namespace) -> Path | None:
     root = Path(args.baseline_dir or "baselines")
     if not root.is_dir():
         what = "is a file, not a baseline store folder" if root.exists() else "does not exist"
@@ -363,9 +365,20 @@ def cmd_show(args: argparse.Namespace) -> int:
             "baselines with 'cxrperf baselines refresh')",
             file=sys.stderr,
         )
+        return None
+    return root
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """The machine classes in the store (this host's marked), then every baseline."""
+    from .machine import cpu_count, machine_class
+
+    root = _store_root(args)
+    if root is None:
         return 2
-    here = fingerprint(args.threads or cpu_count())
+    here = machine_class(args.threads or cpu_count())
     rows, errors = [], 0
+    classes: dict[str, list[Baseline]] = {}
     for path, record in BaselineStore(root).records():
         key = path.relative_to(root).as_posix()
         if isinstance(record, BaselineError):
@@ -378,9 +391,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             continue
         if args.machine and args.machine not in record.fingerprint:
             continue
+        classes.setdefault(record.fingerprint, []).append(record)
         rows.append(
             [
-                ("* " if record.fingerprint == here else "  ") + record.fingerprint,
+                ("* " if record.fingerprint == here.key else "  ") + record.fingerprint,
                 record.model,
                 record.backend,
                 record.precision,
@@ -394,7 +408,25 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
     if not rows:
         print(f"no baselines under {root}")
+        print(f"this machine's class: {here.describe()}")
         return 0
+    class_rows = []
+    for key, records in sorted(classes.items()):
+        facts = records[0].class_facts()
+        models = sorted({r.model for r in records})
+        kind = "pre-class layout: `cxrperf baselines migrate`" if records[0].legacy else ""
+        class_rows.append(
+            [
+                ("* " if key == here.key else "  ") + key,
+                facts.microarchitecture or "-",
+                str(len(records)),
+                ", ".join(models),
+                kind,
+            ]
+        )
+    print(f"machine classes in {root}:")
+    _print(format_table(["class", "cpu", "baselines", "models", ""], class_rows))
+    print()
     header = [
         "machine",
         "model",
@@ -408,8 +440,33 @@ def cmd_show(args: argparse.Namespace) -> int:
         "recorded",
     ]
     _print(format_table(header, rows))
-    print(f"* = this machine ({here})")
+    marked = "" if here.key in classes else " - none stored for it"
+    print(f"* = this machine's class ({here.describe()}){marked}")
     return 2 if errors else 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Move pre-class baselines recorded on a host like this one into the class layout."""
+    from .gate.baselines import migrate
+    from .machine import legacy_fingerprint, machine_class
+
+    root = _store_root(args)
+    if root is None:
+        return 2
+    done = migrate(BaselineStore(root), machine_class, legacy_fingerprint)
+    if not done:
+        print(f"nothing to migrate in {root}: every baseline is stored per machine class")
+        return 0
+    left = 0
+    for item in done:
+        where = item.path.relative_to(root).as_posix()
+        if item.target is not None:
+            print(f"{where} -> {item.target.relative_to(root).as_posix()}")
+        else:
+            left += 1
+            print(f"{where}: {item.reason}")
+    print(f"{len(done) - left} migrated, {left} left")
+    return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -712,6 +769,15 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--machine", help="only fingerprints containing this text")
     show.add_argument("--threads", type=int, help="thread setting of 'this machine' (default: all)")
 
+    migrate = sub.add_parser(
+        "migrate",
+        help="move baselines of the pre-class layout (a host fingerprint) to this host's class",
+        description="Files recorded under this host's pre-class fingerprint move to "
+        "<cpu-class>/<their environment>/<model>/<backend>.json (schema version 3); files of "
+        "other hosts are listed and left.",
+    )
+    migrate.add_argument("--baseline-dir", help="baseline store (default: ./baselines)")
+
     compare = sub.add_parser(
         "compare",
         help="judge store (or file) B against A; exit 1 on a regression",
@@ -800,6 +866,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_refresh(args, passthrough)
     if args.action == "show":
         return cmd_show(args)
+    if args.action == "migrate":
+        return cmd_migrate(args)
     return cmd_compare(args)
 
 

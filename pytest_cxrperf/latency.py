@@ -42,6 +42,8 @@ class Series:
     samples_s: list[float] = field(default_factory=list)
     control_samples_s: list[float] = field(default_factory=list)
     stages: list[Any] = field(default_factory=list)
+    # per round: the share of it in which some runnable task waited for a CPU (empty: unknown)
+    pressure: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -64,13 +66,17 @@ def run_campaign(
     warmup: int = 1,
     seed: int = 0,
     clock: Callable[[], float] = time.perf_counter,
+    stalled: Callable[[], float | None] | None = None,
 ) -> Campaign:
     """Measure ``subjects`` interleaved with the ``controls`` they name, until each is decided.
 
     ``controls`` maps a control name to its runner; a subject whose label equals a control's
     name (eager fp32 when it is timed itself) shares that control's rounds. ``looks`` are batch
     counts; the last one is the cap. ``decide(label, series, final)`` returns True when the
-    subject's answer is final (it then leaves the rounds)."""
+    subject's answer is final (it then leaves the rounds). ``stalled``: cumulative seconds of CPU
+    pressure (:func:`pytest_cxrperf.pressure.stalled_seconds`), read around every round."""
+    from .pressure import share
+
     if not looks:
         raise ValueError("no look planned: the cap is below the gate's minimum batches")
     rng = random.Random(seed)
@@ -99,13 +105,17 @@ def run_campaign(
         rng.shuffle(jobs)
         seconds: dict[str, float] = {}
         outputs: dict[str, Any] = {}
+        stalled_before, round_start = stalled() if stalled else None, clock()
         for name, run in jobs:
             seconds[name], outputs[name] = timed(run)
+        pressure = share(stalled_before, stalled() if stalled else None, clock() - round_start)
         for label, subject in active.items():
             record = series[label]
             record.samples_s.append(seconds[label])
             record.control_samples_s.append(seconds[subject.control])
             record.stages.append(outputs[label])
+            if pressure is not None and len(record.pressure) == len(record.samples_s) - 1:
+                record.pressure.append(pressure)
         rounds += 1
         over_time = clock() - started >= time_budget_s
         at_batch_end = rounds % batch_rounds == 0

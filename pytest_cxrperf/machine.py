@@ -1,9 +1,22 @@
-"""Facts about this machine and software that timings depend on.
+"""Facts about this machine and software that timings depend on, and the machine class they make.
 
-:func:`machine_info` reports everything; :func:`fingerprint` keeps only stable facts (CPU model,
-core count, ISA flags that change which kernels run, memory size, thread setting) so that a
-baseline recorded on one runner is recognised on another runner of the same type. Clock speed and
-load are never part of it.
+**The machine class** is what a baseline is recorded for and judged against: the facts that move a
+backend's speed *relative to another's*, and nothing that only names a host. Two hosts of one
+class share baselines; a host of another class never is judged against them (README, "Machine
+classes"). Its key, ``<cpu>/<environment>``, is the first two levels of the baseline store:
+
+* ``<cpu>``: ``<vendor>-f<family>m<model>-<features>-<cores>c-t<threads>``, e.g.
+  ``amd-f25m17-avx2+avx512f+avx512_bf16+avx512_vnni-2c-t1``. Family and model name the
+  microarchitecture (AMD 25/17 is Zen 4, 25/1 Zen 3); the features are those of
+  :data:`CLASS_FEATURES` the CPU has (bf16 is native only with AVX512_BF16 or AMX, int8 dot
+  products need VNNI, IPEX's bf16 prepack needs AVX-512 BW/VL/DQ or AVX-NE-CONVERT); cores are
+  the CPUs this process may run on, threads the ``--cxr-threads`` setting.
+* ``<environment>``: :func:`environment_id`, the Python and library versions.
+
+Clock speed, memory size, load and the host's name are never part of it. ``CXRPERF_CPUINFO``
+names a file in ``/proc/cpuinfo`` form to read instead of the real one: it changes the class and
+what the plugin believes the CPU can do (tests; a dry run of another class's gate), never the
+kernels that really run.
 """
 
 from __future__ import annotations
@@ -12,10 +25,45 @@ import hashlib
 import os
 import platform
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8")
+CPUINFO_ENV = "CXRPERF_CPUINFO"
+# the ISA features that change which kernels run, in the order the key lists them (x86, then Arm)
+CLASS_FEATURES = (
+    "avx2",
+    "avx_vnni",
+    "avx_ne_convert",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512dq",
+    "avx512_bf16",
+    "avx512_vnni",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "asimd",
+    "asimddp",
+    "sve",
+    "sve2",
+    "bf16",
+    "i8mm",
+)
+# the pre-class fingerprint's flags (baselines of schema version 1 and 2)
+LEGACY_ISA_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
 LIBRARIES = (
     "torch",
     "transformers",
@@ -24,12 +72,30 @@ LIBRARIES = (
     "intel-extension-for-pytorch",
     "pytest-cxrperf",
 )
+# display names of microarchitectures: (vendor, family, first model, last model) -> name
+MICROARCHITECTURES = (
+    ("amd", 23, 0x00, 0x2F, "Zen/Zen+"),
+    ("amd", 23, 0x30, 0x7F, "Zen 2"),
+    ("amd", 25, 0x00, 0x0F, "Zen 3"),
+    ("amd", 25, 0x10, 0x1F, "Zen 4"),
+    ("amd", 25, 0x20, 0x5F, "Zen 3"),
+    ("amd", 25, 0x60, 0x7F, "Zen 4"),
+    ("amd", 25, 0xA0, 0xAF, "Zen 4c"),
+    ("amd", 26, 0x00, 0xFF, "Zen 5"),
+    ("intel", 6, 0x3F, 0x3F, "Haswell"),
+    ("intel", 6, 0x4F, 0x4F, "Broadwell"),
+    ("intel", 6, 0x55, 0x55, "Skylake/Cascade Lake"),
+    ("intel", 6, 0x6A, 0x6C, "Ice Lake"),
+    ("intel", 6, 0x8F, 0x8F, "Sapphire Rapids"),
+    ("intel", 6, 0xCF, 0xCF, "Emerald Rapids"),
+    ("intel", 6, 0xAD, 0xAE, "Granite Rapids"),
+)
 
 
-@lru_cache(maxsize=1)
-def _cpuinfo() -> dict[str, str]:
+@lru_cache(maxsize=4)
+def _read_cpuinfo(path: str) -> dict[str, str]:
     try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+        with open(path, encoding="utf-8", errors="replace") as handle:
             text = handle.read()
     except OSError:
         return {}
@@ -41,13 +107,48 @@ def _cpuinfo() -> dict[str, str]:
     return info
 
 
+def _cpuinfo() -> dict[str, str]:
+    return _read_cpuinfo(os.environ.get(CPUINFO_ENV) or "/proc/cpuinfo")
+
+
 def cpu_model() -> str:
     return _cpuinfo().get("model name") or platform.processor() or platform.machine()
 
 
+def cpu_flags() -> frozenset[str]:
+    """Every flag the CPU reports (x86 ``flags``, Arm ``Features``)."""
+    info = _cpuinfo()
+    return frozenset((info.get("flags") or info.get("Features") or "").split())
+
+
 def isa_flags() -> list[str]:
-    flags = set(_cpuinfo().get("flags", "").split())
-    return [f for f in ISA_FLAGS if f in flags]
+    """The class features this CPU has, in :data:`CLASS_FEATURES` order."""
+    flags = cpu_flags()
+    return [f for f in CLASS_FEATURES if f in flags]
+
+
+def _vendor() -> str:
+    info = _cpuinfo()
+    vendor = info.get("vendor_id", "")
+    if vendor == "AuthenticAMD":
+        return "amd"
+    if vendor == "GenuineIntel":
+        return "intel"
+    if vendor:
+        return re.sub(r"[^a-z0-9]+", "", vendor.lower()) or "cpu"
+    implementer = info.get("CPU implementer")
+    if implementer:  # Arm: 0x41 Arm, 0xc0 Ampere, 0x61 Apple, ...
+        return f"arm{implementer.lower().removeprefix('0x')}"
+    return re.sub(r"[^a-z0-9]+", "", platform.machine().lower()) or "cpu"
+
+
+def _number(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        return int(text, 0)
+    except ValueError:
+        return None
 
 
 def cpu_count() -> int:
@@ -66,6 +167,7 @@ def memory_gib() -> int:
 
 
 def library_versions() -> dict[str, str]:
+    """The installed versions of the libraries a timing depends on (the one place they are read)."""
     found: dict[str, str] = {}
     for name in LIBRARIES:
         try:
@@ -75,40 +177,178 @@ def library_versions() -> dict[str, str]:
     return found
 
 
-@lru_cache(maxsize=1)
-def environment_id() -> str:
-    """The software a timing depends on, as a short id: ``py3.11-torch2.13.0-<hash8>`` (the hash
-    covers every library in :data:`LIBRARIES` but this plugin)."""
-    libraries = {k: v for k, v in library_versions().items() if k != "pytest-cxrperf"}
-    python = ".".join(platform.python_version_tuple()[:2])
+def environment_of(libraries: Mapping[str, str], python: str | None = None) -> str:
+    """``py3.11-torch2.13.0-<hash8>``: the hash covers every library but this plugin."""
+    libraries = {k: v for k, v in libraries.items() if k != "pytest-cxrperf"}
+    python = python or ".".join(platform.python_version_tuple()[:2])
     digest = hashlib.sha256(repr(sorted(libraries.items())).encode()).hexdigest()[:8]
     torch = libraries.get("torch", "none").split("+")[0]
     return f"py{python}-torch{torch}-{digest}"
 
 
-def fingerprint_facts(threads: int) -> dict[str, object]:
+@lru_cache(maxsize=1)
+def environment_id() -> str:
+    """The software a timing depends on, as a short id (:func:`environment_of` of this one)."""
+    return environment_of(library_versions())
+
+
+@dataclass(frozen=True)
+class MachineClass:
+    """The facts that move relative speed; see the module docstring."""
+
+    vendor: str
+    family: int | None
+    model: int | None
+    features: tuple[str, ...]
+    cores: int
+    threads: int
+    environment: str
+    arch: str = ""
+
+    @property
+    def cpu_key(self) -> str:
+        where = f"f{self.family}m{self.model}" if self.family is not None else self.arch or "cpu"
+        features = "+".join(self.features) or "base"
+        return f"{self.vendor}-{where}-{features}-{self.cores}c-t{self.threads}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.cpu_key}/{self.environment}"
+
+    @property
+    def microarchitecture(self) -> str:
+        for vendor, family, low, high, name in MICROARCHITECTURES:
+            if (self.vendor, self.family) == (vendor, family) and low <= (self.model or -1) <= high:
+                return name
+        return ""
+
+    def describe(self) -> str:
+        """One line for headers: the key and what it means."""
+        arch = f" ({self.microarchitecture})" if self.microarchitecture else ""
+        return f"{self.key}{arch}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "vendor": self.vendor,
+            "family": self.family,
+            "model": self.model,
+            "microarchitecture": self.microarchitecture,
+            "features": list(self.features),
+            "cores": self.cores,
+            "threads": self.threads,
+            "environment": self.environment,
+            "arch": self.arch,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MachineClass:
+        def number(value: Any) -> int | None:
+            return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+        return cls(
+            vendor=str(data.get("vendor") or "cpu"),
+            family=number(data.get("family")),
+            model=number(data.get("model")),
+            features=tuple(str(f) for f in data.get("features") or ()),
+            cores=int(data.get("cores") or 0),
+            threads=int(data.get("threads") or 0),
+            environment=str(data.get("environment") or ""),
+            arch=str(data.get("arch") or ""),
+        )
+
+
+def machine_class(threads: int) -> MachineClass:
+    """This host's class at ``threads`` threads."""
+    info = _cpuinfo()
+    return MachineClass(
+        vendor=_vendor(),
+        family=_number(info.get("cpu family")),
+        model=_number(info.get("model")) if "cpu family" in info else _number(info.get("CPU part")),
+        features=tuple(isa_flags()),
+        cores=cpu_count(),
+        threads=threads,
+        environment=environment_id(),
+        arch=platform.machine(),
+    )
+
+
+def class_differences(
+    wanted: MachineClass, other: MachineClass, compared: tuple[str, ...] | None = None
+) -> list[str]:
+    """What sets ``other`` apart from ``wanted``, in words: features ``wanted`` has and ``other``
+    lacks (``avx512_bf16``), features only ``other`` has (``+amx_int8``), CPU family and model,
+    cores, threads, environment. ``compared``: the features ``other`` could know of (a pre-class
+    file's); ``other``'s family and model count only where known."""
+    said: list[str] = []
+    if other.vendor != wanted.vendor or (
+        other.family is not None and (other.family, other.model) != (wanted.family, wanted.model)
+    ):
+        said.append(
+            f"cpu {other.vendor} family {other.family} model {other.model} (this: {wanted.vendor} "
+            f"family {wanted.family} model {wanted.model})"
+        )
+    known = set(compared if compared is not None else CLASS_FEATURES)
+    mine, theirs = set(wanted.features) & known, set(other.features) & known
+    said += sorted(mine - theirs, key=CLASS_FEATURES.index)
+    said += [f"+{f}" for f in sorted(theirs - mine, key=CLASS_FEATURES.index)]
+    if other.cores != wanted.cores:
+        said.append(f"{other.cores} cores (this: {wanted.cores})")
+    if other.threads != wanted.threads:
+        said.append(f"{other.threads} threads (this: {wanted.threads})")
+    if other.environment != wanted.environment:
+        said.append(f"environment {other.environment} (this: {wanted.environment})")
+    return said
+
+
+def class_distance(wanted: MachineClass, other: MachineClass) -> tuple[int, ...]:
+    """Sort key for the nearest stored class: the CPU's features first, then the rest."""
+    features = len(set(wanted.features) ^ set(other.features))
+    cpu = (other.vendor, other.family, other.model) != (wanted.vendor, wanted.family, wanted.model)
+    return (
+        int(other.threads != wanted.threads),
+        features,
+        int(cpu),
+        int(other.cores != wanted.cores),
+        int(other.environment != wanted.environment),
+    )
+
+
+def legacy_fingerprint_facts(threads: int) -> dict[str, object]:
+    """The facts behind the pre-class fingerprint (baseline schema versions 1 and 2)."""
+    flags = cpu_flags()
     return {
         "cpu": cpu_model(),
         "cores": cpu_count(),
-        "isa": isa_flags(),
+        "isa": [f for f in LEGACY_ISA_FLAGS if f in flags],
         "memory_gib": memory_gib(),
         "threads": threads,
         "arch": platform.machine(),
     }
 
 
-def fingerprint(threads: int) -> str:
-    """A readable, stable id: ``<cpu-slug>-<cores>c-t<threads>-<hash8>``."""
-    facts = fingerprint_facts(threads)
+def legacy_fingerprint(threads: int) -> str:
+    """The pre-class id ``<cpu-slug>-<cores>c-t<threads>-<hash8>``: how baselines of schema
+    versions 1 and 2 named this host, so that they can be recognised and migrated."""
+    facts = legacy_fingerprint_facts(threads)
     digest = hashlib.sha256(repr(sorted(facts.items())).encode()).hexdigest()[:8]
     slug = re.sub(r"[^a-z0-9]+", "-", str(facts["cpu"]).lower()).strip("-")[:32] or "cpu"
     return f"{slug}-{facts['cores']}c-t{threads}-{digest}"
 
 
 def machine_info(threads: int) -> dict[str, object]:
+    """Everything about this machine a report shows: the class (its key as ``fingerprint``, the
+    name reports and merges key runs by), the CPU, memory and library versions."""
+    cls = machine_class(threads)
     return {
-        **fingerprint_facts(threads),
-        "fingerprint": fingerprint(threads),
+        "cpu": cpu_model(),
+        "cores": cls.cores,
+        "isa": list(cls.features),
+        "memory_gib": memory_gib(),
+        "threads": threads,
+        "arch": platform.machine(),
+        "fingerprint": cls.key,
+        "machine_class": cls.to_dict(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "libraries": library_versions(),

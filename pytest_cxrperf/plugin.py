@@ -95,7 +95,18 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
         "drift), e.g. 0.03 or 3% (default 3%); the baseline's sessions refine it; 0 trusts one run",
         {},
     ),
-    ("cxr_missing_baseline", "no baseline for a backend: warn (default) or fail", {}),
+    (
+        "cxr_missing_baseline",
+        "no baseline for a backend on this machine class: warn (default) or fail",
+        {},
+    ),
+    (
+        "cxr_save_missing",
+        "write what a backend without a baseline for this machine class would record into this "
+        "folder (a store of its own, e.g. a CI artifact to review and commit); those backends "
+        "are timed to the cap",
+        {},
+    ),
     (
         "cxr_fail_on_improvement",
         "fail a backend that is significantly faster than its baseline (refresh it)",
@@ -243,6 +254,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"cxrperf: model={s.model} backends={','.join(r.label for r in session.runnable) or '-'} "
         f"threads={s.threads} rounds={s.rounds} warmup={s.warmup} new_tokens={s.max_new_tokens}"
     ]
+    lines.append(f"cxrperf: machine class {session.machine_class.describe()}")
     lines += [f"cxrperf: not run: {r.label}: {r.availability.reason}" for r in session.unavailable]
     return lines
 

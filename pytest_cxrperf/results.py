@@ -101,6 +101,8 @@ class BackendResult:
     samples_s: list[float] = field(default_factory=list)
     stages: list[StageTimings] = field(default_factory=list)
     control_samples_s: list[float] = field(default_factory=list)
+    # per round, the share in which a runnable task waited for a CPU (empty: not measured)
+    pressure: list[float] = field(default_factory=list)
     prepare_seconds: float | None = None
     prepare_details: dict[str, Any] = field(default_factory=dict)
     equivalence: dict[str, dict[str, Any]] = field(default_factory=dict)  # study -> check -> data
@@ -152,6 +154,7 @@ class BackendResult:
                 stdev_s=summary.stdev,
                 median_s=summary.median,
                 control_samples_s=list(self.control_samples_s),
+                pressure=list(self.pressure),
                 control=self.control,
                 speedup_vs_eager=self.speedup_vs_eager(),
                 stage_medians_s=stage_medians(self.stages),
@@ -178,6 +181,7 @@ class BackendResult:
             samples_s=[float(v) for v in data.get("samples_s", ())],
             stages=[StageTimings.from_raw(s) for s in data.get("stages", ())],
             control_samples_s=[float(v) for v in data.get("control_samples_s", ())],
+            pressure=[float(v) for v in data.get("pressure", ())],
             prepare_seconds=data.get("prepare_s"),
             prepare_details=dict(data.get("prepare_details") or {}),
             equivalence={k: dict(v) for k, v in (data.get("equivalence") or {}).items()},
@@ -207,6 +211,7 @@ class BackendResult:
             samples_s=list(timed.samples_s),
             stages=list(timed.stages),
             control_samples_s=list(timed.control_samples_s),
+            pressure=list(timed.pressure),
             prepare_seconds=max(prepared) if prepared else None,
             prepare_details={**other.prepare_details, **self.prepare_details},
             equivalence={**self.equivalence, **other.equivalence},

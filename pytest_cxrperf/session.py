@@ -23,6 +23,7 @@ from .settings import BackendSpec, Settings
 if TYPE_CHECKING:
     import torch
 
+    from .machine import MachineClass
     from .memory import Peak
     from .model.loader import ReferenceModel
     from .model.processor import ModelInputs
@@ -171,11 +172,24 @@ class CxrSession:
         return model_cost(self.reference.model, inputs.prompt_length, images).to_dict()
 
     @cached_property
-    def fingerprint(self) -> str:
-        """This machine at this thread count: the first level of the baseline store."""
-        from .machine import fingerprint
+    def machine_class(self) -> MachineClass:
+        """This machine's class at this thread count: what baselines are recorded for and
+        judged against."""
+        from .machine import machine_class
 
-        return fingerprint(self.settings.threads)
+        return machine_class(self.settings.threads)
+
+    @property
+    def fingerprint(self) -> str:
+        """The machine class's key: the first two levels of the baseline store."""
+        return self.machine_class.key
+
+    @cached_property
+    def legacy_fingerprint(self) -> str:
+        """This host's id in the pre-class baseline layout (files recorded before classes)."""
+        from .machine import legacy_fingerprint
+
+        return legacy_fingerprint(self.settings.threads)
 
     @cached_property
     def model_key(self) -> str:

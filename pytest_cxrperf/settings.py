@@ -112,6 +112,8 @@ class Settings:
     alpha: float = DEFAULT_ALPHA
     session_noise: float = DEFAULT_SESSION_NOISE
     missing_baseline: str = "warn"
+    # where the baselines of backends with none for this machine class are written (not the store)
+    save_missing_dir: Path | None = None
     fail_on_improvement: bool = False
     time_budget_s: float = DEFAULT_TIME_BUDGET_S
     batch_rounds: int = 0  # rounds per batch of the gate; 0: chosen from a warm round's length
@@ -311,6 +313,7 @@ def build_settings(
         alpha=parse_fraction("--cxr-alpha", pick("cxr_alpha") or DEFAULT_ALPHA, upper=0.5),
         session_noise=parse_session_noise(pick("cxr_session_noise")),
         missing_baseline=missing,
+        save_missing_dir=_absolute(pick("cxr_save_missing")),
         fail_on_improvement=_flag(
             "--cxr-fail-on-improvement", pick("cxr_fail_on_improvement") or False
         ),
@@ -324,6 +327,10 @@ def build_settings(
         bmf_path=_path(pick("cxr_bmf")),
         ceilings=ceilings,
     )
+
+
+def _absolute(value: object) -> Path | None:
+    return Path(str(value)).absolute() if value else None
 
 
 def _path(value: object) -> Path | None:

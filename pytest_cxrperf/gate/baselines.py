@@ -1,9 +1,15 @@
-"""The baseline store: ``<dir>/<machine-fingerprint>/<model>/<backend>.json``.
+"""The baseline store: ``<dir>/<machine-class>/<model>/<backend>.json``.
+
+The machine class (:class:`~pytest_cxrperf.machine.MachineClass`) is two levels,
+``<cpu>/<environment>``: a baseline is judged only on a host of its class, never across CPU
+classes or library versions (README, "Machine classes"). Files of the pre-class layout (schema
+versions 1 and 2, ``<dir>/<host-fingerprint>/<model>/<backend>.json``) still load where they were
+recorded on a host like this one, with a note, and ``cxrperf baselines migrate`` moves them.
 
 Plain JSON, one file per backend, so that a refresh shows up in a pull request as a readable diff.
-Each file carries a schema version, the machine facts behind the fingerprint, the settings that
-affect timing, library versions, the date, the raw samples (backend and interleaved eager control)
-and the stage medians.
+Each file carries a schema version, the machine class and its facts, the settings that affect
+timing, library versions, the date, the raw samples (backend and interleaved control) and the
+stage medians.
 
 Writes go through a temp file in the same folder and a rename, under a file lock at the store's
 root, so parallel workers (pytest-xdist) never leave a half-written or interleaved file. A file
@@ -18,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,11 +32,14 @@ from typing import Any
 
 from ..atomic import write_json_atomic
 from ..errors import CxrPerfError
+from ..machine import LEGACY_ISA_FLAGS, MachineClass, class_differences, class_distance
 from .decision import CONTROL_EAGER, CONTROL_PROBE, Timings
 
 SCHEMA = "pytest-cxrperf/latency-baseline"
-SCHEMA_VERSION = 2  # 2: eager is timed against the machine probe; control, environment recorded
-READABLE_VERSIONS = (1, 2)  # a version-1 file reads, and is judged incomparable where it lacks
+# 2: eager is timed against the machine probe; control, environment recorded
+# 3: stored per machine class (``fingerprint`` is the class key), the class's facts recorded
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)  # a version-1 file reads, and is judged incomparable where it lacks
 LOCK_NAME = ".cxrperf.lock"
 
 
@@ -82,6 +91,34 @@ class Baseline:
     # empty in files written before memory was measured
     memory_mib: Mapping[str, float] = field(default_factory=dict)
     memory_context: tuple[str, ...] = ()  # backends prepared before it in that process, in order
+    # the machine class's facts (MachineClass.to_dict); empty in files of the pre-class layout
+    machine_class: Mapping[str, Any] = field(default_factory=dict)
+    # per-round CPU pressure (share of the round a runnable task waited for a CPU), if measured
+    pressure: tuple[float, ...] = ()
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def legacy(self) -> bool:
+        """Recorded in the pre-class layout (keyed by a host fingerprint)."""
+        return self.schema_version < 3
+
+    def class_facts(self) -> MachineClass:
+        """The class it was recorded for; for a pre-class file, what its machine facts say (the
+        features it could know of: :data:`~pytest_cxrperf.machine.LEGACY_ISA_FLAGS`)."""
+        if self.machine_class:
+            return MachineClass.from_dict(self.machine_class)
+        cpu = str(self.machine.get("cpu") or "").lower()
+        vendor = "amd" if "amd" in cpu else "intel" if "intel" in cpu else "cpu"
+        return MachineClass(
+            vendor=vendor,
+            family=None,
+            model=None,
+            features=tuple(str(f) for f in self.machine.get("isa") or ()),
+            cores=int(self.machine.get("cores") or 0),
+            threads=self.threads,
+            environment=self.environment,
+            arch=str(self.machine.get("arch") or ""),
+        )
 
     @property
     def relpath(self) -> Path:
@@ -96,6 +133,7 @@ class Baseline:
             environment=self.environment,
             control=self.control,
             session_rounds=self.session_rounds or (len(self.samples_s),) * (self.sessions == 1),
+            pressure=self.pressure,
         )
 
     @property
@@ -145,6 +183,8 @@ class Baseline:
             ),
             "memory_mib": {k: round(float(v), 2) for k, v in self.memory_mib.items()},
             "memory_context": list(self.memory_context),
+            "pressure": [round(p, 4) for p in self.pressure],
+            "machine_class": dict(self.machine_class),
             "machine": dict(self.machine),
             "libraries": dict(self.libraries),
             "model_info": dict(self.model_info),
@@ -220,6 +260,19 @@ class Baseline:
                     "'settings.session_rounds' must be positive round counts summing to the "
                     f"{len(values)} samples"
                 )
+            pressure = data.get("pressure") or []
+            if not isinstance(pressure, list) or not all(
+                isinstance(v, (int, float)) and math.isfinite(v) and 0 <= v <= 1 for v in pressure
+            ):
+                raise bad("'pressure' must be a list of shares between 0 and 1")
+            machine_class = data.get("machine_class") or {}
+            if not isinstance(machine_class, dict):
+                raise bad("'machine_class' must be an object")
+            if version >= 3 and machine_class.get("key") != data["fingerprint"]:
+                raise bad(
+                    f"'machine_class.key' {machine_class.get('key')!r} is not its fingerprint "
+                    f"{data['fingerprint']!r}"
+                )
             probe_repeats = data.get("probe_repeats")
             if probe_repeats is not None and (
                 not isinstance(probe_repeats, int) or probe_repeats < 1
@@ -248,6 +301,9 @@ class Baseline:
                 session_rounds=session_rounds,
                 memory_mib={str(k): float(v) for k, v in memory.items()},
                 memory_context=tuple(str(c) for c in data.get("memory_context") or ()),
+                machine_class=dict(machine_class),
+                pressure=tuple(float(p) for p in pressure),
+                schema_version=int(version),
             )
         except KeyError as exc:
             raise bad(f"missing key {exc.args[0]!r}") from None
@@ -284,13 +340,25 @@ def read_baseline(path: Path) -> Baseline:
 
 @dataclass(frozen=True)
 class Found:
-    """The result of a look-up: the baseline (or None), its path, and whether it was recorded on
-    another machine (fingerprint) than the one asked for."""
+    """The result of a look-up: this class's baseline (or None) and its path; where none, the
+    nearest class stored for the model and backend, and what sets it apart; ``note``: how it was
+    found (a file of the pre-class layout)."""
 
     baseline: Baseline | None
     path: Path | None
-    foreign: bool = False
-    other_threads: tuple[int, ...] = ()  # thread settings of foreign baselines passed over
+    nearest: str | None = None
+    differences: tuple[str, ...] = ()
+    note: str = ""
+
+    def missing_hint(self, machine: str) -> str:
+        """Why there is no baseline, in one sentence (the verdict's note)."""
+        if self.nearest is None:
+            return f"no baseline for machine class {machine} (none stored for this model)"
+        differs = ", ".join(self.differences) or "the key"
+        return (
+            f"no baseline for machine class {machine} (nearest stored: {self.nearest}; "
+            f"differs in: {differs}); another class's timings are never compared"
+        )
 
 
 class BaselineStore:
@@ -299,6 +367,8 @@ class BaselineStore:
         self.lock_timeout = lock_timeout
 
     def path_for(self, fingerprint: str, model: str, backend: str) -> Path:
+        """``fingerprint``: a machine class key (``<cpu>/<environment>``), or a pre-class host
+        fingerprint."""
         return self.root / fingerprint / model / f"{backend}.json"
 
     def _lock(self) -> Any:
@@ -309,36 +379,70 @@ class BaselineStore:
 
     def load(self, path: Path) -> Baseline:
         baseline = read_baseline(path)
-        expected = (path.parent.parent.name, path.parent.name, path.stem)
+        try:
+            where = path.parent.parent.relative_to(self.root).as_posix()
+        except ValueError:
+            where = path.parent.parent.name
+        expected = (where, path.parent.name, path.stem)
         found = (baseline.fingerprint, baseline.model, baseline.backend)
         if found != expected:
             raise BaselineError(
                 f"{path}: it says it holds {'/'.join(found)} but lies at {'/'.join(expected)}; "
-                "baselines must not be moved between machines by hand (a different machine has "
-                "different absolute times): move it back, or record one here with "
+                "baselines must not be moved between machine classes by hand (another class has "
+                "other relative speeds): move it back, or record one here with "
                 "--cxr-update-baselines"
             )
         return baseline
 
-    def find(self, fingerprint: str, model: str, backend: str, threads: int | None = None) -> Found:
-        """This machine's baseline, else the newest one of another machine recorded with the same
-        thread setting (a backend's speedup over eager depends on it, so only those serve the
-        relative check), else nothing. Raises :class:`BaselineError` for an unreadable file."""
-        own = self.path_for(fingerprint, model, backend)
+    def find(
+        self,
+        machine: MachineClass | str,
+        model: str,
+        backend: str,
+        legacy_fingerprint: str | None = None,
+    ) -> Found:
+        """This machine class's baseline, else a pre-class file recorded on a host with this
+        host's ``legacy_fingerprint`` in this environment, else nothing (with the nearest class
+        stored). Never another class's. Raises :class:`BaselineError` for an unreadable file."""
+        key = machine.key if isinstance(machine, MachineClass) else machine
+        own = self.path_for(key, model, backend)
         if own.exists():
             return Found(self.load(own), own)
-        others, passed_over = [], set()
-        if self.root.is_dir():
-            for path in sorted(self.root.glob(f"*/{model}/{backend}.json")):
-                baseline = self.load(path)
-                if threads is not None and baseline.threads != threads:
-                    passed_over.add(baseline.threads)
-                    continue
-                others.append((baseline.created, str(path), baseline, path))
-        if not others:
-            return Found(None, None, other_threads=tuple(sorted(passed_over)))
-        _, _, baseline, path = max(others, key=lambda item: (item[0], item[1]))
-        return Found(baseline, path, foreign=True)
+        if legacy_fingerprint and isinstance(machine, MachineClass):
+            old = self.path_for(legacy_fingerprint, model, backend)
+            if old.exists():
+                baseline = self.load(old)
+                if baseline.environment == machine.environment:
+                    note = (
+                        f"read from the pre-class layout ({old}): this host had the fingerprint it "
+                        "was recorded under; `cxrperf baselines migrate` moves it to "
+                        f"{self.path_for(key, model, backend)}"
+                    )
+                    return Found(baseline, old, note=note)
+        return self.nearest(machine, model, backend)
+
+    def nearest(self, machine: MachineClass | str, model: str, backend: str) -> Found:
+        """No baseline: the stored class nearest to ``machine`` for this model and backend (by
+        ISA features first), and what differs."""
+        candidates = [
+            b
+            for _, b in self.records()
+            if isinstance(b, Baseline) and b.model == model and b.backend == backend
+        ]
+        if not candidates:
+            return Found(None, None)
+        if not isinstance(machine, MachineClass):
+            return Found(None, None, nearest=sorted(c.fingerprint for c in candidates)[0])
+
+        def differences(b: Baseline) -> list[str]:
+            compared = LEGACY_ISA_FLAGS if b.legacy else None
+            return class_differences(machine, b.class_facts(), compared)
+
+        best = min(
+            candidates,
+            key=lambda b: (class_distance(machine, b.class_facts()), b.legacy, b.fingerprint),
+        )
+        return Found(None, None, nearest=best.fingerprint, differences=tuple(differences(best)))
 
     def write(self, baseline: Baseline) -> tuple[Baseline | None, Path]:
         """Write atomically under the store lock; returns the baseline it replaced (if any).
@@ -368,8 +472,68 @@ class BaselineStore:
         """Every baseline file in the store (sorted), or the error that reading it gave."""
         if not self.root.is_dir():
             return
-        for path in sorted(self.root.glob("*/*/*.json")):
+        paths = set(self.root.glob("*/*/*/*.json")) | set(self.root.glob("*/*/*.json"))
+        for path in sorted(paths):
             try:
                 yield path, self.load(path)
             except BaselineError as exc:
                 yield path, exc
+
+
+@dataclass(frozen=True)
+class Migration:
+    """What ``cxrperf baselines migrate`` did with one file of the pre-class layout."""
+
+    path: Path
+    target: Path | None  # where it went; None where it was left
+    reason: str = ""
+
+
+def migrate(
+    store: BaselineStore,
+    here: Callable[[int], MachineClass],
+    legacy_fingerprint: Callable[[int], str],
+) -> list[Migration]:
+    """Move the store's pre-class files recorded under this host's pre-class fingerprint
+    (``legacy_fingerprint(threads)``) to the machine class layout (schema version 3): their
+    class is this host's (``here(threads)``) in the environment each file records. Files of
+    other hosts are left (their CPU family and model cannot be told from them), as are files
+    that a file of the new layout already replaces."""
+    from dataclasses import replace
+
+    done: list[Migration] = []
+    for path, record in list(store.records()):
+        if isinstance(record, BaselineError):
+            if path.parent.parent.parent == store.root:  # a pre-class path that did not load
+                done.append(Migration(path, None, f"unreadable, left: {record}"))
+            continue
+        if not record.legacy:
+            continue
+        this_host = legacy_fingerprint(record.threads)
+        if record.fingerprint != this_host:
+            done.append(
+                Migration(
+                    path,
+                    None,
+                    f"recorded on another host ({record.fingerprint}, this is "
+                    f"{this_host}): its CPU class cannot be told from the file; left. "
+                    "Run `cxrperf baselines migrate` on such a host, or refresh there",
+                )
+            )
+            continue
+        cls = here(record.threads)
+        cls = replace(cls, environment=record.environment or cls.environment)
+        moved = replace(
+            record, fingerprint=cls.key, machine_class=cls.to_dict(), schema_version=SCHEMA_VERSION
+        )
+        target = store.path_for(cls.key, record.model, record.backend)
+        if target.exists():
+            done.append(Migration(path, None, f"{target} exists already; left"))
+            continue
+        store.write(moved)
+        path.unlink()
+        for folder in (path.parent, path.parent.parent):
+            if folder != store.root and not any(folder.iterdir()):
+                folder.rmdir()
+        done.append(Migration(path, target))
+    return done

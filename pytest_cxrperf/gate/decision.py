@@ -80,6 +80,13 @@ DEFAULT_BETA = 0.05
 DISTURBANCE_FREE = math.log1p(0.10)
 # the drift (sd, log) counted per unit of the control's shift beyond that
 DISTURBANCE_DRIFT = 0.5
+# CPU pressure (share of a round in which a runnable task waited for a CPU, median over the run)
+# above the baseline's that counts as no disturbance, and the drift (sd, log) per unit beyond it
+PRESSURE_FREE = 0.05
+PRESSURE_DRIFT = 0.5
+# a change (regressed, improved) is never decided on fewer rounds of the current run: a few
+# rounds of a loaded machine can sit together at one scheduler phase
+MIN_CHANGE_ROUNDS = 10
 
 
 class Status(str, Enum):
@@ -141,6 +148,9 @@ class Plan:
     beta: float = DEFAULT_BETA  # chance that a full-threshold slowdown is called unchanged
     disturbance_free: float = DISTURBANCE_FREE  # control shift (log) counted as no disturbance
     disturbance_drift: float = DISTURBANCE_DRIFT  # drift sd per unit of shift beyond that
+    pressure_free: float = PRESSURE_FREE  # CPU pressure above the baseline's counted as none
+    pressure_drift: float = PRESSURE_DRIFT  # drift sd per unit of pressure beyond that
+    min_change_rounds: int = MIN_CHANGE_ROUNDS  # rounds a regressed/improved answer needs
 
     def looks(self) -> list[int]:
         """Batch counts at which the decision is taken (the last one is the cap)."""
@@ -339,6 +349,16 @@ def control_shift(baseline: Timings, current: Timings) -> float | None:
     return math.log(after / before)
 
 
+def pressure_excess(baseline: Timings, current: Timings) -> float | None:
+    """How much more of its time this run's machine had a task waiting for a CPU than the
+    baseline's (median shares; a baseline recorded without it counts as a quiet machine). None
+    where this run measured none."""
+    if not current.pressure:
+        return None
+    before = statistics.median(baseline.pressure) if baseline.pressure else 0.0
+    return max(0.0, statistics.median(current.pressure) - before)
+
+
 def shift_words(shift: float) -> str:
     """A control's shift (log) in words: "26% slower", "9% faster"."""
     moved = math.expm1(shift)
@@ -458,6 +478,7 @@ class Timings:
     environment: str = ""
     control: str = CONTROL_EAGER
     session_rounds: tuple[int, ...] = ()  # rounds per fresh process, in order (empty: one)
+    pressure: Sequence[float] = ()  # per round, the CPU pressure share (empty: not measured)
 
     def batches(self, batch_rounds: int) -> list[list[float]]:
         """The batch statistics, grouped by session."""
@@ -573,6 +594,7 @@ def judge(
     unknown: str = "warn",
     fail_on_improvement: bool = False,
     baseline_path: str | None = None,
+    missing_hint: str | None = None,
 ) -> Verdict:
     """Decide one backend at one look. ``final``: no more batches will come (the cap, or the
     time budget, was reached), so "not yet known" is the answer rather than a reason to go on.
@@ -589,7 +611,15 @@ def judge(
 
     if baseline is None:
         hint = "record one with --cxr-update-baselines (or `cxrperf baselines refresh`)"
-        return verdict(MISSING, missing == "fail", [hint])
+        return verdict(MISSING, missing == "fail", [n for n in (missing_hint, hint) if n])
+    if baseline.fingerprint != current.fingerprint or baseline.environment != current.environment:
+        hint = (
+            f"the baseline was recorded for machine class {baseline.fingerprint} "
+            f"({baseline.environment or 'no environment'}), this is {current.fingerprint} "
+            f"({current.environment or 'no environment'}): timings of two classes are never "
+            "compared; record one for this class with `cxrperf baselines refresh`"
+        )
+        return verdict(INCOMPARABLE, missing == "fail", [hint])
     if baseline.new_tokens != current.new_tokens:
         hint = (
             f"the baseline was recorded with {baseline.new_tokens} new tokens, this run "
@@ -620,6 +650,16 @@ def judge(
     drift_sd: float | None = None
     shift = control_shift(baseline, current)
     disturbance = disturbance_drift_sd(shift, plan.disturbance_free, plan.disturbance_drift)
+    pressure = pressure_excess(baseline, current)
+    contention = disturbance_drift_sd(pressure, plan.pressure_free, plan.pressure_drift)
+    if pressure is not None and pressure > plan.pressure_free:
+        now, then = statistics.median(current.pressure), statistics.median(baseline.pressure or [0])
+        notes.append(
+            f"CPU contended: a runnable task waited for a CPU in {now:.0%} of this run's time "
+            f"(baseline {then:.0%}); time slicing does not slow a backend and its control alike, "
+            f"so beyond {plan.pressure_free:.0%} that counts as drift of sd {contention:.1%} "
+            f"({plan.pressure_drift:g} x the excess)"
+        )
     if shift is not None and disturbance > 0:
         control = "machine probe" if current.control == CONTROL_PROBE else "eager fp32 control"
         notes.append(
@@ -628,12 +668,6 @@ def judge(
             "loaded machine does not slow a backend and its control alike, so beyond "
             f"{math.expm1(plan.disturbance_free):.0%} that counts as drift of sd "
             f"{disturbance:.1%} ({plan.disturbance_drift:g} x the excess)"
-            + (
-                "; the baseline is from another environment (library versions), which may be "
-                "the cause: refresh it there"
-                if baseline.environment != current.environment
-                else ""
-            )
         )
     if not cur_stats:
         ratio, interval, status = 1.0, None, UNKNOWN
@@ -649,9 +683,15 @@ def judge(
             baseline_sessions=[len(g) for g in base_groups],
             session_noise=plan.session_noise,
             beta_each=plan.beta_each,
-            disturbance_sd=disturbance,
+            disturbance_sd=math.hypot(disturbance, contention),
             current_sessions=[len(g) for g in cur_groups],
         )
+        if status in (REGRESSED, IMPROVED) and len(current.samples_s) < plan.min_change_rounds:
+            notes.append(
+                f"{status} on {len(current.samples_s)} rounds is not decided: a change needs "
+                f"{plan.min_change_rounds} rounds of this run (raise --cxr-rounds if capped)"
+            )
+            status = UNKNOWN
     relative = Comparison(
         kind="relative",
         control=current.control,
@@ -668,26 +708,13 @@ def judge(
         control_shift=shift,
     )
     absolute = None
-    same_place = (
-        baseline.fingerprint == current.fingerprint and baseline.environment == current.environment
-    )
-    if same_place and current.samples_s:
+    if current.samples_s:
         base_median = statistics.median(baseline.samples_s)
         cur_median = statistics.median(current.samples_s)
         absolute = Comparison(
             "absolute", None, base_median, cur_median, cur_median / base_median, None,
             len(baseline.samples_s), len(current.samples_s), (0, 0), Status.SHOWN,
         )  # fmt: skip
-    elif baseline.fingerprint != current.fingerprint:
-        notes.append(
-            f"baseline from another machine ({baseline.fingerprint}; this is "
-            f"{current.fingerprint}): judged by the ratio to the in-run control"
-        )
-    else:
-        notes.append(
-            "baseline from another environment (library versions): judged by the ratio to the "
-            "in-run control; absolute seconds not shown"
-        )
     if status == REGRESSED:
         return verdict(REGRESSED, True, notes, absolute=absolute, relative=relative)
     if status == IMPROVED:

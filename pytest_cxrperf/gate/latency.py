@@ -73,9 +73,14 @@ def run_latency_gate(
     """Time ``backends`` in one interleaved campaign and put each one's rounds and verdict into
     ``results``."""
     from ..latency import Subject, run_campaign
+    from ..pressure import stalled_seconds
     from ..results import CampaignSummary
+    from ..simulated import SimulatedTimings
 
     settings = session.settings
+    simulated = SimulatedTimings.from_env()
+    if simulated is not None:
+        results.notice(simulated.notice())
     inputs = session.inputs(session.studies[0])
     tokens = settings.max_new_tokens
     store = BaselineStore(settings.baseline_dir)
@@ -83,7 +88,7 @@ def run_latency_gate(
     for prepared in backends:
         try:
             baselines[prepared.label] = store.find(
-                session.fingerprint, session.model_key, prepared.name, threads=settings.threads
+                session.machine_class, session.model_key, prepared.name, session.legacy_fingerprint
             )
         except BaselineError as exc:
             baselines[prepared.label] = exc
@@ -91,11 +96,15 @@ def run_latency_gate(
     def generation(runner: Runner) -> Any:
         return lambda: runner.generate(inputs, tokens, force_length=True).timings
 
+    def timed(run: Any, label: str, name: str, slow: float = 1.0, control: bool = False) -> Any:
+        """The campaign's call: real, or on the simulated clock (:mod:`..simulated`)."""
+        return simulated.timed(run, label, name, slow, control) if simulated else run
+
     eager = session.prepared(BackendSpec(REFERENCE_BACKEND)).runner
     subjects = [
         Subject(
             p.label,
-            generation(p.runner),
+            timed(generation(p.runner), p.label, p.name, p.spec.slow),
             CONTROL_PROBE if p.name == REFERENCE_BACKEND else CONTROL_EAGER,
         )
         for p in backends
@@ -120,6 +129,16 @@ def run_latency_gate(
     for subject in subjects:
         results.backend(subject.label).control = subject.control
 
+    def saving(label: str) -> bool:
+        """Measured to the cap to be saved as a candidate baseline (--cxr-save-missing)."""
+        found = baselines[label]
+        return (
+            settings.save_missing_dir is not None
+            and not isinstance(found, BaselineError)
+            and found.baseline is None
+            and by_label[label].spec.slow == 1.0
+        )
+
     def decide(label: str, series: Any, final: bool) -> bool:
         if settings.update_baselines:
             return False
@@ -129,17 +148,23 @@ def run_latency_gate(
         else:
             verdict = judge_series(session, prepared, series, found, plan, final)
         results.backend(label).gate = verdict
-        return verdict.final
+        return verdict.final and (final or not saving(label))
 
+    controls = {
+        CONTROL_EAGER: timed(generation(eager), REFERENCE_BACKEND, REFERENCE_BACKEND, control=True),
+        CONTROL_PROBE: timed(probe.run, CONTROL_PROBE, CONTROL_PROBE, control=True),
+    }
     campaign = run_campaign(
         subjects,
-        {CONTROL_EAGER: generation(eager), CONTROL_PROBE: probe.run},
+        controls,
         batch_rounds=plan.batch_rounds,
         looks=plan.looks(),
         decide=decide,
         time_budget_s=settings.time_budget_s,
         warmup=settings.warmup,
         seed=0,
+        clock=simulated.clock if simulated else time.perf_counter,
+        stalled=simulated.stalled_seconds if simulated else stalled_seconds,
     )
     results.campaign = CampaignSummary(
         rounds=campaign.rounds,
@@ -156,6 +181,7 @@ def run_latency_gate(
         result.samples_s = series.samples_s
         result.control_samples_s = series.control_samples_s
         result.stages = series.stages
+        result.pressure = series.pressure
         if not settings.update_baselines:
             result.memory_gate = judge_memory_of(
                 session, result, prepared, baselines[prepared.label]
@@ -163,10 +189,35 @@ def run_latency_gate(
         if settings.update_baselines and prepared.spec.slow == 1.0:
             record = baseline_of(session, result, prepared, probe)
             result.gate = store_baseline(record, store, plan, settings.threshold_for(prepared.name))
+        elif saving(prepared.label):
+            save_candidate(session, results, prepared, probe)
     if settings.update_baselines:  # synthetic slowdowns: judged against what was just written
         for prepared in backends:
             if prepared.spec.slow != 1.0:
                 judge_slowed_after_update(session, results, prepared, campaign, store, plan)
+
+
+def save_candidate(
+    session: CxrSession, results: RunResults, prepared: PreparedBackend, probe: MachineProbe
+) -> None:
+    """``--cxr-save-missing``: what this run would record for a backend with no baseline for its
+    machine class, written to a store of its own for review (never into the gate's store)."""
+    settings = session.settings
+    assert settings.save_missing_dir is not None
+    result = results.backend(prepared.label)
+    record = baseline_of(session, result, prepared, probe)
+    try:
+        _, path = BaselineStore(settings.save_missing_dir).write(record)
+    except BaselineError as exc:
+        results.notice(f"{prepared.label}: candidate baseline not saved: {exc}")
+        return
+    if result.gate is not None:
+        note = (
+            f"candidate baseline for machine class {session.fingerprint} saved to {path} "
+            f"({len(record.samples_s)} rounds): review it, then copy it into "
+            f"{settings.baseline_dir}/{record.relpath.as_posix()}"
+        )
+        result.gate = replace(result.gate, notes=(*result.gate.notes, note))
 
 
 def memory_of(prepared: PreparedBackend) -> MemoryFigures | None:
@@ -205,6 +256,7 @@ def judge_memory_of(
         baseline_path=str(found.path) if found.path else None,
         missing=session.settings.missing_baseline,
         context=(result.memory.context, stored.memory_context if stored is not None else ()),
+        missing_note=found.missing_hint(session.fingerprint) if stored is None else None,
     )
 
 
@@ -224,7 +276,7 @@ def baseline_of(
 ) -> Baseline:
     """This run's latency of a backend, in the form the baseline store keeps."""
     from ..backends.timings import stage_medians
-    from ..machine import environment_id, fingerprint_facts, library_versions
+    from ..machine import environment_id, legacy_fingerprint_facts, library_versions
     from .memory import memory_figures
 
     settings, reference = session.settings, session.reference
@@ -240,13 +292,15 @@ def baseline_of(
         warmup=settings.warmup,
         precision=prepared.precision,
         created=now_iso(),
-        machine=fingerprint_facts(settings.threads),
+        machine=legacy_fingerprint_facts(settings.threads),
+        machine_class=session.machine_class.to_dict(),
         libraries=library_versions(),
         stage_medians_s=stage_medians(result.stages),
         model_info=reference.describe(),
         control=result.control,
         probe_repeats=probe.repeats if prepared.name == REFERENCE_BACKEND else None,
         environment=environment_id(),
+        pressure=tuple(result.pressure) if len(result.pressure) == len(result.samples_s) else (),
         memory_mib=memory_figures(
             result.memory.prepare_peak_mib if result.memory else None,
             result.memory.generate_peak_mib if result.memory else None,
@@ -274,22 +328,26 @@ def judge_series(
         settings.max_new_tokens,
         environment=environment_id(),
         control=CONTROL_PROBE if prepared.name == REFERENCE_BACKEND else CONTROL_EAGER,
+        pressure=series.pressure,
     )
+    stored = found.baseline.timings() if found.baseline else None
+    if stored is not None and found.baseline is not None and found.baseline.legacy:
+        # a pre-class file of this host (the store checked): its class is this one
+        stored = replace(stored, fingerprint=current.fingerprint)
     verdict = judge(
         prepared.label,
         current,
-        found.baseline.timings() if found.baseline else None,
+        stored,
         replace(plan, threshold=settings.threshold_for(prepared.name)),
         final=final,
         missing=settings.missing_baseline,
         unknown=settings.unknown,
         fail_on_improvement=settings.fail_on_improvement,
         baseline_path=str(found.path) if found.path else None,
+        missing_hint=found.missing_hint(session.fingerprint) if found.baseline is None else None,
     )
-    if found.other_threads:
-        listed = ", ".join(f"--cxr-threads={t}" for t in found.other_threads)
-        hint = f"baselines of {prepared.name} exist for {listed} only"
-        verdict = replace(verdict, notes=(*verdict.notes, hint))
+    if found.note:
+        verdict = replace(verdict, notes=(*verdict.notes, found.note))
     return verdict
 
 
@@ -324,7 +382,7 @@ def judge_slowed_after_update(
     note = "a synthetic slowdown is never stored as a baseline; judged against the new one"
     try:
         found = store.find(
-            session.fingerprint, session.model_key, prepared.name, threads=session.settings.threads
+            session.machine_class, session.model_key, prepared.name, session.legacy_fingerprint
         )
     except BaselineError as exc:
         result.gate = Verdict(prepared.label, ERROR, True, notes=(str(exc), note))

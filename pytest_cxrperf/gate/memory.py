@@ -32,6 +32,7 @@ def judge_memory(
     baseline_path: str | None = None,
     missing: str = "warn",
     context: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
+    missing_note: str | None = None,
 ) -> Verdict:
     """Regressed when any step grew past ``threshold`` and ``floor_mib``; improved when one shrank
     as much (never a failure: refresh the baseline); ok otherwise; missing without figures (a
@@ -39,7 +40,7 @@ def judge_memory(
     (the backends prepared before, this run's and the baseline's) differs."""
     steps = [s for s in STEPS if s in current and baseline and s in baseline]
     if not baseline or not steps:
-        note = "no memory figures in the baseline: refresh it to gate memory"
+        note = missing_note or "no memory figures in the baseline: refresh it to gate memory"
         return Verdict(
             backend,
             MISSING,

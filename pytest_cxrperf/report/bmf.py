@@ -2,7 +2,9 @@
 --adapter json --file PATH``).
 
 ``{benchmark: {measure: {"value", "lower_value", "upper_value"}}}``. One benchmark per backend
-(``cxrperf/<model>/<backend>``) and one per stage of it (``.../vision``, ``.../prefill``,
+(``cxrperf/<machine-class>/<model>/<backend>``: each machine class is its own history, as
+its baselines are; ``cxrperf/<model>/<backend>`` where the run names no class) and one per
+stage of it (``.../vision``, ``.../prefill``,
 ``.../decode-per-token``), each with Bencher's built-in ``latency`` measure in nanoseconds: the
 median, with the fastest and slowest round as the bounds. The backend's benchmark also carries
 ``speedup-vs-eager`` (the interleaved control's median over the backend's), ``prepare-time``
@@ -42,6 +44,9 @@ def _spread(values: list[float], scale: float = 1.0) -> dict[str, float]:
 
 def build(results: RunResults, prefix: str = "cxrperf") -> dict[str, dict[str, Any]]:
     model = str(results.settings.get("model") or results.model.get("name") or "model")
+    machine_class = (results.machine.get("machine_class") or {}).get("key")
+    if machine_class:
+        prefix = f"{prefix}/{machine_class}"
     out: dict[str, dict[str, Any]] = {}
     for label, result in results.backends.items():
         name = f"{prefix}/{model}/{label}"

@@ -27,6 +27,7 @@ def settings_block(settings: Any) -> dict[str, Any]:
         "alpha": settings.alpha,
         "session_noise": settings.session_noise,
         "missing_baseline": settings.missing_baseline,
+        "save_missing": str(settings.save_missing_dir) if settings.save_missing_dir else None,
         "unknown": settings.unknown,
         "time_budget_s": settings.time_budget_s,
     }

@@ -314,5 +314,5 @@ def context_line(results: RunResults) -> str:
     if machine.get("cpu"):
         parts.append(f"{machine.get('cpu')} ({machine.get('cores', '?')} cores)")
     if machine.get("fingerprint"):
-        parts.append(f"fingerprint {machine['fingerprint']}")
+        parts.append(f"machine class {machine['fingerprint']}")
     return ", ".join(parts)

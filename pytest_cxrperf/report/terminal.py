@@ -56,6 +56,9 @@ def summary_lines(results: RunResults, verbose: int = 0) -> list[str]:
             f"(fixed), {settings.get('threads')} threads, {settings.get('warmup')} warm-up "
             "round(s); speedup = interleaved eager fp32 median / backend median"
         )
+        machine = results.machine.get("fingerprint")
+        if machine:
+            lines.append(f"machine class {machine}")
         campaign = results.campaign
         if campaign is not None:
             budget = settings.get("time_budget_s")

@@ -2,12 +2,15 @@
 pytest-benchmark's own JSON of our latency tests."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from pytest_cxrperf.machine import machine_class
 
 from .conftest import FAST
 
@@ -52,18 +55,22 @@ def test_a_failing_run_writes_every_report_and_the_job_summary(suite, monkeypatc
         assert done.returncode == 0, done.stderr
 
     bmf = json.loads((out / "bmf.json").read_text())
-    assert {"cxrperf/toy/eager", "cxrperf/toy/wrong", "cxrperf/toy/wrong/prefill"} <= set(bmf)
-    assert bmf["cxrperf/toy/eager"]["latency"]["value"] > 0
+    # each machine class is its own history (as its baselines are)
+    base = f"cxrperf/{machine_class(len(os.sched_getaffinity(0))).key}/toy"  # default threads
+    assert {f"{base}/eager", f"{base}/wrong", f"{base}/wrong/prefill"} <= set(bmf)
+    assert bmf[f"{base}/eager"]["latency"]["value"] > 0
 
 
 def fake_ceilings(cache_dir, threads):
     """A ceilings cache file for this machine, so that the run reads it instead of measuring."""
     from pytest_cxrperf.ceilings import Ceilings, cache_path
-    from pytest_cxrperf.machine import environment_id, fingerprint
+    from pytest_cxrperf.machine import environment_id
 
     path = cache_path(threads, cache_dir)
     path.parent.mkdir(parents=True)
-    stored = Ceilings(10.0, 20.0, None, 5.0, threads, fingerprint(threads), environment_id(), {})
+    stored = Ceilings(
+        10.0, 20.0, None, 5.0, threads, machine_class(threads).cpu_key, environment_id(), {}
+    )
     path.write_text(json.dumps(stored.to_dict()))
 
 
