@@ -201,10 +201,12 @@ class CxrSession:
 
     @property
     def notices(self) -> list[str]:
-        """What the loaded model and the prepared backends say (e.g. "IPEX is archived"): read
-        from the cached objects, kept nowhere else (the results collect them)."""
+        """What the loaded model and the prepared backends say (e.g. "IPEX is archived") and what
+        this CPU does to their speed ("bf16 is emulated"): read from the cached objects, kept
+        nowhere else (the results collect them)."""
         said = list(self._reference.notices) if self._reference is not None else []
         said += [p.backend.notice() or "" for p in self._prepared.values()]
+        said += [n for p in self._prepared.values() for n in p.backend.cpu_notes()]
         return list(dict.fromkeys(n for n in said if n))
 
     # ---- backends --------------------------------------------------------------------------

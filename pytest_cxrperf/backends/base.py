@@ -96,6 +96,14 @@ class Backend:
         """A one-time message printed when the backend is used (e.g. a deprecation)."""
         return None
 
+    def cpu_notes(self) -> list[str]:
+        """What this CPU does to the backend's speed (bf16 emulated, int8 without VNNI, AMX), so a
+        slow bf16 row on an AVX2 host reads as the CPU's doing, not a regression."""
+        from ..machine import cpu_flags
+        from .cpu_support import speed_notes
+
+        return speed_notes(self.name, self.precision, cpu_flags())
+
 
 BackendFactory = Callable[..., Backend]
 _registry: dict[str, type[Backend]] = {}  # loaded or registered classes, by name

@@ -8,11 +8,16 @@ their own environment (``tox -e ipex``). Intel's advice is upstream PyTorch (one
 * ``ipex-llm`` -- ``ipex.llm.optimize`` on the decoder (fused attention/RoPE, IPEX's KV cache),
   ``ipex.optimize`` on the vision tower. ``ipex.llm.optimize`` supports the transformers release
   IPEX validated (4.51.3); the ipex environment pins it.
+
+Both prepack bf16 weights, which IPEX allows only with AVX-NE-CONVERT or AVX-512 BW/VL/DQ: on
+an AVX2-only CPU they are unavailable with that reason (:mod:`.cpu_support`), never a crash
+mid-prepare.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from time import perf_counter
@@ -21,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .base import Availability, Backend, Runner
+from .cpu_support import ipex_bf16_unsupported
 from .torch_runner import TorchRunner
 
 if TYPE_CHECKING:
@@ -36,8 +42,23 @@ HOW_TO_GET = "run it in the ipex environment: tox -e ipex -- --cxr-backend=all"
 TESTED_TRANSFORMERS = "4.51.3"
 
 
-@lru_cache(maxsize=1)
+def ipex_cpu_availability(features: Collection[str] | None = None) -> Availability:
+    """Whether this CPU can run IPEX's bf16 weight prepack (both backends' recipes do): asked
+    before the package, since on such a CPU no environment helps. Not cached: the CPU comes from
+    ``CXRPERF_CPUINFO`` when set, which tests change within one process."""
+    reason = ipex_bf16_unsupported(features)
+    return Availability.no(reason) if reason else Availability.yes()
+
+
 def ipex_availability() -> Availability:
+    """Whether both IPEX backends can run here: the CPU, then the installed package."""
+    cpu = ipex_cpu_availability()
+    return cpu if not cpu.ok else _ipex_package_availability()
+
+
+@lru_cache(maxsize=1)
+def _ipex_package_availability() -> Availability:
+    """The package's part, cached: importing IPEX is slow and its answer fixed per process."""
     try:
         ipex_version = version("intel-extension-for-pytorch")
     except PackageNotFoundError:

@@ -268,7 +268,7 @@ class Baseline:
             machine_class = data.get("machine_class") or {}
             if not isinstance(machine_class, dict):
                 raise bad("'machine_class' must be an object")
-            if version >= 3 and machine_class.get("key") != data["fingerprint"]:
+            if machine_class and machine_class.get("key") != data["fingerprint"]:
                 raise bad(
                     f"'machine_class.key' {machine_class.get('key')!r} is not its fingerprint "
                     f"{data['fingerprint']!r}"

@@ -19,7 +19,14 @@ from pytest_cxrperf.gate.baselines import (
 FP = "amd-epyc-2c-t2-c2df9d65"
 
 
-def make(backend="openvino", fingerprint=FP, scale=1.0, created="2025-01-01T00:00:00+00:00", n=5):
+def make(
+    backend="openvino",
+    fingerprint=FP,
+    scale=1.0,
+    created="2025-01-01T00:00:00+00:00",
+    n=5,
+    machine_class=None,
+):
     samples = tuple(scale * (0.5 + i / 1000) for i in range(n))
     control = None if backend == "eager" else tuple(1.0 + i / 1000 for i in range(n))
     return Baseline(
@@ -38,6 +45,7 @@ def make(backend="openvino", fingerprint=FP, scale=1.0, created="2025-01-01T00:0
         libraries={"torch": "2.13.0"},
         stage_medians_s={"vision_s": 0.1},
         memory_mib={"prepare": 120.5, "generate": 8.25},
+        machine_class=machine_class or {},
     )
 
 
@@ -79,16 +87,26 @@ def test_no_temp_files_are_left(tmp_path):
     assert sorted(p.name for p in (tmp_path / FP / "tiny").iterdir()) == ["openvino.json"]
 
 
-def test_find_prefers_this_machine_then_the_newest_foreign_one(tmp_path):
+def test_find_never_returns_another_class_but_names_the_nearest(tmp_path):
+    from pytest_cxrperf.machine import MachineClass
+
+    def cls(features, threads=2, environment="env-a"):
+        return MachineClass("amd", 25, 17, features, 2, threads, environment)
+
+    here = cls(("avx2", "avx512f", "avx512_bf16", "avx512_vnni"))
     store = BaselineStore(tmp_path)
-    assert store.find(FP, "tiny", "openvino").baseline is None
-    store.write(make(fingerprint="old-machine", created="2024-01-01T00:00:00+00:00"))
-    store.write(make(fingerprint="new-machine", created="2025-06-01T00:00:00+00:00"))
-    found = store.find(FP, "tiny", "openvino")
-    assert found.foreign and found.baseline.fingerprint == "new-machine"
-    store.write(make())
-    found = store.find(FP, "tiny", "openvino")
-    assert not found.foreign and found.baseline.fingerprint == FP
+    assert store.find(here, "tiny", "openvino").baseline is None
+    for other in (cls(("avx2",)), cls(("avx2", "avx512f", "avx512_bf16", "avx512_vnni"), 8)):
+        store.write(make(fingerprint=other.key, machine_class=other.to_dict()))
+    found = store.find(here, "tiny", "openvino")
+    assert found.baseline is None and found.nearest == cls(("avx2",)).key
+    assert found.differences == ("avx512f", "avx512_bf16", "avx512_vnni")
+    assert "differs in: avx512f, avx512_bf16, avx512_vnni" in found.missing_hint(here.key)
+    store.write(make(fingerprint=here.key, machine_class=here.to_dict()))
+    found = store.find(here, "tiny", "openvino")
+    assert found.baseline.fingerprint == here.key
+    assert found.path == tmp_path / here.key / "tiny" / "openvino.json"
+    assert store.find(replace(here, environment="env-b"), "tiny", "openvino").baseline is None
 
 
 def test_a_synthetic_slowdown_is_never_stored(tmp_path):
@@ -218,12 +236,31 @@ def test_writes_wait_for_the_store_lock(tmp_path):
     assert store.find(FP, "tiny", "openvino").baseline.samples_s == make().samples_s
 
 
-def test_foreign_baselines_must_share_the_thread_setting(tmp_path):
+def test_a_pre_class_file_of_this_host_is_found_and_migrated(tmp_path):
+    from pytest_cxrperf.gate.baselines import migrate
+    from pytest_cxrperf.machine import MachineClass
+
+    here = MachineClass("amd", 25, 17, ("avx2",), 2, 2, "env-a")
     store = BaselineStore(tmp_path)
-    store.write(make(fingerprint="other-machine"))  # threads=2
-    assert store.find(FP, "tiny", "openvino", threads=2).baseline is not None
-    found = store.find(FP, "tiny", "openvino", threads=8)
-    assert found.baseline is None and found.other_threads == (2,)
+    legacy = replace(make(), schema_version=2, environment="env-a")
+    path = store.path_for(FP, "tiny", "openvino")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({**legacy.to_json(), "schema_version": 2}))
+    other = store.path_for("another-host-2c-t2-00000000", "tiny", "eager")
+    other.parent.mkdir(parents=True)
+    other.write_text(json.dumps({**make("eager", "another-host-2c-t2-00000000").to_json(),
+                                 "schema_version": 2}))  # fmt: skip
+    found = store.find(here, "tiny", "openvino", legacy_fingerprint=FP)
+    assert found.baseline is not None and "pre-class layout" in found.note
+    assert store.find(here, "tiny", "openvino", legacy_fingerprint="other").baseline is None
+    done = migrate(store, lambda threads: replace(here, threads=threads), lambda threads: FP)
+    moved = {m.path.name: m for m in done}
+    assert moved["openvino.json"].target == tmp_path / here.key / "tiny" / "openvino.json"
+    assert moved["eager.json"].target is None and "another host" in moved["eager.json"].reason
+    assert not path.exists()
+    again = store.find(here, "tiny", "openvino")
+    assert again.baseline.schema_version == SCHEMA_VERSION and not again.note
+    assert again.baseline.samples_s == legacy.samples_s
 
 
 def test_merged_sessions_remember_where_each_begins_and_the_gate_reads_them(tmp_path):

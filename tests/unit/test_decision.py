@@ -105,9 +105,8 @@ def test_a_much_slower_machine_is_not_judged_on_a_ratio_load_may_have_moved():
     assert verdict.relative.drift_sd >= 0.5 * math.log(1.6 / 1.1) * 0.95  # 0.5 x the excess
     assert "another environment" not in verdict.message
     moved_env = replace(run(machine=1.6, seed=1), environment="py3.11-torch2.14.0-00000000")
-    assert "another environment (library versions), which may be the cause" in (
-        judge("openvino", moved_env, run(seed=2), PLAN).message
-    )
+    other = judge("openvino", moved_env, run(seed=2), PLAN)  # another class: never compared
+    assert other.status == INCOMPARABLE and "two classes are never compared" in other.message
     ideal = judge(
         "openvino", run(machine=1.6, seed=1), run(seed=2), replace(PLAN, disturbance_drift=0)
     )
@@ -183,14 +182,41 @@ def test_a_version_1_eager_baseline_without_control_is_incomparable():
     assert verdict.status == INCOMPARABLE and "refresh" in verdict.message
 
 
-def test_foreign_machine_and_environment_are_judged_by_the_ratio_only():
+def test_another_machine_class_or_environment_is_never_judged():
+    """Ratios between backends do not carry across CPU classes or library versions: a baseline of
+    another class is incomparable, whatever its rounds say (the store never offers one)."""
     verdict = judge("openvino", run(machine=2.0, fingerprint=THERE, seed=1), run(seed=2), PLAN)
-    assert verdict.status == OK and verdict.absolute is None
-    assert "another machine" in verdict.message
+    assert verdict.status == INCOMPARABLE and not verdict.failed and verdict.relative is None
+    assert f"machine class {HERE}" in verdict.message and "never compared" in verdict.message
+    strict = judge("openvino", run(fingerprint=THERE, seed=1), run(seed=2), PLAN, missing="fail")
+    assert strict.failed
     cur = run(seed=1)
     other_env = Timings(cur.samples_s, cur.control_samples_s, HERE, 32, environment="torch-2.8")
     verdict = judge("openvino", other_env, run(seed=2), PLAN)
-    assert verdict.absolute is None and "another environment" in verdict.message
+    assert verdict.status == INCOMPARABLE and "torch-2.8" in verdict.message
+
+
+def test_cpu_pressure_beyond_the_baselines_is_counted_as_drift():
+    """Three runnable tasks on two cores (pressure 40 %): a ratio moved 20 % is not yet known, with
+    the reason; the same rounds on a quiet machine are regressed."""
+    base, moved = run(seed=2), run(seed=1, factor=1.2)
+    quiet = judge("openvino", moved, base, PLAN)
+    assert quiet.status == REGRESSED
+    loaded = judge("openvino", replace(moved, pressure=[0.4] * len(moved.samples_s)), base, PLAN)
+    assert loaded.status == UNKNOWN and not loaded.failed
+    assert "CPU contended: a runnable task waited for a CPU in 40%" in loaded.message
+    same = replace(base, pressure=[0.4] * len(base.samples_s))  # the baseline's machine was too
+    assert judge("openvino", replace(moved, pressure=same.pressure), same, PLAN).status == REGRESSED
+
+
+def test_no_change_is_decided_on_fewer_than_ten_rounds():
+    base, moved = run(seed=2), run(seed=1, factor=3.0)
+    few = replace(
+        moved, samples_s=moved.samples_s[:9], control_samples_s=moved.control_samples_s[:9]
+    )
+    verdict = judge("openvino", few, base, replace(PLAN, batch_rounds=3))
+    assert verdict.status == UNKNOWN and "needs 10 rounds" in verdict.message
+    assert judge("openvino", moved, base, PLAN).status == REGRESSED
 
 
 @pytest.mark.parametrize("factor", [1.10, 1.25])

@@ -1,0 +1,113 @@
+"""What this CPU can run and why a backend is fast or slow on it: the one place that reads features.
+
+A backend's speed relative to eager fp32 turns on a few ISA features: bf16 is native only with
+AVX512_BF16 or AMX (Arm: BF16) and is emulated through fp32 otherwise, so ``eager-bf16`` can be
+*slower* than fp32; int8 dot products need VNNI (Arm: dot-product/I8MM) or fall back to the AVX2
+widening multiplies; AMX tiles speed both. IPEX's bf16 weight prepack refuses to run at all
+without AVX-NE-CONVERT or AVX-512 BW/VL/DQ. Every function takes the CPU's feature names as
+``/proc/cpuinfo`` spells them (default: :func:`pytest_cxrperf.machine.cpu_flags`, which honours
+``CXRPERF_CPUINFO``), so another class's CPU can be reasoned about here. No torch: the plugin asks
+before any backend is imported.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Collection
+
+INT8_PRECISIONS = ("int8", "int8-weights", "int4-weights")
+# what IPEX's bf16 weight prepack asserts: AVX-NE-CONVERT alone, or all three AVX-512 subsets
+IPEX_BF16_AVX512 = ("avx512bw", "avx512vl", "avx512dq")
+IPEX_BF16_NE_CONVERT = "avx_ne_convert"
+_X86_MARKERS = frozenset({"sse", "sse2", "avx", "avx2"})
+_ARM_MARKERS = frozenset({"asimd", "neon", "fp", "evtstrm"})
+_X86_MACHINES = frozenset({"x86_64", "amd64", "i386", "i686", "x86"})
+
+
+def _features(features: Collection[str] | None) -> frozenset[str]:
+    if features is None:
+        from ..machine import cpu_flags
+
+        return cpu_flags()
+    return frozenset(features)
+
+
+def is_x86(features: Collection[str] | None = None) -> bool:
+    """Whether the CPU is x86, from its features (a simulated cpuinfo names another CPU than the
+    host's); with none that tell, the host's architecture."""
+    found = _features(features)
+    if found & _X86_MARKERS:
+        return True
+    if found & _ARM_MARKERS:
+        return False
+    return platform.machine().lower() in _X86_MACHINES
+
+
+def bf16_native(features: Collection[str] | None = None) -> bool:
+    """bf16 arithmetic in hardware (AVX512_BF16 or AMX-BF16; Arm: BF16), not emulated in fp32."""
+    found = _features(features)
+    if is_x86(found):
+        return bool(found & {"avx512_bf16", "amx_bf16"})
+    return "bf16" in found
+
+
+def int8_dot_native(features: Collection[str] | None = None) -> bool:
+    """int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8; Arm: SDOT or I8MM)."""
+    found = _features(features)
+    if is_x86(found):
+        return bool(found & {"avx512_vnni", "avx_vnni", "amx_int8"})
+    return bool(found & {"asimddp", "i8mm"})
+
+
+def amx(features: Collection[str] | None = None) -> bool:
+    """AMX tiles with a bf16 or int8 unit (Sapphire Rapids and later)."""
+    found = _features(features)
+    return "amx_tile" in found and bool(found & {"amx_bf16", "amx_int8"})
+
+
+def ipex_bf16_unsupported(features: Collection[str] | None = None) -> str | None:
+    """Why IPEX's bf16 weight prepack cannot run on this CPU, naming what it lacks; None if it can.
+
+    ``ipex.optimize(dtype=bfloat16)`` asserts AVX-NE-CONVERT, or AVX-512 BW, VL and DQ, and fails
+    mid-prepare otherwise ("BF16 weight prepack needs the cpu support ..."): saying so before
+    preparing turns a crash on an AVX2-only host into a reasoned skip.
+    """
+    found = _features(features)
+    if not is_x86(found):
+        return "IPEX needs an x86 CPU (this one is not x86)"
+    if IPEX_BF16_NE_CONVERT in found:
+        return None
+    missing = [f for f in IPEX_BF16_AVX512 if f not in found]
+    if not missing:
+        return None
+    return (
+        "IPEX's bf16 weight prepack needs avx_ne_convert, or avx512bw, avx512vl and avx512dq; "
+        f"this CPU lacks avx_ne_convert and {', '.join(missing)}"
+    )
+
+
+def speed_notes(
+    backend_name: str, precision: str, features: Collection[str] | None = None
+) -> list[str]:
+    """Notices that explain ``backend_name``'s speed on this CPU, each prefixed with its name: a
+    bf16 backend slower than fp32 or an int8 one without its fast path is the CPU, not a
+    regression. fp32 gets none."""
+    found = _features(features)
+    x86 = is_x86(found)
+    notes: list[str] = []
+    if precision == "bf16":
+        if not bf16_native(found):
+            missing = "AVX512_BF16 or AMX" if x86 else "BF16"
+            notes.append(f"bf16 is emulated on this CPU (no {missing}): expect it slower than fp32")
+        elif amx(found) and "amx_bf16" in found:
+            notes.append("AMX used for bf16")
+    elif precision in INT8_PRECISIONS:
+        if not int8_dot_native(found):
+            notes.append(
+                "int8 dot products without VNNI (AVX2 VPMADDUBSW/VPMADDWD path)"
+                if x86
+                else "int8 dot products without SDOT or I8MM (plain NEON path)"
+            )
+        elif amx(found) and "amx_int8" in found:
+            notes.append("AMX used for int8")
+    return [f"{backend_name}: {note}" for note in notes]
