@@ -277,7 +277,8 @@ def class_differences(
     wanted: MachineClass, other: MachineClass, compared: tuple[str, ...] | None = None
 ) -> list[str]:
     """What sets ``other`` apart from ``wanted``, in words: features ``wanted`` has and ``other``
-    lacks (``avx512_bf16``), features only ``other`` has (``+amx_int8``), CPU family and model,
+    lacks (``avx512_bf16``), features only ``other`` has (``amx_int8 (stored only)``), CPU family
+    and model,
     cores, threads, environment. ``compared``: the features ``other`` could know of (a pre-class
     file's); ``other``'s family and model count only where known."""
     said: list[str] = []
@@ -291,7 +292,7 @@ def class_differences(
     known = set(compared if compared is not None else CLASS_FEATURES)
     mine, theirs = set(wanted.features) & known, set(other.features) & known
     said += sorted(mine - theirs, key=CLASS_FEATURES.index)
-    said += [f"+{f}" for f in sorted(theirs - mine, key=CLASS_FEATURES.index)]
+    said += [f"{f} (stored only)" for f in sorted(theirs - mine, key=CLASS_FEATURES.index)]
     if other.cores != wanted.cores:
         said.append(f"{other.cores} cores (this: {wanted.cores})")
     if other.threads != wanted.threads:

@@ -441,3 +441,15 @@ def test_memory_baselines_of_a_latency_only_refresh_compare_with_the_whole_suite
         assert json.loads(stored(gate, backend).read_text())["memory_context"] == before
         assert report[backend]["memory"]["context"] == before
         assert report[backend]["memory_gate"]["status"] != "incomparable", report[backend]
+
+
+def test_a_class_without_baselines_saves_candidates_for_review(gate):
+    """--cxr-save-missing: the run stays green, times those backends to the cap and writes what it
+    would record to a store of its own (a CI artifact); the gate's store is untouched."""
+    candidates = gate.path / "candidates"
+    result = run(gate, "--cxr-backend=eager,twin", f"--cxr-save-missing={candidates}", "-v")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*candidate baseline for machine class * saved to *twin.json*"])
+    saved = json.loads((candidates / FP / "tiny" / "twin.json").read_text())
+    assert saved["machine_class"]["key"] == FP and len(saved["samples_s"]) == 120  # the cap
+    assert not (gate.path / "baselines").exists()
