@@ -89,6 +89,12 @@ class Backend:
     def availability(self) -> Availability:
         return Availability.yes()
 
+    def build(self, reference: ReferenceModel) -> None:
+        """One-time work whose result outlives the session (OpenVINO's IR export, cached on disk),
+        done before :meth:`prepare` is measured: prepare's time and peak memory are then what
+        loading costs on every run, alike on a runner whose cache is cold and on one whose cache
+        is warm (a fresh CI machine exporting under the sampler read as a memory regression)."""
+
     def prepare(self, reference: ReferenceModel, example: ModelInputs) -> Runner:
         raise NotImplementedError
 
