@@ -6,12 +6,20 @@ for about ``seconds`` and repeated; the best repeat counts (a ceiling is what th
 do; noise only ever slows a run down).
 
 * ``fp32`` / ``bf16``: ``torch.mm`` of square matrices (oneDNN / MKL GEMM), GFLOP/s = 2 n^3 / t.
-* ``int8``: a dynamically quantized ``nn.Linear`` (int8 weights and activations, VNNI where the
-  CPU has it), GOP/s = 2 m n^2 / t. Absent (``None``) where torch has no quantized engine.
+  bf16 is measured only where the CPU has it (AVX512_BF16, AMX-BF16; Arm BF16): elsewhere it is
+  emulated through fp32, an emulation is no ceiling, and ``bf16_gflops`` is None; the roofline
+  then holds bf16 stages to the fp32 ceiling, so the cost of emulation shows as a gap.
+* ``int8``: a dynamically quantized ``nn.Linear`` (int8 weights and activations), GOP/s =
+  2 m n^2 / t. Its kernels take the CPU's best int8 path: VNNI or AMX where present, the AVX2
+  widening multiplies (VPMADDUBSW/VPMADDWD) where not. Absent (``None``) where torch has no
+  quantized engine.
 * ``bandwidth``: a sum over a tensor far larger than the caches, GB/s of bytes read.
 
-Results are cached per machine class (:attr:`pytest_cxrperf.machine.MachineClass.cpu_key`) as JSON,
-written atomically, and re-measured when the library environment or the sizes change.
+``paths`` names the instructions each ceiling ran on (from
+:func:`pytest_cxrperf.backends.cpu_support.matmul_paths`), so an AVX2 host's table says what its
+numbers are ceilings *of*. Results are cached per machine class
+(:attr:`pytest_cxrperf.machine.MachineClass.cpu_key`) as JSON, written atomically, and re-measured
+when the library environment, the sizes or the schema change.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -27,7 +35,7 @@ from typing import Any
 from .atomic import write_json_atomic
 from .machine import environment_id, machine_class
 
-SCHEMA = 1
+SCHEMA = 2  # 2: bf16 only where native, instruction paths
 ENV_VAR = "CXRPERF_CACHE_DIR"
 MEASURE_SECONDS = 15  # about what `cxrperf ceilings` takes at the default sizes (4 x 3 x 1 s + ...)
 
@@ -53,13 +61,14 @@ class Ceilings:
     """Best measured rates on this machine at ``threads`` threads."""
 
     fp32_gflops: float
-    bf16_gflops: float
+    bf16_gflops: float | None  # None: bf16 is emulated on this CPU (no ceiling of its own)
     int8_gops: float | None
     bandwidth_gbs: float
     threads: int
     fingerprint: str
     environment: str
     sizes: dict[str, Any]
+    paths: dict[str, str | None] = field(default_factory=dict)  # ceiling -> instructions used
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA, **asdict(self)}
@@ -74,10 +83,22 @@ class Ceilings:
     def rows(self) -> list[tuple[str, str, str]]:
         """(what, rate, unit) for a table."""
         int8 = "n/a" if self.int8_gops is None else f"{self.int8_gops:.0f}"
+        bf16 = "emulated" if self.bf16_gflops is None else f"{self.bf16_gflops:.0f}"
+        paths = self.paths
+
+        def on(key: str) -> str:
+            return f" ({paths[key]})" if paths.get(key) else ""
+
         return [
-            ("fp32 matmul", f"{self.fp32_gflops:.0f}", "GFLOP/s"),
-            ("bf16 matmul", f"{self.bf16_gflops:.0f}", "GFLOP/s"),
-            ("int8 matmul (dynamic quantized linear)", int8, "GOP/s"),
+            (f"fp32 matmul{on('fp32')}", f"{self.fp32_gflops:.0f}", "GFLOP/s"),
+            (
+                f"bf16 matmul{on('bf16')}"
+                if paths.get("bf16") or not paths
+                else "bf16 matmul (no AVX512_BF16/AMX: emulated in fp32, not measured)",
+                bf16,
+                "GFLOP/s",
+            ),
+            (f"int8 matmul (dynamic quantized linear){on('int8')}", int8, "GOP/s"),
             ("memory read bandwidth", f"{self.bandwidth_gbs:.1f}", "GB/s"),
         ]
 
@@ -143,19 +164,23 @@ def measure(threads: int, sizes: Sizes | None = None) -> Ceilings:
     """Measure every ceiling now at ``threads`` torch threads (restored afterwards)."""
     import torch
 
+    from .backends.cpu_support import matmul_paths
+
     sizes = sizes or Sizes()
+    paths = matmul_paths()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         return Ceilings(
             fp32_gflops=_matmul_gflops(torch.float32, sizes),
-            bf16_gflops=_matmul_gflops(torch.bfloat16, sizes),
+            bf16_gflops=_matmul_gflops(torch.bfloat16, sizes) if paths["bf16"] else None,
             int8_gops=_int8_gops(sizes),
             bandwidth_gbs=_bandwidth_gbs(sizes),
             threads=threads,
             fingerprint=machine_class(threads).cpu_key,
             environment=environment_id(),
             sizes=asdict(sizes),
+            paths=paths,
         )
     finally:
         torch.set_num_threads(previous)

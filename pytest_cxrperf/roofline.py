@@ -98,6 +98,11 @@ def roofline_fractions(
     if precision not in PRECISION_ROOFS:
         raise ValueError(f"no roofline for precision {precision!r}; known: {list(PRECISION_ROOFS)}")
     compute = PRECISION_ROOFS[precision][0]
+    ceiling_name = f"{compute} matmul"
+    if compute == "bf16" and ceilings.bf16_gflops is None:
+        # emulated bf16 has no ceiling of its own: the hardware's is fp32's, and the emulation's
+        # cost shows as the gap to it
+        compute, ceiling_name = "fp32", "fp32 matmul (bf16 emulated on this CPU)"
     peak = {
         "fp32": ceilings.fp32_gflops,
         "bf16": ceilings.bf16_gflops,
@@ -115,7 +120,7 @@ def roofline_fractions(
             result[stage] = {
                 "achieved": achieved,
                 "ceiling": peak,
-                "ceiling_name": f"{compute} matmul",
+                "ceiling_name": ceiling_name,
                 "unit": unit,
                 "fraction": achieved / peak,
             }

@@ -111,3 +111,33 @@ def speed_notes(
         elif amx(found) and "amx_int8" in found:
             notes.append("AMX used for int8")
     return [f"{backend_name}: {note}" for note in notes]
+
+
+def matmul_paths(features: Collection[str] | None = None) -> dict[str, str | None]:
+    """The instructions each matmul ceiling of this CPU runs on: ``fp32`` (FMA width), ``bf16``
+    (None where bf16 is emulated: an emulation is no ceiling) and ``int8`` (VNNI, AMX, or the AVX2
+    widening multiplies VPMADDUBSW/VPMADDWD that oneDNN and fbgemm use without VNNI)."""
+    found = _features(features)
+    if not is_x86(found):
+        return {
+            "fp32": "NEON/SVE FMA",
+            "bf16": "BF16" if "bf16" in found else None,
+            "int8": "SDOT/I8MM" if int8_dot_native(found) else "NEON widening multiplies",
+        }
+    avx512 = "avx512f" in found
+    if amx(found) and "amx_bf16" in found:
+        bf16: str | None = "AMX-BF16"
+    elif "avx512_bf16" in found:
+        bf16 = "AVX512_BF16"
+    else:
+        bf16 = None
+    if amx(found) and "amx_int8" in found:
+        int8 = "AMX-INT8"
+    elif "avx512_vnni" in found:
+        int8 = "AVX512-VNNI"
+    elif "avx_vnni" in found:
+        int8 = "AVX-VNNI"
+    else:
+        int8 = ("AVX-512" if avx512 else "AVX2") + " VPMADDUBSW/VPMADDWD (no VNNI)"
+    fp32 = "AVX-512 FMA" if avx512 else "AVX2 FMA" if "fma" in found or "avx2" in found else "SSE"
+    return {"fp32": fp32, "bf16": bf16, "int8": int8}

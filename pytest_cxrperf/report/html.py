@@ -44,6 +44,7 @@ tr.fail td{background:#fde8e8} tr.warn td{background:#fff6dd}
 .missing{background:#ffd6d6;text-decoration:line-through}
 .report{white-space:pre-wrap;max-width:45em}
 .muted{color:#666;font-size:.85em}
+.fastest{font-weight:600}
 figure{display:inline-block;margin:0 1em 1em 0} figure img{max-height:260px;border:1px solid #aaa}
 svg text{font-size:11px;font-family:inherit}
 """
@@ -220,6 +221,7 @@ def header_html(runs: Sequence[Run]) -> str:
     for machine, results in runs:
         where = f"<b>{e(machine)}</b>: " if machine else ""
         parts.append(f"<p class='muted'>{where}{e(model.context_line(results))}</p>")
+    parts += [f"<p class='fastest'>{e(f.line())}</p>" for f in model.fastest_equivalent(runs)]
     return "".join(parts)
 
 

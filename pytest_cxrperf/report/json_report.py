@@ -34,7 +34,28 @@ def settings_block(settings: Any) -> dict[str, Any]:
 
 
 def build_report(results: RunResults) -> dict[str, Any]:
-    return results.to_dict()
+    """The results, plus what they recommend (derived, never read back: ``fastest_equivalent``,
+    the fastest backend that passed equivalence, or null)."""
+    from .model import fastest_equivalent
+
+    data = results.to_dict()
+    fastest = fastest_equivalent([("", results)])
+    data["fastest_equivalent"] = (
+        {
+            "backend": fastest[0].label,
+            "speedup_vs_eager": fastest[0].speedup,
+            "machine_class": fastest[0].machine_class,
+            "equivalent_on_studies": fastest[0].studies,
+            "runner_up": (
+                {"backend": fastest[0].runner_up[0], "speedup_vs_eager": fastest[0].runner_up[1]}
+                if fastest[0].runner_up
+                else None
+            ),
+        }
+        if fastest
+        else None
+    )
+    return data
 
 
 def write_report(path: Path, results: RunResults) -> None:

@@ -41,6 +41,8 @@ def headline_lines(runs: Sequence[Run]) -> list[str]:
     title, failing, warning = model.headline(runs)
     icon = ICONS[model.FAIL if failing or model.any_failed(runs) else model.PASS]
     lines = [f"## {icon} {cell(title)}", ""]
+    lines += [f"**{cell(f.line())}**" for f in model.fastest_equivalent(runs)]
+    lines += [""] if lines[-1] else []
     if failing:
         lines += ["**Failed**", ""] + [f"- {cell(p)}" for p in failing] + [""]
     if warning:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..backends.timings import stage_medians
-from ..gate.decision import IMPROVED, MISSING, OK, UPDATED, Verdict
+from ..gate.decision import IMPROVED, MISSING, OK, REFERENCE_BACKEND, UPDATED, Verdict
 from ..results import BackendResult, RooflineBasis, RunResults
 from ..roofline import STAGES
 
@@ -173,11 +173,14 @@ def roofline_line(results: RunResults) -> str | None:
         return f"{ROOFLINE_TITLE}: {basis.note}"
     c = basis.ceilings
     int8 = "-" if c.get("int8_gops") is None else f"{c['int8_gops']:.0f}"
+    bf16 = "emulated" if c.get("bf16_gflops") is None else f"{c['bf16_gflops']:.0f}"
+    paths = c.get("paths") or {}
+    on = f" ({paths['int8']})" if paths.get("int8") else ""
     text = (
         f"{ROOFLINE_TITLE}: each stage's % of this machine's ceiling (vision, prefill: FLOP/s vs "
         "the matmul peak of the backend's compute precision; decode: bytes read per token vs "
         f"memory bandwidth); ceilings ({basis.source}, {c.get('threads')} threads): "
-        f"fp32 {c['fp32_gflops']:.0f}, bf16 {c['bf16_gflops']:.0f} GFLOP/s, int8 {int8} GOP/s, "
+        f"fp32 {c['fp32_gflops']:.0f}, bf16 {bf16} GFLOP/s, int8 {int8} GOP/s{on}, "
         f"{c['bandwidth_gbs']:.1f} GB/s"
     )
     return f"{text}; {basis.note}" if basis.note else text
@@ -297,6 +300,65 @@ def headline(runs: Sequence[Run]) -> tuple[str, list[str], list[str]]:
         for label, reason in results.unavailable.items()
     ]
     return title, failing, warning + unavailable
+
+
+@dataclass(frozen=True)
+class Fastest:
+    """The fastest backend of one run that passed equivalence: what to deploy on that class."""
+
+    machine: str  # the run's key ("" for a single run)
+    machine_class: str  # the class it was measured on
+    label: str
+    speedup: float  # interleaved eager fp32 median / its median
+    studies: int  # studies its equivalence passed on
+    runner_up: tuple[str, float] | None  # the next equivalent backend and its speedup
+
+    def line(self) -> str:
+        where = f" on machine class {self.machine_class}" if self.machine_class else ""
+        text = (
+            f"fastest equivalent backend{where}: {name(self.machine, self.label)}, "
+            f"{self.speedup:.2f}x eager fp32 (equivalence ok on {self.studies} "
+            f"{'study' if self.studies == 1 else 'studies'}"
+        )
+        if self.runner_up is not None:
+            text += f"; next: {self.runner_up[0]} {self.runner_up[1]:.2f}x"
+        return text + ")"
+
+
+def fastest_equivalent(runs: Sequence[Run]) -> list[Fastest]:
+    """Per run, the fastest backend whose equivalence ran and passed on every study and whose
+    gates did not fail, by its speedup over the interleaved eager fp32 control. Eager fp32
+    itself and deliberately slowed variants (``eager+slow=1.5``) are no candidates; a run with
+    none (equivalence not run, or nothing faster than the reference timed) has no entry."""
+    found: list[Fastest] = []
+    for machine, results in runs:
+        ranked = sorted(
+            (
+                (speedup, result)
+                for result in results.backends.values()
+                if result.label != REFERENCE_BACKEND
+                and "+" not in result.label
+                and not result.failed
+                and result.equivalence
+                and not result.equivalence_failures()
+                and (speedup := result.speedup_vs_eager()) is not None
+            ),
+            key=lambda pair: -pair[0],
+        )
+        if not ranked:
+            continue
+        (speedup, best), runner_up = ranked[0], ranked[1] if len(ranked) > 1 else None
+        found.append(
+            Fastest(
+                machine,
+                str(results.machine.get("fingerprint") or ""),
+                best.label,
+                speedup,
+                len(best.equivalence),
+                (runner_up[1].label, runner_up[0]) if runner_up else None,
+            )
+        )
+    return found
 
 
 def any_failed(runs: Sequence[Run]) -> bool:

@@ -59,6 +59,7 @@ def summary_lines(results: RunResults, verbose: int = 0) -> list[str]:
         machine = results.machine.get("fingerprint")
         if machine:
             lines.append(f"machine class {machine}")
+        lines += [fastest.line() for fastest in model.fastest_equivalent([("", results)])]
         campaign = results.campaign
         if campaign is not None:
             budget = settings.get("time_budget_s")

@@ -59,10 +59,38 @@ def test_new_backends_have_entry_points():
 
 def test_measure_gives_positive_rates():
     measured = measure(1, Sizes.tiny())
-    assert measured.fp32_gflops > 0 and measured.bf16_gflops > 0 and measured.bandwidth_gbs > 0
+    assert measured.fp32_gflops > 0 and measured.bandwidth_gbs > 0
+    # bf16 is measured exactly where this CPU has it natively (None: emulated, no ceiling)
+    assert (measured.bf16_gflops is None) == (measured.paths["bf16"] is None)
+    assert measured.bf16_gflops is None or measured.bf16_gflops > 0
     assert measured.int8_gops is None or measured.int8_gops > 0
     assert measured.threads == 1 and measured.fingerprint and measured.environment
-    assert measured.rows()[0][0] == "fp32 matmul"
+    assert measured.rows()[0][0] == f"fp32 matmul ({measured.paths['fp32']})"
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "bf16", "int8"),
+    [
+        ("avx2-zen3.txt", None, "AVX2 VPMADDUBSW/VPMADDWD (no VNNI)"),
+        ("avx512-zen4.txt", "AVX512_BF16", "AVX512-VNNI"),
+        ("spr-amx.txt", "AMX-BF16", "AMX-INT8"),
+    ],
+)
+def test_each_class_measures_the_ceilings_its_instructions_have(monkeypatch, cpuinfo, bf16, int8):
+    """On an AVX2 host bf16 is not measured (an emulation is no ceiling) and the int8 ceiling is
+    named for the AVX2 path; the cache file is the class's own."""
+    monkeypatch.setenv("CXRPERF_CPUINFO", str(ROOT / "tests" / "data" / "cpuinfo" / cpuinfo))
+    from pytest_cxrperf import machine
+
+    measured = measure(1, Sizes.tiny())
+    assert measured.paths["bf16"] == bf16 and measured.paths["int8"] == int8
+    assert (measured.bf16_gflops is None) == (bf16 is None)
+    labels = [row[0] for row in measured.rows()]
+    assert any(int8 in label for label in labels)
+    if bf16 is None:
+        assert "emulated" in labels[1] and measured.rows()[1][1] == "emulated"
+    assert measured.fingerprint == machine.machine_class(1).cpu_key
+    assert Ceilings.from_dict(json.loads(json.dumps(measured.to_dict()))) == measured
 
 
 def test_cache_round_trip(tmp_path, monkeypatch):
@@ -78,7 +106,7 @@ def test_cache_round_trip(tmp_path, monkeypatch):
     assert not cached and calls == [1]
     path = cache_path(1, tmp_path)
     assert path.parent == tmp_path / "ceilings" and path.is_file()
-    assert json.loads(path.read_text())["schema"] == 1
+    assert json.loads(path.read_text())["schema"] == ceilings_module.SCHEMA == 2
     second, cached = ceilings(1, sizes=Sizes.tiny(), cache_dir=tmp_path)
     assert cached and second == first and calls == [1]
     _, cached = ceilings(1, sizes=Sizes.tiny(), cache_dir=tmp_path, refresh=True)
@@ -94,6 +122,9 @@ def test_cache_is_ignored_when_stale_or_damaged(tmp_path):
     measured = measure(1, sizes)
     stale = {**measured.to_dict(), "environment": "py0-torch0-00000000"}
     path.write_text(json.dumps(stale))
+    assert load_cached(path, sizes) is None
+    older = {**measured.to_dict(), "schema": 1}  # before bf16 was measured only where native
+    path.write_text(json.dumps(older))
     assert load_cached(path, sizes) is None
     path.write_text(json.dumps(measured.to_dict()))
     assert load_cached(path, sizes) == measured
@@ -156,6 +187,17 @@ def test_roofline_picks_the_ceiling_by_precision():
     assert weights["decode"]["achieved"] == pytest.approx((1e9 + 1000 * 1000) / 0.01 / 1e9)
     int4 = roofline_fractions(COST, medians, "int4-weights", CEILINGS, kv_bytes=0.0)
     assert int4["decode"]["achieved"] < weights["decode"]["achieved"] / 1.5
+
+
+def test_emulated_bf16_is_held_to_the_fp32_ceiling():
+    emulated = Ceilings(**{**CEILINGS.__dict__, "bf16_gflops": None})
+    medians = {"vision_s": 1.0, "prefill_s": 3.0, "per_token_s": 0.05}
+    for precision in ("bf16", "int8-weights"):
+        fractions = roofline_fractions(COST, medians, precision, emulated)
+        assert fractions["vision"]["ceiling"] == 100.0  # fp32's, not a measured emulation
+        assert fractions["vision"]["fraction"] == pytest.approx(1.0)
+        assert "bf16 emulated" in fractions["vision"]["ceiling_name"]
+        assert fractions["decode"]["ceiling"] == 50.0  # bandwidth is bandwidth
 
 
 def test_roofline_leaves_out_missing_stages_and_rejects_unknown_precision():

@@ -14,7 +14,7 @@ from pytest_cxrperf import cli
 from pytest_cxrperf.atomic import write_text_atomic
 from pytest_cxrperf.backends.timings import StageTimings
 from pytest_cxrperf.gate.decision import MISSING, OK, REGRESSED, Comparison, Verdict
-from pytest_cxrperf.report import bmf, html, markdown
+from pytest_cxrperf.report import bmf, html, json_report, markdown, model
 from pytest_cxrperf.report.merge import MergedReport
 from pytest_cxrperf.report.terminal import summary_lines
 from pytest_cxrperf.results import BackendResult, CampaignSummary, MemoryFigures, RunResults
@@ -307,3 +307,43 @@ def test_text_is_written_atomically(tmp_path):
     write_text_atomic(target, "héllo\n")
     assert target.read_text(encoding="utf-8") == "héllo\n"
     assert [p.name for p in target.parent.iterdir()] == ["r.md"]
+
+
+# ---- what to deploy --------------------------------------------------------------------------
+
+
+def _passing(label, median):
+    result = backend(label, samples=(median, median * 1.01, median * 0.99))
+    result.control_samples_s = [0.8, 0.8, 0.8]
+    return result
+
+
+def test_the_fastest_equivalent_backend_is_named_with_its_class_and_the_runner_up():
+    results = run(failing=False)
+    results.backends["openvino"] = _passing("openvino", 0.4)  # 2.0x
+    results.backends["openvino-w8a8"] = _passing("openvino-w8a8", 0.2)  # 4.0x
+    results.backends["eager+slow=1.5"] = _passing("eager+slow=1.5", 0.1)  # a slowed control
+    wrong = _passing("openvino-int4", 0.1)  # fastest of all, but says something else
+    wrong.equivalence["study-001"]["token_ids"] = {"ok": False, "message": "differ at 3"}
+    results.backends["openvino-int4"] = wrong
+    unchecked = _passing("compile", 0.15)  # equivalence never ran: no recommendation
+    unchecked.equivalence.clear()
+    results.backends["compile"] = unchecked
+    [fastest] = model.fastest_equivalent([("", results)])
+    assert (fastest.label, round(fastest.speedup, 2)) == ("openvino-w8a8", 4.0)
+    assert fastest.runner_up == ("openvino", 2.0)
+    line = fastest.line()
+    assert "machine class cpu-a-4c-t1-aaaa" in line and "4.00x eager fp32" in line
+    assert "next: openvino 2.00x" in line
+    assert line in summary_lines(results)
+    assert line in markdown.render(results)
+    assert line in html.render(results)
+    data = json_report.build_report(results)["fastest_equivalent"]
+    assert data["backend"] == "openvino-w8a8" and data["runner_up"]["backend"] == "openvino"
+
+
+def test_no_recommendation_without_a_passing_equivalent_backend():
+    results = run(failing=True)  # compile regressed, openvino's findings differ
+    assert model.fastest_equivalent([("", results)]) == []
+    assert not any("fastest equivalent" in line for line in summary_lines(results))
+    assert json_report.build_report(results)["fastest_equivalent"] is None
