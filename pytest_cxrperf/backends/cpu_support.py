@@ -141,3 +141,31 @@ def matmul_paths(features: Collection[str] | None = None) -> dict[str, str | Non
         int8 = ("AVX-512" if avx512 else "AVX2") + " VPMADDUBSW/VPMADDWD (no VNNI)"
     fp32 = "AVX-512 FMA" if avx512 else "AVX2 FMA" if "fma" in found or "avx2" in found else "SSE"
     return {"fp32": fp32, "bf16": bf16, "int8": int8}
+
+
+# Settings a backend takes from the machine class, one place for all: backend name -> what it
+# chooses and from which features. Only choices measured on the class they are made for belong
+# here, with the measurement.
+COMPILE_BF16_EMULATED_SLOWDOWN = (
+    "compiled bf16 took 43.4 s against eager fp32's 8.3 s on a 2-core AVX2 EPYC (bench preset, "
+    "one interleaved run; issues 25 and 26)"
+)
+
+
+def compile_dtype(features: Collection[str] | None = None) -> tuple[str, str | None]:
+    """The precision ``compile`` (torch.compile, IPEX's upstream successor) runs in on this CPU:
+    bf16 where bf16 is native, fp32 where it would be emulated, with the reason (None where the
+    default stands).
+
+    bf16 there is a speed choice, not what the backend is for (``eager-bf16`` measures bf16
+    itself, on every CPU): without AVX512_BF16/AMX it is emulated through fp32 and compiled bf16
+    ran five times slower than the fp32 reference, so ``compile`` takes fp32 there and is held to
+    fp32's tolerances."""
+    found = _features(features)
+    if bf16_native(found):
+        return "bf16", None
+    missing = "AVX512_BF16 or AMX" if is_x86(found) else "BF16"
+    return "fp32", (
+        f"fp32 chosen for this machine class: bf16 would be emulated (no {missing}); "
+        f"{COMPILE_BF16_EMULATED_SLOWDOWN}"
+    )

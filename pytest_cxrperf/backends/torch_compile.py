@@ -1,6 +1,7 @@
 """torch.compile (inductor, freezing): Intel's upstream successor to IPEX, in two precisions.
 
-* ``compile``: the bf16-cast model.
+* ``compile``: the bf16-cast model where bf16 is native; the fp32 model on a CPU that would
+  emulate bf16 (the machine class decides: :func:`.cpu_support.compile_dtype`).
 * ``compile-int8``: the fp32 model with torchao's int8 dynamic quantization of every
   ``nn.Linear`` (int8 weights per channel, activations quantized per token at run time), which
   inductor lowers to oneDNN/VNNI int8 GEMMs. Measured on ``bench`` here, it beat the same recipe
@@ -87,17 +88,37 @@ def int8_dynamic_copy(
 class CompileBackend(Backend):
     name = "compile"
     precision = "bf16"
-    description = "torch.compile (inductor, freezing) on the bf16-cast model"
+    description = (
+        "torch.compile (inductor, freezing) on the bf16-cast model (fp32 on a CPU without "
+        "native bf16)"
+    )
+
+    def __init__(self, threads: int | None = None) -> None:
+        super().__init__(threads)
+        from .cpu_support import compile_dtype
+
+        # the machine class picks the dtype: bf16 only where it is native
+        chosen, self.class_choice = compile_dtype()
+        self.precision = chosen  # type: ignore[misc]
 
     def availability(self) -> Availability:
         return _compiler_availability()
 
+    def cpu_notes(self) -> list[str]:
+        if self.class_choice is None:
+            return super().cpu_notes()
+        return [f"{self.name}: {self.class_choice}"]
+
     def prepare(self, reference: ReferenceModel, example: ModelInputs) -> Runner:
         start = perf_counter()
-        model = copy.deepcopy(reference.model).to(torch.bfloat16).eval()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        model = copy.deepcopy(reference.model).to(dtype).eval()
         runner = compiled_runner(model, reference.processor, example)
         self.prepare_info.seconds = perf_counter() - start
         self.prepare_info.details["compiled"] = "vision (static), decoder (dynamic shapes)"
+        self.prepare_info.details["dtype"] = self.precision
+        if self.class_choice is not None:
+            self.prepare_info.details["class_choice"] = self.class_choice
         return runner
 
 

@@ -154,3 +154,26 @@ def test_backend_cpu_notes_under_the_avx2_file(monkeypatch, name, expected):
     assert all(note.startswith(prefix) for note, prefix in zip(notes, expected, strict=True))
     monkeypatch.setenv(machine.CPUINFO_ENV, str(ZEN4))
     assert get_backend_class(name)().cpu_notes() == []
+
+
+def test_compile_takes_its_dtype_from_the_machine_class(monkeypatch):
+    """bf16 is a speed choice for ``compile``: fp32 where bf16 would be emulated (it ran five times
+    slower than the reference there), bf16 where it is native; the choice is said."""
+    from pytest_cxrperf.backends.cpu_support import compile_dtype
+
+    assert compile_dtype(flags_of(ZEN4, monkeypatch)) == ("bf16", None)
+    assert compile_dtype(flags_of(SPR, monkeypatch)) == ("bf16", None)
+    dtype, reason = compile_dtype(flags_of(ZEN3, monkeypatch))
+    assert dtype == "fp32" and reason is not None
+    assert "no AVX512_BF16 or AMX" in reason and "43.4 s" in reason
+    assert compile_dtype(ARM_NEOVERSE_V1)[0] == "bf16"
+    assert compile_dtype(ARM_PLAIN)[0] == "fp32"
+
+    monkeypatch.setenv(machine.CPUINFO_ENV, str(ZEN3))
+    on_avx2 = get_backend_class("compile")()
+    assert on_avx2.precision == "fp32"
+    assert on_avx2.cpu_notes() == [f"compile: {reason}"]
+    monkeypatch.setenv(machine.CPUINFO_ENV, str(ZEN4))
+    on_avx512 = get_backend_class("compile")()
+    assert on_avx512.precision == "bf16" and on_avx512.cpu_notes() == []
+    assert type(on_avx512).precision == "bf16"  # the class default is untouched
