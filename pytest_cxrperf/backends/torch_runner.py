@@ -137,6 +137,21 @@ class TorchRunner(GreedyLoop):
         start = inputs.prompt_length - 1
         return self._all_logits(embeds)[start : start + len(target_ids)].float()
 
+    # ---- the parts batched generation (:mod:`.batched_torch`) drives ------------------------
+    def encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """One study's image embeddings ``[tokens, D]`` (the vision stage)."""
+        return self._encode(pixel_values)
+
+    @property
+    def decoder(self) -> DecoderCall:
+        """The decoder as this runner calls it (compiled for ``compile``)."""
+        return self._decoder
+
+    @property
+    def cache_keyword(self) -> str:
+        """The decoder's KV-cache argument name (``cache`` or ``past_key_values``)."""
+        return self._cache_kw
+
     def _all_logits(self, embeds: torch.Tensor) -> torch.Tensor:
         """Logits [L, vocab] for every position of one uncached pass."""
         return self._decoder(inputs_embeds=embeds, use_cache=False).logits[0]

@@ -1,0 +1,157 @@
+"""Worklists, throughput figures and batched generation (equal to one study at a time)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from pytest_cxrperf.backends.batched_torch import generate_batch, left_padded
+from pytest_cxrperf.backends.torch_runner import TorchRunner
+from pytest_cxrperf.gate.equivalence import compare_tokens
+from pytest_cxrperf.throughput import (
+    Throughput,
+    curve_lines,
+    knee,
+    parse_concurrency,
+    parse_cost,
+    percentile,
+    run_worklist,
+    worklist,
+)
+
+# ---- worklists and figures (pure) -------------------------------------------------------------
+
+
+def test_a_worklist_repeats_every_study_in_varied_reproducible_order():
+    order = worklist(4, 10, seed=3)
+    assert len(order) == 10
+    assert sorted(order[:4]) == sorted(order[4:8]) == [0, 1, 2, 3]  # each repetition whole
+    longer = worklist(4, 12, seed=3)
+    assert len({tuple(longer[i : i + 4]) for i in (0, 4, 8)}) > 1  # repetitions vary in order
+    assert worklist(4, 10, seed=3) == order and worklist(4, 10, seed=4) != order
+    with pytest.raises(ValueError):
+        worklist(0, 3)
+    with pytest.raises(ValueError):
+        worklist(3, 0)
+
+
+def test_percentile_interpolates_like_numpy():
+    values = [float(v) for v in range(1, 21)]
+    assert percentile(values, 50) == pytest.approx(10.5)
+    assert percentile(values, 95) == pytest.approx(19.05)
+    assert percentile([2.0], 99) == 2.0
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile(values, 101)
+
+
+def fake_clock(step):
+    ticks = itertools.count()
+    return lambda: next(ticks) * step
+
+
+def test_run_worklist_counts_studies_tokens_and_each_batchs_span():
+    spans = iter([2.0, 3.0, 1.0])
+    now = [0.0]
+
+    def clock():
+        return now[0]
+
+    def generate(batch):
+        now[0] += next(spans)
+        return [10] * len(batch)
+
+    result = run_worklist("x", ["a", "b", "c", "d", "e"], [0, 1, 2, 3, 4], 2, generate, clock=clock)
+    assert (result.studies, result.tokens, result.seconds) == (5, 50, 6.0)
+    assert result.latencies_s == (2.0, 2.0, 3.0, 3.0, 1.0)  # the last batch holds one study
+    assert result.studies_per_hour == pytest.approx(3000.0)
+    assert result.tokens_per_s == pytest.approx(50 / 6)
+    assert result.cost_per_1000(3.0) == pytest.approx(1.0)  # $3/h at 3,000 studies/h
+    data = result.to_dict(cost_per_hour=3.0)
+    assert data["latency_p50_s"] == 2.0 and data["cost_per_1000"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="concurrency"):
+        run_worklist("x", ["a"], [0], 0, generate)
+    with pytest.raises(ValueError, match="counts"):
+        run_worklist("x", ["a", "b"], [0, 1], 2, lambda batch: [1])
+
+
+def point(concurrency, per_hour):
+    return Throughput("x", concurrency, 100, 100 / per_hour * 3600, 1000, (1.0, 2.0))
+
+
+def test_the_knee_is_the_lowest_concurrency_near_the_best_throughput():
+    curve = [point(1, 100), point(2, 180), point(4, 240), point(8, 250)]
+    assert knee(curve).concurrency == 4  # 240 >= 0.9 x 250
+    lines = curve_lines(curve, cost_per_hour=2.0)
+    assert lines[0].split() == ["concurrency", "studies/h", "tokens/s", "p50", "s", "p95", "s",
+                                "p99", "s", "cost/1000"]  # fmt: skip
+    assert any(line.startswith("4 (knee)") for line in lines)
+    with pytest.raises(ValueError):
+        knee([])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("0,2", "between 1 and"), ("9", "between 1 and"), ("a,b", "integers"), (",", "at least")],
+)
+def test_concurrency_levels_are_checked_against_the_worklist(text, message):
+    assert parse_concurrency("4,1,2,2", 8) == [1, 2, 4]
+    with pytest.raises(ValueError, match=message):
+        parse_concurrency(text, 8)
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "nan", "inf", "cheap"])
+def test_a_cost_must_be_a_positive_number(text):
+    assert parse_cost(None) is None and parse_cost("0.85") == 0.85
+    with pytest.raises(ValueError, match="--cost-per-hour"):
+        parse_cost(text)
+    with pytest.raises(ValueError, match="positive"):
+        point(1, 100).cost_per_1000(0.0)
+
+
+# ---- batched generation ------------------------------------------------------------------------
+
+
+def test_left_padding_ends_every_prompt_at_the_last_column():
+    a, b = torch.ones(1, 3, 2), torch.full((1, 5, 2), 2.0)
+    embeds, mask, positions = left_padded([a, b])
+    assert embeds.shape == (2, 5, 2) and mask.tolist() == [[0, 0, 1, 1, 1], [1] * 5]
+    assert positions.tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]
+    assert torch.equal(embeds[0, 2:], a[0]) and float(embeds[0, :2].abs().sum()) == 0
+
+
+@pytest.fixture(scope="module")
+def toy():
+    from pytest_cxrperf.model.loader import load_model
+    from pytest_cxrperf.model.study import load_studies
+
+    reference = load_model("toy")
+    inputs = [reference.processor(study) for study in load_studies()]
+    return TorchRunner(reference.model, reference.processor), inputs
+
+
+def test_a_batch_says_what_each_study_says_alone(toy):
+    """Left padding, the mask and per-row stops leave every report as it is alone: the same
+    tokens (or a divergence at a near tie of the single run) and logits to rounding."""
+    runner, inputs = toy
+    assert len({i.prompt_length for i in inputs}) > 1  # the prompts really differ in length
+    outputs, timings = generate_batch(runner, inputs, 32, return_logits=True)
+    assert timings.steps >= max(len(o.token_ids) for o in outputs) - 1
+    for single_inputs, batched in zip(inputs, outputs, strict=True):
+        alone = runner.generate(single_inputs, 32, return_logits=True)
+        assert batched.study_name == single_inputs.study_name
+        check = compare_tokens(alone.token_ids, batched.token_ids, alone.step_logits, 0.0)
+        assert check.ok, check.message
+        assert batched.text == alone.text
+        assert torch.allclose(batched.step_logits, alone.step_logits, atol=1e-4, rtol=1e-4)
+
+
+def test_a_forced_length_batch_runs_every_row_to_the_end(toy):
+    runner, inputs = toy
+    outputs, timings = generate_batch(runner, inputs[:2], 6, force_length=True)
+    assert [len(o.token_ids) for o in outputs] == [6, 6] and timings.steps == 5
+    with pytest.raises(ValueError):
+        generate_batch(runner, [], 4)
