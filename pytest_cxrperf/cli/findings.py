@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from .findings import compare, extract, to_json
+from ..findings import compare, extract, to_json
 
 
 def build_parser(prog: str = "cxrperf findings") -> argparse.ArgumentParser:
@@ -46,7 +46,7 @@ def findings_main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None else None)
     indent = args.indent if args.indent > 0 else None
     if args.eval:
-        from .findings_eval import main as eval_main
+        from ..findings_eval import main as eval_main
 
         return eval_main(["--split", args.eval])
     if args.compare:
@@ -74,5 +74,7 @@ def findings_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(findings_main())
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Only listed in ``cxrperf --help``: ``cxrperf findings ...`` goes to :func:`findings_main`,
+    which parses its own arguments."""
+    commands.add_parser("findings", help="clinical findings of generated reports", add_help=False)

@@ -264,7 +264,7 @@ def test_a_pre_class_file_of_this_host_is_found_and_migrated(tmp_path):
 
 
 def test_merged_sessions_remember_where_each_begins_and_the_gate_reads_them(tmp_path):
-    from pytest_cxrperf.cli import merge_sessions
+    from pytest_cxrperf.cli.baselines import merge_sessions
 
     merged = merge_sessions([make(n=5), make(n=7), merge_sessions([make(n=3), make(n=4)])])
     assert merged.sessions == 4 and merged.session_rounds == (5, 7, 3, 4)

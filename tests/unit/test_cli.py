@@ -5,8 +5,10 @@ import subprocess
 
 import pytest
 
-from pytest_cxrperf.cli import calibrate_backend, load_side, main
+from pytest_cxrperf.cli import main
+from pytest_cxrperf.cli.snapshots import load_side
 from pytest_cxrperf.gate.baselines import Baseline, BaselineStore
+from pytest_cxrperf.gate.calibration import calibrate_backend
 
 FP = "cpu-x-2c-t2-12345678"
 

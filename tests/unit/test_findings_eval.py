@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_cxrperf.cli.findings import findings_main
 from pytest_cxrperf.findings import LABELS, STATUSES, Finding
-from pytest_cxrperf.findings_cli import findings_main
 from pytest_cxrperf.findings_eval import (
     EVAL_LABELS,
     Record,
