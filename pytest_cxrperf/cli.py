@@ -25,6 +25,7 @@ from typing import Any
 
 from .gate.baselines import Baseline, BaselineError, BaselineStore, read_baseline
 from .gate.decision import (
+    CONTROL_EAGER,
     DEFAULT_ALPHA,
     DEFAULT_THRESHOLD,
     REGRESSED,
@@ -594,7 +595,7 @@ def calibrate_backend(
     trials: int = 200,
     target: float = 0.9,
     seed: int = 0,
-    control_kind: str = "eager",
+    control_kind: str = CONTROL_EAGER,
 ) -> dict[Any, Any]:
     """Detection rate of the gate for synthetic slowdowns, by resampling measured rounds (pairs of
     backend and control stay together), and the smallest slowdown caught ``target`` of the time."""
