@@ -26,18 +26,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from .backends.precision import PRECISION_ROOFS
+
 if TYPE_CHECKING:
     from .ceilings import Ceilings
     from .results import RunResults
 
-# precision -> (the ceiling its compute runs against, bytes per stored weight)
-PRECISION_ROOFS: dict[str, tuple[str, float]] = {
-    "fp32": ("fp32", 4.0),
-    "bf16": ("bf16", 2.0),
-    "int8-weights": ("bf16", 1.0),
-    "int4-weights": ("bf16", 0.5 + 4.0 / 64),  # 4 bits + an f16 scale and a u8 zero per 64
-    "int8": ("int8", 1.0),
-}
 DEFAULT_KV_BYTES = {"fp32": 4.0}  # eager/f32 backends keep an f32 cache; the others 2 (bf16)
 # a KV cache element type a backend reports (OpenVINO's ``kv_cache_precision``) -> bytes
 KV_ELEMENT_BYTES = {"u8": 1.0, "i8": 1.0, "f16": 2.0, "bf16": 2.0, "f32": 4.0}

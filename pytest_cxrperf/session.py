@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from .backends.base import Availability, Backend, Generation, Runner, get_backend_class
+from .backends.base import Availability, Backend, Generation, Runner
+from .backends.registry import backend_names, get_backend_class
 from .backends.slowdown import SlowedRunner
 from .errors import BackendUnavailable
 from .gate.decision import REFERENCE_BACKEND
@@ -78,8 +79,6 @@ class ReferenceOutput:
 
 def resolve_backends(settings: Settings) -> list[ResolvedBackend]:
     """Instantiate the requested backends; an unavailable one that was named is an error."""
-    from .backends.base import backend_names
-
     specs = (
         [BackendSpec(name) for name in backend_names()]
         if settings.select_all

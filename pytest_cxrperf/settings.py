@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .backends.registry import REFERENCE_BACKEND
 from .errors import SettingsError
 from .gate.decision import (
     DEFAULT_ALPHA,
@@ -180,7 +181,7 @@ def _ini_pairs(lines: list[str], option: str, example: str) -> list[tuple[str, s
 
 
 def parse_tolerances(lines: list[str]) -> dict[str, float]:
-    """Lines ``KEY.METRIC = VALUE`` where KEY is a precision (see ``PRECISIONS``) or a
+    """Lines ``KEY.METRIC = VALUE`` where KEY is a precision (see ``backends.precision``) or a
     backend name, e.g. ``bf16.prefill_rel_err = 0.08`` or ``openvino-int8.teacher_top1 = 0.9``."""
     example = "bf16.prefill_rel_err = 0.08"
     result: dict[str, float] = {}
@@ -251,7 +252,7 @@ def build_settings(
             value = ini(name)
         return None if value in ("", None, []) else value
 
-    request, specs = parse_backend_request(str(pick("cxr_backend") or "eager"))
+    request, specs = parse_backend_request(str(pick("cxr_backend") or REFERENCE_BACKEND))
     threads_value = pick("cxr_threads")
     threads = (
         _positive_int("--cxr-threads", threads_value)

@@ -15,18 +15,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .backends.precision import PRECISIONS, TOLERANCE_RANGES
+from .backends.registry import backend_names
 from .errors import SettingsError
 
 if TYPE_CHECKING:
     from .session import ResolvedBackend
     from .settings import Settings
-
-# the allowed range of each equivalence tolerance (see gate/equivalence.py): (low, high or None)
-TOLERANCE_RANGES: dict[str, tuple[float, float | None]] = {
-    "tie_margin": (0.0, None),
-    "prefill_rel_err": (0.0, None),
-    "teacher_top1": (0.0, 1.0),
-}
 
 
 def _flag(name: str) -> str:
@@ -50,8 +45,6 @@ def _range_text(low: float, high: float | None) -> str:
 
 def check_tolerances(tolerances: Mapping[str, float], backends: Iterable[str]) -> None:
     """``KEY.METRIC = VALUE``: KEY a precision or a backend, METRIC known, VALUE in range."""
-    from .backends.base import PRECISIONS
-
     known_keys = [*PRECISIONS, *backends]
     for key, value in sorted(tolerances.items()):
         prefix, _, metric = key.rpartition(".")
@@ -168,7 +161,6 @@ def validate_run(
 ) -> list[str]:
     """Run every check; raise the first problem, return the warnings. ``options`` are the
     command-line values by dest (``vars(config.option)``)."""
-    from .backends.base import backend_names
     from .model.loader import check_model
     from .model.study import check_studies
 

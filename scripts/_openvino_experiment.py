@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from pytest_cxrperf.backends.base import get_backend_class
 from pytest_cxrperf.backends.openvino import _OpenVINOBackend
+from pytest_cxrperf.backends.registry import get_backend_class
 from pytest_cxrperf.model.loader import ReferenceModel, load_model
 from pytest_cxrperf.model.study import load_studies
 

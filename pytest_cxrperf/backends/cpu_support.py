@@ -15,7 +15,8 @@ from __future__ import annotations
 import platform
 from collections.abc import Collection
 
-INT8_PRECISIONS = ("int8", "int8-weights", "int4-weights")
+from .precision import INT8_PRECISIONS
+
 # what IPEX's bf16 weight prepack asserts: AVX-NE-CONVERT alone, or all three AVX-512 subsets
 IPEX_BF16_AVX512 = ("avx512bw", "avx512vl", "avx512dq")
 IPEX_BF16_NE_CONVERT = "avx_ne_convert"

@@ -22,8 +22,9 @@ import tempfile
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from ..machine import library_versions
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -43,16 +44,17 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     return Path(user_cache_dir("pytest-cxrperf")) / "openvino"
 
 
-def _version(package: str) -> str:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "absent"
+EXPORT_LIBRARIES = ("openvino", "torch", "transformers")  # and "nncf" for compressed weights
 
 
-def library_versions(*extra: str) -> dict[str, str]:
-    """Versions that change what an export produces (a new converter may emit a different graph)."""
-    return {name: _version(name) for name in ("openvino", "torch", "transformers", *extra)}
+def export_versions(*extra: str) -> dict[str, str]:
+    """Versions that change what an export produces (a new converter may emit a different graph).
+
+    Read from :func:`pytest_cxrperf.machine.library_versions` (every name here is one of its
+    ``LIBRARIES``); a package that is not installed is ``"absent"``, as cache keys have always
+    spelled it, so the keys of existing entries stay what they were."""
+    found = library_versions()
+    return {name: found.get(name, "absent") for name in (*EXPORT_LIBRARIES, *extra)}
 
 
 def cache_key(

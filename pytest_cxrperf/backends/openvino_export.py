@@ -64,7 +64,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .openvino_cache import CacheEntry, cache_key, cache_root, ensure_entry, library_versions
+from .openvino_cache import CacheEntry, cache_key, cache_root, ensure_entry, export_versions
 from .prompt_attention import PROMPT_BLOCKS
 from .torch_runner import cache_argument
 
@@ -506,7 +506,7 @@ def _quantize(
 def entry_key(reference: ReferenceModel, weights: str) -> tuple[str, dict[str, object]]:
     """The cache key of ``reference`` exported with ``weights``, and the manifest's metadata."""
     settings = export_settings(weights)
-    versions = library_versions(*(("nncf",) if weights != "f32" else ()))
+    versions = export_versions(*(("nncf",) if weights != "f32" else ()))
     key = cache_key(reference.weights_hash, settings, versions)
     return key, {"model": reference.name, "settings": settings, "versions": versions}
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .openvino import OpenVINOParts
+from .openvino_parts import OpenVINOParts
 
 if TYPE_CHECKING:
     import openvino as ov

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .decision import REGRESSED, Plan, Timings, judge
+from .decision import CONTROL_EAGER, REGRESSED, Plan, Timings, judge
 
 
 def review_plan(rounds: int, threshold: float, alpha: float) -> Plan:
@@ -26,7 +26,7 @@ def calibrate_backend(
     trials: int = 200,
     target: float = 0.9,
     seed: int = 0,
-    control_kind: str = "eager",
+    control_kind: str = CONTROL_EAGER,
 ) -> dict[Any, Any]:
     """Detection rate of the gate for synthetic slowdowns, by resampling measured rounds (pairs of
     backend and control stay together), and the smallest slowdown caught ``target`` of the time."""

@@ -64,6 +64,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, NamedTuple
 
+from ..backends.registry import REFERENCE_BACKEND
 from .stats import t_quantile
 
 DEFAULT_THRESHOLD = 0.10
@@ -128,7 +129,6 @@ OK, MISSING, INCOMPARABLE, ERROR, UPDATED = (
 
 # the reference backend (eager fp32): every other backend is compared with it, and it is the in-run
 # control of their latency; eager itself is timed against the machine probe
-REFERENCE_BACKEND = "eager"
 CONTROL_EAGER, CONTROL_PROBE = REFERENCE_BACKEND, "probe"
 
 

@@ -21,22 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..backends.precision import DEFAULT_TOLERANCES, METRICS
+
 if TYPE_CHECKING:
     from ..model.study import Study
     from ..results import RunResults
     from ..session import CxrSession, PreparedBackend
-
-METRICS = ("tie_margin", "prefill_rel_err", "teacher_top1")
-
-DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
-    "fp32": {"tie_margin": 1e-3, "prefill_rel_err": 1e-4, "teacher_top1": 1.0},
-    "bf16": {"tie_margin": 0.5, "prefill_rel_err": 0.05, "teacher_top1": 0.9},
-    "int8-weights": {"tie_margin": 1.0, "prefill_rel_err": 0.15, "teacher_top1": 0.8},
-    # int4 group-wise weights: ~4x the int8 weight error per group
-    "int4-weights": {"tie_margin": 1.5, "prefill_rel_err": 0.25, "teacher_top1": 0.7},
-    # int8 weights *and* activations (W8A8): activation rounding on top of weight rounding
-    "int8": {"tie_margin": 1.5, "prefill_rel_err": 0.25, "teacher_top1": 0.7},
-}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ import pytest
 FAKE_BACKENDS = '''
 from dataclasses import replace
 
-from pytest_cxrperf.backends.base import Availability, Backend, register_backend
+from pytest_cxrperf.backends.base import Availability, Backend
+from pytest_cxrperf.backends.registry import register_backend
 from pytest_cxrperf.backends.torch_runner import TorchRunner
 
 

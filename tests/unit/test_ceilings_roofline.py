@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from pytest_cxrperf import ceilings as ceilings_module
-from pytest_cxrperf.backends.base import PRECISIONS
+from pytest_cxrperf.backends.precision import DEFAULT_TOLERANCES, PRECISION_ROOFS, PRECISIONS
 from pytest_cxrperf.ceilings import Ceilings, Sizes, cache_path, ceilings, load_cached, measure
-from pytest_cxrperf.gate.equivalence import DEFAULT_TOLERANCES
-from pytest_cxrperf.roofline import PRECISION_ROOFS, ModelCost, model_cost, roofline_fractions
+from pytest_cxrperf.roofline import ModelCost, model_cost, roofline_fractions
 
 if sys.version_info >= (3, 11):
     import tomllib

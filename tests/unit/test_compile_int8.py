@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from pytest_cxrperf.backends import torch_compile
-from pytest_cxrperf.backends.base import backend_names, get_backend_class
+from pytest_cxrperf.backends.registry import backend_names, get_backend_class
 from pytest_cxrperf.backends.torch_compile import CompileInt8Backend
 from pytest_cxrperf.backends.torch_runner import TorchRunner
 from pytest_cxrperf.gate.equivalence import (

@@ -10,7 +10,7 @@ import pytest
 
 from pytest_cxrperf import machine
 from pytest_cxrperf.backends import cpu_support, ipex
-from pytest_cxrperf.backends.base import Availability, get_backend_class
+from pytest_cxrperf.backends.base import Availability
 from pytest_cxrperf.backends.cpu_support import (
     amx,
     bf16_native,
@@ -18,6 +18,7 @@ from pytest_cxrperf.backends.cpu_support import (
     ipex_bf16_unsupported,
     speed_notes,
 )
+from pytest_cxrperf.backends.registry import get_backend_class
 
 CPUINFO = Path(__file__).resolve().parents[1] / "data" / "cpuinfo"
 ZEN3 = CPUINFO / "avx2-zen3.txt"

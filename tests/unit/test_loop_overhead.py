@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_cxrperf.backends.torch_runner import GreedyLoop
+from pytest_cxrperf.backends.greedy import GreedyLoop
 from pytest_cxrperf.model.loader import build_preset
 from pytest_cxrperf.model.study import load_studies
 

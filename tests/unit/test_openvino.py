@@ -17,7 +17,6 @@ import torch
 
 pytest.importorskip("openvino")
 
-from pytest_cxrperf.backends.base import get_backend_class
 from pytest_cxrperf.backends.openvino import (
     INSTALL_HINT,
     OpenVINOBackend,
@@ -42,6 +41,7 @@ from pytest_cxrperf.backends.openvino_export import (
     prompt_only,
     stateless_copy,
 )
+from pytest_cxrperf.backends.registry import get_backend_class
 from pytest_cxrperf.backends.torch_runner import TorchRunner
 from pytest_cxrperf.model.loader import build_preset
 from pytest_cxrperf.model.study import load_studies

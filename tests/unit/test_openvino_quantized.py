@@ -14,7 +14,6 @@ import pytest
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 
-from pytest_cxrperf.backends.base import backend_names, get_backend_class
 from pytest_cxrperf.backends.openvino import (
     OpenVINOInt4Backend,
     OpenVINOW8A8Backend,
@@ -30,6 +29,7 @@ from pytest_cxrperf.backends.openvino_export import (
     weight_compression,
 )
 from pytest_cxrperf.backends.openvino_paged import PagedRunner
+from pytest_cxrperf.backends.registry import backend_names, get_backend_class
 from pytest_cxrperf.backends.torch_runner import TorchRunner
 from pytest_cxrperf.gate.equivalence import (
     clinical_check,

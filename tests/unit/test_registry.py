@@ -1,12 +1,14 @@
 """The backend registry: one path (entry points, built-ins included), imported only when used."""
 
+import subprocess
 import sys
 from importlib.metadata import EntryPoint
 
 import pytest
 
-from pytest_cxrperf.backends import base
-from pytest_cxrperf.backends.base import Backend, backend_names, get_backend_class
+from pytest_cxrperf.backends import registry
+from pytest_cxrperf.backends.base import Backend
+from pytest_cxrperf.backends.registry import backend_names, get_backend_class
 from pytest_cxrperf.errors import BackendUnavailable
 
 
@@ -25,17 +27,17 @@ class Misnamed(Backend):
 
 
 def point(name, value):
-    return EntryPoint(name, value, base.ENTRY_POINT_GROUP)
+    return EntryPoint(name, value, registry.ENTRY_POINT_GROUP)
 
 
 @pytest.fixture
 def installed(monkeypatch):
     """A fresh registry whose installed entry points are the given ones."""
-    monkeypatch.setattr(base, "_registry", {})
-    monkeypatch.setattr(base, "_entry_point_errors", {})
+    monkeypatch.setattr(registry, "_registry", {})
+    monkeypatch.setattr(registry, "_entry_point_errors", {})
 
     def install(*points):
-        monkeypatch.setattr(base, "entry_points", lambda group: list(points))
+        monkeypatch.setattr(registry, "entry_points", lambda group: list(points))
 
     return install
 
@@ -83,7 +85,7 @@ def test_unknown_names_list_the_known_and_say_where_backends_come_from(installed
 
 def test_a_conftest_registration_takes_precedence(installed):
     installed(point("fine", "no_such_module_anywhere:Fine"))
-    base.register_backend(Fine)
+    registry.register_backend(Fine)
     assert get_backend_class("fine") is Fine  # the entry point is never imported
     assert backend_names() == ["fine"]
 
@@ -93,3 +95,24 @@ def test_every_built_in_comes_from_its_entry_point():
     for name in backend_names():
         assert get_backend_class(name).name == name
     assert {"eager", "openvino", "compile-int8"} <= set(backend_names())
+
+
+def test_base_registry_and_precision_import_without_torch():
+    """Listing and checking backends happens before any model is loaded: these three modules
+    must not pull torch in (a fresh interpreter, since this one may have torch already)."""
+    code = (
+        "import sys, pytest_cxrperf.backends.base, pytest_cxrperf.backends.registry, "
+        "pytest_cxrperf.backends.precision; assert 'torch' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_reference_is_one_name():
+    """gate.decision and settings read the registry's REFERENCE_BACKEND, never their own."""
+    from pytest_cxrperf.gate import decision
+    from pytest_cxrperf.settings import build_settings
+
+    assert decision.REFERENCE_BACKEND is registry.REFERENCE_BACKEND
+    assert decision.CONTROL_EAGER == registry.REFERENCE_BACKEND
+    settings = build_settings(lambda name: None, lambda name: None)
+    assert [spec.name for spec in settings.backends] == [registry.REFERENCE_BACKEND]
