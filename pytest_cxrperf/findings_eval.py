@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from .findings import Finding, extract
+from .gate.findings import Finding, extract
 
 EVAL_LABELS: tuple[str, ...] = (
     "Cardiomegaly",

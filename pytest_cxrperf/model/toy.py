@@ -7,7 +7,7 @@ come from ``python scripts/train_toy.py``: a DINOv2 encoder at 128 px (64 image 
 forcing on synthetic phantom studies (:mod:`pytest_cxrperf.synth`) until greedy decoding writes
 the right findings for held-out phantoms; ``metrics.json`` beside the weights records how well.
 It writes each statement in its preferred phrasing with a clear logit margin, so lower-precision
-backends rarely meet near ties; ``pytest_cxrperf.findings.extract`` reads its reports.
+backends rarely meet near ties; ``pytest_cxrperf.gate.findings.extract`` reads its reports.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ import json
 
 import pytest
 
-from pytest_cxrperf.findings import (
+from pytest_cxrperf.findings_cli import findings_main
+from pytest_cxrperf.gate.findings import (
     LABELS,
     Finding,
     compare,
@@ -21,7 +22,6 @@ from pytest_cxrperf.findings import (
     from_json,
     to_json,
 )
-from pytest_cxrperf.findings_cli import findings_main
 
 NF = "No Finding: present"
 
