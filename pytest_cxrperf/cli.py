@@ -24,15 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from .gate.baselines import Baseline, BaselineError, BaselineStore, read_baseline
-from .gate.decision import (
-    DEFAULT_ALPHA,
-    DEFAULT_THRESHOLD,
-    REGRESSED,
-    Plan,
-    Timings,
-    Verdict,
-    judge,
-)
+from .gate.decision import REGRESSED, Timings, Verdict
+from .gate.judge import judge
+from .gate.plan import DEFAULT_ALPHA, DEFAULT_THRESHOLD, Plan
 from .report.table import format_table
 
 Snapshot = dict[str, "Baseline | str"]  # relative path -> baseline, or why it cannot be read
