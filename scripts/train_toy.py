@@ -502,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     tokenizer = load_tokenizer()
     if args.eval_only:
-        from pytest_cxrperf.model.toy import build_toy
+        from pytest_cxrperf.model.loader import build_toy
 
         reference = build_toy(args.out)
         metrics, _ = evaluate(reference, args.held_out, verbose=args.show_misses)

@@ -179,7 +179,7 @@ def test_checkpoint_with_other_transformers_parameter_names_loads(tiny, tmp_path
     """transformers 4.x and 5.x name DINOv2's attention weights differently; both must load."""
     from safetensors.torch import load_file, save_file
 
-    from pytest_cxrperf.model.loader import _RENAMED_PARAMETERS
+    from pytest_cxrperf.model.formats import RENAMED_PARAMETERS as _RENAMED_PARAMETERS
 
     ckpt = save_checkpoint(tiny, tmp_path / "ckpt")
     state = load_file(str(ckpt / "model.safetensors"))
