@@ -24,7 +24,7 @@ from .machine import machine_info
 if TYPE_CHECKING:
     from .memory import Peak
     from .model.loader import ReferenceModel
-    from .model.study import Study
+    from .model.study_record import Study
     from .settings import Settings
 
 SCHEMA_VERSION = 1

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .memory import Peak
     from .model.loader import ReferenceModel
     from .model.processor import ModelInputs
-    from .model.study import Study
+    from .model.study_record import Study
 
 __all__ = ["REFERENCE_BACKEND", "CxrSession", "PreparedBackend", "ReferenceOutput"]
 

@@ -53,7 +53,8 @@ from pytest_cxrperf.gate.findings import LABELS, Finding, extract  # noqa: E402
 from pytest_cxrperf.model.architecture import CXRReportModel  # noqa: E402
 from pytest_cxrperf.model.loader import ReferenceModel, save_checkpoint  # noqa: E402
 from pytest_cxrperf.model.processor import CXRProcessor  # noqa: E402
-from pytest_cxrperf.model.study import Study, load_study  # noqa: E402
+from pytest_cxrperf.model.study import load_study  # noqa: E402
+from pytest_cxrperf.model.study_record import Study  # noqa: E402
 from pytest_cxrperf.model.tokenizer import load_tokenizer  # noqa: E402
 from pytest_cxrperf.model.toy import METRICS_FILE, TOY_CONFIG, pixel_values_from_arrays  # noqa: E402
 from pytest_cxrperf.synth.phantom import PhantomSpec  # noqa: E402

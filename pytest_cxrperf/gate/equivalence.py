@@ -24,7 +24,7 @@ import torch
 from . import findings
 
 if TYPE_CHECKING:
-    from ..model.study import Study
+    from ..model.study_record import Study
     from ..results import RunResults
     from ..session import CxrSession, PreparedBackend
 

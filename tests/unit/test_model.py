@@ -12,7 +12,8 @@ from pytest_cxrperf.errors import ModelLoadError, StudyError
 from pytest_cxrperf.model.loader import build_preset, load_checkpoint, load_model, save_checkpoint
 from pytest_cxrperf.model.presets import PRESETS
 from pytest_cxrperf.model.processor import load_grayscale
-from pytest_cxrperf.model.study import Study, load_studies, load_study
+from pytest_cxrperf.model.study import load_studies, load_study
+from pytest_cxrperf.model.study_record import Study
 
 
 @pytest.fixture(scope="module")
