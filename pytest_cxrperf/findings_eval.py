@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from .findings import Finding, extract
+from .gate.findings import Finding, extract
 
 EVAL_LABELS: tuple[str, ...] = (
     "Cardiomegaly",
@@ -266,10 +266,14 @@ def table(columns: Sequence[tuple[str, Scores]]) -> str:
 def _load_extract(path: str) -> Extractor:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("_findings_before", path)
+    # loaded as a module of pytest_cxrperf.gate: a file from after the split imports its
+    # vocabulary relatively (``from . import findings_vocabulary``: this installation's); a
+    # single-file findings.py from before it imports nothing of ours
+    spec = importlib.util.spec_from_file_location("pytest_cxrperf.gate._findings_before", path)
     if spec is None or spec.loader is None:
         raise SystemExit(f"cannot load {path}: give the path of a findings.py")
     module = importlib.util.module_from_spec(spec)
+    module.__package__ = "pytest_cxrperf.gate"
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     extractor: Extractor = module.extract
@@ -288,8 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--before",
         metavar="FILE.py",
-        help="also score the extract() of another version of findings.py (e.g. from "
-        "'git show REV:pytest_cxrperf/findings.py'), for a before/after table",
+        help="also score the extract() of another version of the extractor (e.g. from "
+        "'git show REV:pytest_cxrperf/gate/findings.py', or pytest_cxrperf/findings.py before "
+        "the split), for a before/after table",
     )
     args = parser.parse_args(list(argv) if argv is not None else None)
     records = load(args.split)

@@ -6,7 +6,7 @@ control (eager fp32, or the machine probe for eager itself). So every backend se
 machine states over the same minutes, never two timed things run at once, and a backend's ratio
 to its control is taken over the very rounds it ran in.
 
-After each planned look (batches of rounds, see :class:`~pytest_cxrperf.gate.decision.Plan`) the
+After each planned look (batches of rounds, see :class:`~pytest_cxrperf.gate.plan.Plan`) the
 ``decide`` callback judges every backend still measured; a backend with a final answer leaves the
 rounds (clear evidence stops early), the others buy more rounds, up to the cap in rounds or the
 time budget, whichever comes first. No pytest and no torch here.

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .state import SUITE_NODE_PREFIX, WORKER_OUTPUT_KEY, results_key, results_of, session_key
 from .xdist_hooks import LATENCY_GROUP
 
 if TYPE_CHECKING:
@@ -23,13 +24,8 @@ if TYPE_CHECKING:
     from .session import CxrSession, PreparedBackend, ReferenceOutput
     from .settings import Settings
 
-session_key = pytest.StashKey["CxrSession"]()
-results_key = pytest.StashKey["RunResults"]()
-
 SUITE_DIR = Path(__file__).parent / "suite"
 SUITE_FILES = ("test_equivalence.py", "test_latency.py")
-SUITE_NODE_PREFIX = "pytest_cxrperf/suite"  # nodeids the same on every machine and worker
-WORKER_OUTPUT_KEY = "cxrperf"
 CXR_FIXTURES = ("cxr_backend", "cxr_study")  # parametrized by the plugin: activate at collection
 INI_ONLY = ("cxr_tolerances", "cxr_thresholds")
 
@@ -208,20 +204,11 @@ def activate(config: pytest.Config) -> CxrSession:
 
     torch.set_num_threads(settings.threads)
     session = CxrSession(settings, resolved)
-    results = _results(config)
+    results = results_of(config)
     results.settings = settings_block(settings)
     results.unavailable.update({r.label: r.availability.reason for r in session.unavailable})
     config.stash[session_key] = session
     return session
-
-
-def _results(config: pytest.Config) -> RunResults:
-    """This process's results (a pytest-xdist controller has results without a session)."""
-    if results_key not in config.stash:
-        from .results import RunResults
-
-        config.stash[results_key] = RunResults()
-    return config.stash[results_key]
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -370,7 +357,7 @@ def cxr_session(request: pytest.FixtureRequest) -> CxrSession:
 @pytest.fixture(scope="session")
 def cxr_results(request: pytest.FixtureRequest, cxr_session: CxrSession) -> RunResults:
     """What the run has found so far (latency, verdicts, equivalence, outputs)."""
-    return _results(request.config)
+    return results_of(request.config)
 
 
 @pytest.fixture(scope="session")
@@ -456,35 +443,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     results = config.stash[results_key]
     if active(config):
-        state = config.stash[session_key]
-        reference = state.reference_loaded
-        if reference is not None:
-            results.model = dict(reference.describe())
-            results.model["load_s"] = state.model_load_seconds
-            if state.model_load_memory is not None:  # the reference's weights: the floor
-                results.model["load_peak_mib"] = round(state.model_load_memory.delta_mib, 1)
-            if any(r.stages for r in results.backends.values()):  # this process timed them
-                try:
-                    results.model["cost"] = state.timed_cost
-                except (AttributeError, KeyError, TypeError, ValueError) as exc:
-                    results.notice(f"roofline: the model's work could not be counted: {exc!r}")
-        elif not results.model:
-            results.model = {"name": state.settings.model}
-        for notice in state.notices:
-            results.notice(notice)
+        results.record_session(config.stash[session_key])
     if is_worker(config):
         config.workeroutput[WORKER_OUTPUT_KEY] = json.dumps(results.to_dict())  # type: ignore[attr-defined]
         return
-    if not results.machine and results.settings:
-        from .machine import machine_info
-
-        results.machine = machine_info(int(results.settings.get("threads") or 1))
+    results.record_machine()
     if active(config):
-        from .report.writers import record_studies, write_reports
+        from .report.writers import write_reports
 
-        _fill_roofline(config.stash[session_key].settings, results)
-        record_studies(config.stash[session_key], results)
-        write_reports(config.stash[session_key].settings, results)
+        state = config.stash[session_key]
+        _fill_roofline(state.settings, results)
+        results.record_studies(state)
+        write_reports(state.settings, results)
 
 
 def _fill_roofline(settings: Settings, results: RunResults) -> None:

@@ -13,17 +13,48 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from .backends.registry import REFERENCE_BACKEND
 from .backends.timings import StageTimings, stage_medians
-from .gate.decision import CONTROL_EAGER, REFERENCE_BACKEND, Verdict
+from .errors import CxrPerfError
+from .gate.decision import CONTROL_EAGER, Verdict
 from .gate.stats import Summary
+from .machine import machine_info
+
+if TYPE_CHECKING:
+    from .memory import Peak
+    from .model.loader import ReferenceModel
+    from .model.study_record import Study
+    from .settings import Settings
 
 SCHEMA_VERSION = 1
 
 
 class ResultsError(ValueError):
     """Results that cannot be read or merged (an unknown schema, two runs of one backend)."""
+
+
+class SessionCaches(Protocol):
+    """What the results take from the run's caches at its end (:meth:`RunResults.record_session`,
+    :meth:`RunResults.record_studies`). :class:`~pytest_cxrperf.session.CxrSession` is one; a
+    protocol, so that the results do not depend on the session module."""
+
+    settings: Settings
+    model_load_seconds: float | None
+    model_load_memory: Peak | None
+
+    @property
+    def reference_loaded(self) -> ReferenceModel | None: ...
+
+    @property
+    def timed_cost(self) -> dict[str, float]: ...
+
+    @property
+    def notices(self) -> list[str]: ...
+
+    @property
+    def studies(self) -> list[Study]: ...
 
 
 @dataclass
@@ -295,6 +326,49 @@ class RunResults:
     def failed(self) -> list[str]:
         """Labels of the backends whose latency gate or equivalence failed."""
         return [label for label, result in self.backends.items() if result.failed]
+
+    # ---- assembly at the end of a run ------------------------------------------------------
+    def record_session(self, state: SessionCaches) -> None:
+        """What the run's caches know that the results report: the reference model (its
+        description, load time and memory, the work of a timed generation) and the session's
+        notices. On every process with a session, before a worker sends its results."""
+        reference = state.reference_loaded
+        if reference is not None:
+            self.model = dict(reference.describe())
+            self.model["load_s"] = state.model_load_seconds
+            if state.model_load_memory is not None:  # the reference's weights: the floor
+                self.model["load_peak_mib"] = round(state.model_load_memory.delta_mib, 1)
+            if any(r.stages for r in self.backends.values()):  # this process timed them
+                try:
+                    self.model["cost"] = state.timed_cost
+                except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                    self.notice(f"roofline: the model's work could not be counted: {exc!r}")
+        elif not self.model:
+            self.model = {"name": state.settings.model}
+        for notice in state.notices:
+            self.notice(notice)
+
+    def record_machine(self) -> None:
+        """This machine's facts, where no worker's results brought them (on the process that
+        writes the reports)."""
+        if not self.machine and self.settings:
+            self.machine = machine_info(int(self.settings.get("threads") or 1))
+
+    def record_studies(self, state: SessionCaches) -> None:
+        """Each study's images (paths) and indication, for the HTML report."""
+        if self.studies:
+            return
+        try:
+            studies = state.studies
+        except CxrPerfError:
+            return
+        wanted = {s for r in self.backends.values() for s in (*r.outputs, *r.equivalence)}
+        for study in studies:
+            if study.name in wanted:
+                self.studies[study.name] = {
+                    "images": {view: str(path.absolute()) for view, path in study.images()},
+                    "indication": study.indication,
+                }
 
     # ---- serialization ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -15,10 +15,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from .backends.base import Availability, Backend, Generation, Runner
-from .backends.registry import backend_names, get_backend_class
+from .backends.registry import REFERENCE_BACKEND, backend_names, get_backend_class
 from .backends.slowdown import SlowedRunner
 from .errors import BackendUnavailable
-from .gate.decision import REFERENCE_BACKEND
 from .settings import BackendSpec, Settings
 
 if TYPE_CHECKING:
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
     from .memory import Peak
     from .model.loader import ReferenceModel
     from .model.processor import ModelInputs
-    from .model.study import Study
+    from .model.study_record import Study
 
 __all__ = ["REFERENCE_BACKEND", "CxrSession", "PreparedBackend", "ReferenceOutput"]
 

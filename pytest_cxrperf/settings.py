@@ -14,14 +14,14 @@ from pathlib import Path
 
 from .backends.registry import REFERENCE_BACKEND
 from .errors import SettingsError
-from .gate.decision import (
+from .gate.plan import (
     DEFAULT_ALPHA,
     DEFAULT_SESSION_NOISE,
     DEFAULT_THRESHOLD,
     MIN_BATCHES,
     UNKNOWN_POLICIES,
 )
-from .gate.decision import MISSING_POLICIES as MISSING_BASELINE_POLICIES
+from .gate.plan import MISSING_POLICIES as MISSING_BASELINE_POLICIES
 
 DEFAULT_MODEL = "toy"
 DEFAULT_ROUNDS = 400  # the cap on timed rounds per backend; clear evidence stops far earlier

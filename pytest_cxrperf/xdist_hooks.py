@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from .state import SUITE_NODE_PREFIX, WORKER_OUTPUT_KEY, results_key, results_of
+
 SPLITTING_MODES = ("load", "worksteal")  # could hand latency tests to two workers at once
 LOADGROUP_KEY = "cxrperf_loadgroup"
 LATENCY_GROUP = "cxrperf-latency"
@@ -53,8 +55,6 @@ class XdistHooks:
             return None  # xdist's own
         from xdist.scheduler import LoadGroupScheduling
 
-        from .plugin import SUITE_NODE_PREFIX
-
         latency_prefix = f"{SUITE_NODE_PREFIX}/test_latency.py::"
 
         class LatencyTogether(LoadGroupScheduling):  # type: ignore[misc]
@@ -69,18 +69,15 @@ class XdistHooks:
         node.workerinput[LOADGROUP_KEY] = node.config.getoption("dist", "no") == "loadgroup"
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        from .plugin import WORKER_OUTPUT_KEY, _results
-        from .results import RunResults
+        from .results import ResultsError, RunResults
 
         sent = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY)
         if not sent:
             return
-        from .plugin import results_key
-        from .results import ResultsError
 
         config = node.config
         try:
-            config.stash[results_key] = _results(config).merge(
+            config.stash[results_key] = results_of(config).merge(
                 RunResults.from_dict(json.loads(sent))
             )
         except ResultsError as exc:  # e.g. two workers timed one backend: never a silent pick
@@ -90,10 +87,8 @@ class XdistHooks:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if not self.merge_errors:
             return
-        from .plugin import _results
-
         for error in self.merge_errors:
-            _results(session.config).notice(f"results not merged: {error}")
+            results_of(session.config).notice(f"results not merged: {error}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:

@@ -20,8 +20,8 @@ import spacy
 from negspacy.negation import Negex  # noqa: F401  (registers the "negex" factory)
 from negspacy.termsets import termset
 
-from pytest_cxrperf import findings as F
 from pytest_cxrperf.findings_eval import Extractor, evaluate, load, table
+from pytest_cxrperf.gate import findings as F
 
 nlp = spacy.blank("en")
 sentencizer = nlp.add_pipe("sentencizer")

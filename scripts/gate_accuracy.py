@@ -150,7 +150,8 @@ def slowed(run: dict[str, Any], target: str | None, factor: float) -> dict[str, 
 
 def judge_run(base: dict[str, Any], cur: dict[str, Any], plan: Any) -> dict[str, tuple[str, int]]:
     """Each backend's final status and the rounds it took, with the gate's looks and stopping."""
-    from pytest_cxrperf.gate.decision import Timings, judge
+    from pytest_cxrperf.gate.decision import Timings
+    from pytest_cxrperf.gate.judge import judge
 
     verdicts = {}
     looks = plan.looks()
@@ -173,7 +174,7 @@ def judge_run(base: dict[str, Any], cur: dict[str, Any], plan: Any) -> dict[str,
 
 
 def simulate(args: argparse.Namespace) -> int:
-    from pytest_cxrperf.gate.decision import DEFAULT_ALPHA, DEFAULT_THRESHOLD, Plan
+    from pytest_cxrperf.gate.plan import DEFAULT_ALPHA, DEFAULT_THRESHOLD, Plan
 
     baselines = load_pools(args.baseline)
     currents = load_pools(args.current)

@@ -17,8 +17,8 @@ One seeded command: render, train, evaluate, save, write the sample studies.
    used, its report is phrased afresh.
 4. Held-out phantoms (seeds from ``HELD_OUT_SEED_BASE``, default prevalences, written to PNG -- one
    in five 16-bit -- and read back through ``load_study`` and the processor) are decoded greedily
-   with :class:`TorchRunner`; the findings :func:`pytest_cxrperf.findings.extract` reads from the
-   text are compared with the ground truth: exact match (all findings equal) and per finding.
+   with :class:`TorchRunner`; the findings :func:`pytest_cxrperf.gate.findings.extract` reads from
+   the text are compared with the ground truth: exact match (all findings equal) and per finding.
 5. The checkpoint (``model.safetensors``, ``cxrperf_config.json``, ``tokenizer.json``) and
    ``metrics.json`` go to ``pytest_cxrperf/data/toy``; sample studies the model reads correctly go
    to ``pytest_cxrperf/data/studies`` (``--no-samples`` leaves them alone).
@@ -49,11 +49,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pytest_cxrperf.backends.torch_runner import TorchRunner  # noqa: E402
-from pytest_cxrperf.findings import LABELS, Finding, extract  # noqa: E402
+from pytest_cxrperf.gate.findings import LABELS, Finding, extract  # noqa: E402
 from pytest_cxrperf.model.architecture import CXRReportModel  # noqa: E402
 from pytest_cxrperf.model.loader import ReferenceModel, save_checkpoint  # noqa: E402
 from pytest_cxrperf.model.processor import CXRProcessor  # noqa: E402
-from pytest_cxrperf.model.study import Study, load_study  # noqa: E402
+from pytest_cxrperf.model.study import load_study  # noqa: E402
+from pytest_cxrperf.model.study_record import Study  # noqa: E402
 from pytest_cxrperf.model.tokenizer import load_tokenizer  # noqa: E402
 from pytest_cxrperf.model.toy import METRICS_FILE, TOY_CONFIG, pixel_values_from_arrays  # noqa: E402
 from pytest_cxrperf.synth.phantom import PhantomSpec  # noqa: E402
@@ -502,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     tokenizer = load_tokenizer()
     if args.eval_only:
-        from pytest_cxrperf.model.toy import build_toy
+        from pytest_cxrperf.model.loader import build_toy
 
         reference = build_toy(args.out)
         metrics, _ = evaluate(reference, args.held_out, verbose=args.show_misses)

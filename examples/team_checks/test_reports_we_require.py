@@ -11,7 +11,7 @@ Fixtures used (all provided by the plugin, each prepared once per session):
   cxr_session  the run's caches: settings, the reference model, inputs, reference outputs
 """
 
-from pytest_cxrperf.findings import extract
+from pytest_cxrperf.gate.findings import extract
 
 
 def test_report_addresses_pneumothorax(cxr_backend, cxr_study, cxr_report):

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from ..gate.baselines import Baseline, BaselineError, BaselineStore
 from ..gate.calibration import review_plan
-from ..gate.decision import DEFAULT_ALPHA, DEFAULT_THRESHOLD, Verdict, judge
+from ..gate.decision import Verdict
+from ..gate.judge import judge
+from ..gate.plan import DEFAULT_ALPHA, DEFAULT_THRESHOLD
 from ..report.table import format_table
 from .common import Watcher, add_selection, cv, fraction, print_lines, pytest_options, run_pytest
 from .snapshots import Snapshot, load_side, snapshot

@@ -7,7 +7,7 @@ import argparse
 import tempfile
 
 from ..gate.calibration import calibrate_backend
-from ..gate.decision import DEFAULT_ALPHA
+from ..gate.plan import DEFAULT_ALPHA
 from ..report.table import format_table
 from .common import Watcher, add_selection, cv, fraction, print_lines, pytest_options, run_pytest
 

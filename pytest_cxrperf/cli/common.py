@@ -65,7 +65,7 @@ class Watcher:
         self.settings: Any = None
 
     def pytest_sessionstart(self, session: Any) -> None:  # after every plugin's configure
-        from ..plugin import session_key
+        from ..state import session_key
 
         if session_key in session.config.stash:
             self.settings = session.config.stash[session_key].settings
@@ -73,7 +73,7 @@ class Watcher:
             self.before = snapshot(self.baseline_dir)
 
     def pytest_sessionfinish(self, session: Any) -> None:
-        from ..plugin import results_key
+        from ..state import results_key
 
         if results_key in session.config.stash:
             self.results = dict(session.config.stash[results_key].backends)

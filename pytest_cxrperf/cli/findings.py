@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from ..findings import compare, extract, to_json
+from ..gate.findings import compare, extract, to_json
 
 
 def build_parser(prog: str = "cxrperf findings") -> argparse.ArgumentParser:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .decision import CONTROL_EAGER, REGRESSED, Plan, Timings, judge
+from .decision import CONTROL_EAGER, REGRESSED, Timings
+from .judge import judge
+from .plan import Plan
 
 
 def review_plan(rounds: int, threshold: float, alpha: float) -> Plan:

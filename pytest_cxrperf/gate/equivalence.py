@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..backends.precision import DEFAULT_TOLERANCES, METRICS
+from . import findings
 
 if TYPE_CHECKING:
-    from ..model.study import Study
+    from ..model.study_record import Study
     from ..results import RunResults
     from ..session import CxrSession, PreparedBackend
 
@@ -282,8 +283,6 @@ def clinical_check(reference_text: str, candidate_text: str, against: str) -> di
 
     Token and n-gram metrics rate "small left effusion" and "no left effusion" as nearly equal;
     this compares what a radiologist would act on."""
-    from .. import findings
-
     expected, found = findings.extract(reference_text), findings.extract(candidate_text)
     differences = findings.compare(expected, found)
     summary = "; ".join(f.describe() for f in found) or "no findings asserted"

@@ -18,14 +18,13 @@ from .decision import (
     CONTROL_EAGER,
     CONTROL_PROBE,
     ERROR,
-    MIN_BATCHES,
     REFERENCE_BACKEND,
     UPDATED,
-    Plan,
     Timings,
     Verdict,
-    judge,
 )
+from .judge import judge
+from .plan import MIN_BATCHES, Plan
 
 if TYPE_CHECKING:
     from ..backends.base import Runner

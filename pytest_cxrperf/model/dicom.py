@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..errors import StudyError
-
-if TYPE_CHECKING:
-    from .study import Study
+from .formats import MAX_IMAGE_PIXELS
+from .study_record import Study
 
 RADIOGRAPH_MODALITIES = ("CR", "DX", "DR", "RG")  # computed / digital radiography
 FRONTAL_VIEWS = ("PA", "AP")  # PA first: the preferred frontal view when a study has both
@@ -102,12 +101,10 @@ def _check_header(ds: Any, path: Path) -> None:
             f"image {path} claims {columns}x{rows} pixels; a radiograph has between "
             f"{MIN_DIMENSION} and {MAX_DIMENSION} on each side: fix or downsample the file"
         )
-    from . import processor
-
-    if rows * columns > processor.MAX_IMAGE_PIXELS:
+    if rows * columns > MAX_IMAGE_PIXELS:
         raise StudyError(
             f"image {path} is {columns}x{rows} pixels, more than the "
-            f"{processor.MAX_IMAGE_PIXELS:,} accepted; downsample it first"
+            f"{MAX_IMAGE_PIXELS:,} accepted; downsample it first"
         )
     frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     if frames != 1:
@@ -208,8 +205,6 @@ def load_dicom_studies(folder: Path) -> list[Study]:
 
     The frontal view is a PA image (else AP), the lateral a LATERAL/LL/RL one; other images of a
     study are ignored. A study without a frontal view is refused (MAIRA-2 needs one)."""
-    from .study import Study
-
     groups: dict[str, list[_Header]] = {}
     for path in dicom_files(folder):
         header = _header(path)

@@ -35,12 +35,12 @@ from tokenizers import Tokenizer
 
 from ..errors import ModelLoadError
 from .architecture import ArchitectureConfig, CXRReportModel
+from .formats import PICKLE_SUFFIXES, RENAMED_PARAMETERS, SUPPORTED_MODEL_TYPES
 
 CONFIG_FILE = "config.json"
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
 PREPROCESSOR_FILE = "preprocessor_config.json"
-SUPPORTED_MODEL_TYPES = ("maira2",)
 MAIRA2_IMAGE_MEAN = 0.5307
 MAIRA2_IMAGE_STD = 0.2583
 
@@ -70,10 +70,6 @@ _META_KEYS = {
     "reshape_hidden_states",
     "_attn_implementation_autoset",
 }
-
-
-def is_hf_layout(folder: Path) -> bool:
-    return (folder / CONFIG_FILE).is_file()
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -195,8 +191,6 @@ def read_config(folder: Path) -> ArchitectureConfig:
 
 def weight_files(folder: Path) -> dict[str, Path]:
     """checkpoint tensor name -> the shard holding it (index file, else one model.safetensors)."""
-    from .loader import _PICKLE_SUFFIXES
-
     index = folder / INDEX_FILE
     if index.is_file():
         weight_map = _read_json(index).get("weight_map")
@@ -210,7 +204,7 @@ def weight_files(folder: Path) -> dict[str, Path]:
     single = folder / SINGLE_FILE
     if single.is_file():
         return {name: single for name in _tensor_names(single)}
-    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if pickles:
         raise ModelLoadError(
             f"model directory {folder} holds only pickle weights ({', '.join(pickles)}); they are "
@@ -234,15 +228,13 @@ def _tensor_names(shard: Path) -> list[str]:
 
 
 def _rename(name: str, expected: set[str]) -> str:
-    from .loader import _RENAMED_PARAMETERS
-
     for source, target in _PREFIXES:
         if name.startswith(source):
             name = target + name[len(source) :]
             break
     if name in expected:
         return name
-    for old, new in _RENAMED_PARAMETERS:  # DINOv2 attention: transformers 4.x <-> 5.x names
+    for old, new in RENAMED_PARAMETERS:  # DINOv2 attention: transformers 4.x <-> 5.x names
         for a, b in ((old, new), (new, old)):
             if a in name and name.replace(a, b) in expected:
                 return name.replace(a, b)

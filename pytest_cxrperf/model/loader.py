@@ -20,24 +20,17 @@ from tokenizers import Tokenizer
 
 from ..errors import ModelLoadError
 from .architecture import ArchitectureConfig, CXRReportModel
-from .hf_layout import materialise_buffers, mismatch
+from .formats import PICKLE_SUFFIXES, RENAMED_PARAMETERS
+from .hf_layout import check_hf_checkpoint, load_hf_checkpoint, materialise_buffers, mismatch
+from .mlflow_layout import is_mlflow_folder, resolve
 from .presets import PRESETS, preset_names
 from .processor import CXRProcessor, make_processor
 from .tokenizer import check_special_tokens, load_tokenizer
+from .toy import TOY_NAME, toy_dir
 
 CONFIG_FILE = "cxrperf_config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-
-# transformers 5 renamed the ViT-family (DINOv2) attention parameters; IPEX's environment runs 4.51.
-# (4.x name, 5.x name) pairs, so a checkpoint saved under either loads under both.
-_RENAMED_PARAMETERS = (
-    (".attention.attention.query.", ".attention.q_proj."),
-    (".attention.attention.key.", ".attention.k_proj."),
-    (".attention.attention.value.", ".attention.v_proj."),
-    (".attention.output.dense.", ".attention.o_proj."),
-)
 
 
 def _adapt_parameter_names(state: dict, expected: set[str]) -> dict:
@@ -47,7 +40,7 @@ def _adapt_parameter_names(state: dict, expected: set[str]) -> dict:
     for forward in (True, False):
         renamed = {}
         for key, tensor in state.items():
-            for old, new in _RENAMED_PARAMETERS:
+            for old, new in RENAMED_PARAMETERS:
                 source, target = (old, new) if forward else (new, old)
                 key = key.replace(source, target)
             renamed[key] = tensor
@@ -101,9 +94,7 @@ class ReferenceModel:
 def build_preset(name: str, seed: int = 0) -> ReferenceModel:
     """A preset: the shipped toy radiologist, or an architecture with seeded random weights
     (identical across runs and machines)."""
-    if name == "toy":
-        from .toy import build_toy
-
+    if name == TOY_NAME:
         return build_toy()
     if name not in PRESETS:
         raise ModelLoadError(
@@ -116,6 +107,24 @@ def build_preset(name: str, seed: int = 0) -> ReferenceModel:
     model = CXRReportModel(config)
     return ReferenceModel(
         name=name, source="preset", config=config, model=model, tokenizer=tokenizer
+    )
+
+
+def build_toy(directory: str | Path | None = None) -> ReferenceModel:
+    """The toy model as a :class:`ReferenceModel` named ``toy`` (eval mode, fp32)."""
+    folder = Path(directory) if directory is not None else toy_dir()
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise ModelLoadError(
+            f"the toy model's weights are missing from {folder}; "
+            "regenerate them with `python scripts/train_toy.py`"
+        )
+    loaded = load_checkpoint(folder)
+    return ReferenceModel(
+        name=TOY_NAME,
+        source="preset",
+        config=loaded.config,
+        model=loaded.model,
+        tokenizer=loaded.tokenizer,
     )
 
 
@@ -142,7 +151,7 @@ def _checkpoint_files(folder: Path) -> tuple[Path, Path]:
         )
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
     if not weights_path.is_file():
-        pickles = sorted(p.name for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+        pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
         if pickles:
             raise ModelLoadError(
                 f"model directory {folder} holds only pickle weights ({', '.join(pickles)}); "
@@ -206,8 +215,6 @@ def _is_hf_layout(folder: Path) -> bool:
 def _mlflow_inner(folder: Path) -> tuple[Path, str] | None:
     """The checkpoint inside an MLflow model folder and the notice naming it; None if ``folder``
     is not one. An MLflow folder without a supported checkpoint is an error here."""
-    from .mlflow_layout import is_mlflow_folder, resolve
-
     return resolve(folder) if is_mlflow_folder(folder) else None
 
 
@@ -223,8 +230,6 @@ def check_model(spec: str) -> None:
     if inner is not None:
         folder = inner[0]
     if _is_hf_layout(folder):
-        from .hf_layout import check_hf_checkpoint
-
         check_hf_checkpoint(folder)
         return
     config_path, _ = _checkpoint_files(folder)
@@ -246,8 +251,6 @@ def load_checkpoint(directory: str | Path) -> ReferenceModel:
         reference.notices.append(inner[1])
         return reference
     if _is_hf_layout(folder):
-        from .hf_layout import load_hf_checkpoint
-
         config, model, tokenizer = load_hf_checkpoint(folder)
         return ReferenceModel(
             name=str(folder), source="checkpoint", config=config, model=model, tokenizer=tokenizer

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
+from .formats import PICKLE_SUFFIXES, SUPPORTED_MODEL_TYPES
 
 MLMODEL_FILE = "MLmodel"
 OWN_CONFIG_FILE = "cxrperf_config.json"  # loader.CONFIG_FILE (loader imports torch; this does not)
@@ -193,8 +194,6 @@ def _layout(folder: Path) -> tuple[str | None, str | None]:
     config = folder / HF_CONFIG_FILE
     if not config.is_file():
         return None, None
-    from .hf_layout import SUPPORTED_MODEL_TYPES
-
     try:
         data = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -245,13 +244,11 @@ def _refusal(model: MLflowModel, reasons: list[str]) -> str:
             files.add(entry)
         else:
             parts.append(f"{entry.relative_to(root)} does not exist.")
-    from .loader import _PICKLE_SUFFIXES
-
     listed = sorted(files)
     if listed:
         shown = ", ".join(
             f"{p.relative_to(root)} ({_size(p.stat().st_size)}"
-            + (", pickle: not opened)" if p.suffix in _PICKLE_SUFFIXES else ")")
+            + (", pickle: not opened)" if p.suffix in PICKLE_SUFFIXES else ")")
             for p in listed[:_LISTED_FILES]
         )
         more = f" and {len(listed) - _LISTED_FILES} more" if len(listed) > _LISTED_FILES else ""

@@ -20,9 +20,9 @@ from tokenizers import Tokenizer
 from ..errors import StudyError
 from .architecture import ArchitectureConfig
 from .dicom import is_dicom, load_dicom_grayscale
-from .study import Study
+from .formats import MAX_IMAGE_PIXELS
+from .study_record import Study
 
-MAX_IMAGE_PIXELS = 64_000_000  # ~8000x8000; digitised CXRs are ~3000x3000
 VIEW_LABELS = {"frontal": "FRONTAL", "lateral": "LATERAL", "prior": "PRIOR FRONTAL"}
 
 

@@ -1,33 +1,19 @@
-"""A study: the frontal image (optional lateral and prior) and the report context, from JSON."""
+"""Studies from files: one study's JSON (a :class:`~.study_record.Study`: the frontal image,
+optional lateral and prior, and the report context), or a folder of them (else of DICOM files)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from ..errors import StudyError
+from .dicom import dicom_files, load_dicom_studies
+from .formats import MAX_IMAGE_PIXELS
+from .study_record import Study
 
 _TEXT_FIELDS = ("indication", "technique", "comparison")
 _IMAGE_FIELDS = ("frontal", "lateral", "prior")
-
-
-@dataclass(frozen=True)
-class Study:
-    name: str
-    frontal: Path
-    lateral: Path | None = None
-    prior: Path | None = None
-    indication: str = ""
-    technique: str = ""
-    comparison: str = ""
-    reference_findings: str | None = None  # ground-truth report text, when known
-    source: Path | None = None  # the study's JSON file
-
-    def images(self) -> list[tuple[str, Path]]:
-        views = [("frontal", self.frontal), ("lateral", self.lateral), ("prior", self.prior)]
-        return [(view, path) for view, path in views if path is not None]
 
 
 def load_study(metadata_path: str | Path) -> Study:
@@ -83,8 +69,6 @@ def sample_dir() -> Path:
 def load_studies(directory: str | Path | None = None) -> list[Study]:
     """All ``*.json`` studies of a folder (the shipped samples by default), sorted by name; a
     folder without any is read as DICOM files grouped by StudyInstanceUID."""
-    from .dicom import dicom_files, load_dicom_studies
-
     folder = Path(directory) if directory is not None else sample_dir()
     if not folder.is_dir():
         what = "is not a directory" if folder.exists() else "does not exist"
@@ -104,7 +88,7 @@ def check_image(path: Path) -> None:
     so that a bad file is one clear :class:`StudyError` before any backend runs."""
     from PIL import Image
 
-    from .processor import MAX_IMAGE_PIXELS, load_grayscale
+    from .processor import load_grayscale
 
     if path.is_dir():
         raise StudyError(f"image {path} is a directory, not an image file")

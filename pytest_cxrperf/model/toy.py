@@ -1,13 +1,14 @@
 """The embedded toy radiologist: the project's own architecture, small, trained on phantoms.
 
-``build_toy()`` loads the shipped checkpoint in ``pytest_cxrperf/data/toy/`` (``model.safetensors``
-+ ``cxrperf_config.json`` + ``tokenizer.json``, the :mod:`.loader` checkpoint format). The weights
-come from ``python scripts/train_toy.py``: a DINOv2 encoder at 128 px (64 image tokens per image), a
-2-layer GELU projector and a 2-layer Llama decoder (about 1 M parameters), trained with teacher
-forcing on synthetic phantom studies (:mod:`pytest_cxrperf.synth`) until greedy decoding writes
-the right findings for held-out phantoms; ``metrics.json`` beside the weights records how well.
-It writes each statement in its preferred phrasing with a clear logit margin, so lower-precision
-backends rarely meet near ties; ``pytest_cxrperf.findings.extract`` reads its reports.
+The ``toy`` preset (:func:`.loader.build_toy`) is the shipped checkpoint in
+``pytest_cxrperf/data/toy/`` (``model.safetensors`` + ``cxrperf_config.json`` + ``tokenizer.json``,
+the :mod:`.loader` checkpoint format). The weights come from ``python scripts/train_toy.py``: a
+DINOv2 encoder at 128 px (64 image tokens per image), a 2-layer GELU projector and a 2-layer Llama
+decoder (about 1 M parameters), trained with teacher forcing on synthetic phantom studies
+(:mod:`pytest_cxrperf.synth`) until greedy decoding writes the right findings for held-out
+phantoms; ``metrics.json`` beside the weights records how well. It writes each statement in its
+preferred phrasing with a clear logit margin, so lower-precision backends rarely meet near ties;
+``pytest_cxrperf.gate.findings.extract`` reads its reports.
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ModelLoadError
 from .architecture import ArchitectureConfig
-from .loader import WEIGHTS_FILE, ReferenceModel, load_checkpoint
 from .processor import resize_and_crop
 
 TOY_NAME = "toy"
@@ -56,24 +55,6 @@ TOY_CONFIG = ArchitectureConfig(
 def toy_dir() -> Path:
     """The shipped toy checkpoint folder (inside the installed package)."""
     return Path(str(resources.files("pytest_cxrperf").joinpath("data", "toy")))
-
-
-def build_toy(directory: str | Path | None = None) -> ReferenceModel:
-    """The toy model as a :class:`ReferenceModel` named ``toy`` (eval mode, fp32)."""
-    folder = Path(directory) if directory is not None else toy_dir()
-    if not (folder / WEIGHTS_FILE).is_file():
-        raise ModelLoadError(
-            f"the toy model's weights are missing from {folder}; "
-            "regenerate them with `python scripts/train_toy.py`"
-        )
-    loaded = load_checkpoint(folder)
-    return ReferenceModel(
-        name=TOY_NAME,
-        source="preset",
-        config=loaded.config,
-        model=loaded.model,
-        tokenizer=loaded.tokenizer,
-    )
 
 
 def toy_metrics(directory: str | Path | None = None) -> dict[str, Any]:

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_text_atomic
+from ..backends.registry import REFERENCE_BACKEND
 from ..backends.timings import stage_medians
-from ..gate.decision import REFERENCE_BACKEND, Verdict
+from ..gate.decision import Verdict
 from ..results import BackendResult, RunResults
 from ..roofline import STAGES
 from . import model

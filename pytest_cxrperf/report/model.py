@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..backends.registry import REFERENCE_BACKEND
 from ..backends.timings import stage_medians
-from ..gate.decision import IMPROVED, MISSING, OK, REFERENCE_BACKEND, UPDATED, Verdict
+from ..gate.decision import IMPROVED, MISSING, OK, UPDATED, Verdict
 from ..results import BackendResult, RooflineBasis, RunResults
 from ..roofline import STAGES
 

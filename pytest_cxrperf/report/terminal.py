@@ -26,12 +26,6 @@ def findings_line(label: str, result: BackendResult) -> str | None:
     return f"findings: {label}: " + ", ".join(parts) if parts else None
 
 
-def findings_lines(results: RunResults) -> list[str]:
-    """One line per backend (see :func:`findings_line`)."""
-    lines = [findings_line(label, r) for label, r in results.backends.items()]
-    return [line for line in lines if line]
-
-
 def table_lines(results: RunResults) -> list[str]:
     """The table; the memory columns only where some backend's memory was sampled or judged,
     the roofline column where the run looked for ceilings."""

@@ -10,27 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..results import RunResults
-    from ..session import CxrSession
     from ..settings import Settings
-
-
-def record_studies(state: CxrSession, results: RunResults) -> None:
-    """Each study's images (paths) and indication, for the HTML report."""
-    from ..errors import CxrPerfError
-
-    if results.studies:
-        return
-    try:
-        studies = state.studies
-    except CxrPerfError:
-        return
-    wanted = {s for r in results.backends.values() for s in (*r.outputs, *r.equivalence)}
-    for study in studies:
-        if study.name in wanted:
-            results.studies[study.name] = {
-                "images": {view: str(path.absolute()) for view, path in study.images()},
-                "indication": study.indication,
-            }
 
 
 def write_reports(settings: Settings, results: RunResults) -> None:

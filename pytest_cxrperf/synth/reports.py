@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..findings import Finding
+from ..gate.findings import Finding
 from .phantom import PhantomSpec
 
 Choice = list[str]
@@ -189,7 +189,7 @@ def all_reports(spec: PhantomSpec) -> list[str]:
 
 
 def ground_truth(spec: PhantomSpec) -> list[Finding]:
-    """What the report states, as :func:`pytest_cxrperf.findings.extract` reads it."""
+    """What the report states, as :func:`pytest_cxrperf.gate.findings.extract` reads it."""
     out: list[Finding] = []
     if spec.devices:
         cvc = next((d.split("-")[1] for d in spec.devices if d.startswith("cvc-")), "none")

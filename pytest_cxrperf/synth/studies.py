@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..findings import Finding
+from ..gate.findings import Finding
 from .phantom import (
     CARDIOMEGALY_GRADES,
     EFFUSION_SIZES,

@@ -8,25 +8,25 @@ from dataclasses import replace
 import pytest
 
 from pytest_cxrperf.gate.decision import (
-    DISTURBANCE_DRIFT,
     IMPROVED,
     INCOMPARABLE,
-    MIN_BATCHES,
     MISSING,
     OK,
     REGRESSED,
     UNCHANGED,
     UNKNOWN,
-    Plan,
     Timings,
-    blocks_of,
     compare_batches,
     control_shift,
+)
+from pytest_cxrperf.gate.drift import (
+    blocks_of,
     disturbance_drift_sd,
     drift_variance,
-    judge,
     session_batches,
 )
+from pytest_cxrperf.gate.judge import judge
+from pytest_cxrperf.gate.plan import DISTURBANCE_DRIFT, MIN_BATCHES, Plan
 
 HERE, THERE = "cpu-a-2c-t1-11111111", "cpu-b-8c-t1-22222222"
 

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from pytest_cxrperf.cli.findings import findings_main
-from pytest_cxrperf.findings import (
+from pytest_cxrperf.gate.findings import (
     LABELS,
     Finding,
     compare,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from pytest_cxrperf.cli.findings import findings_main
-from pytest_cxrperf.findings import LABELS, STATUSES, Finding
 from pytest_cxrperf.findings_eval import (
     EVAL_LABELS,
     Record,
@@ -15,6 +14,7 @@ from pytest_cxrperf.findings_eval import (
     main,
     table,
 )
+from pytest_cxrperf.gate.findings import LABELS, STATUSES, Finding
 
 
 def _record(rid: str, text: str, *findings: Finding, pair: str | None = None) -> Record:

@@ -12,7 +12,8 @@ from pytest_cxrperf.errors import ModelLoadError, StudyError
 from pytest_cxrperf.model.loader import build_preset, load_checkpoint, load_model, save_checkpoint
 from pytest_cxrperf.model.presets import PRESETS
 from pytest_cxrperf.model.processor import load_grayscale
-from pytest_cxrperf.model.study import Study, load_studies, load_study
+from pytest_cxrperf.model.study import load_studies, load_study
+from pytest_cxrperf.model.study_record import Study
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +180,7 @@ def test_checkpoint_with_other_transformers_parameter_names_loads(tiny, tmp_path
     """transformers 4.x and 5.x name DINOv2's attention weights differently; both must load."""
     from safetensors.torch import load_file, save_file
 
-    from pytest_cxrperf.model.loader import _RENAMED_PARAMETERS
+    from pytest_cxrperf.model.formats import RENAMED_PARAMETERS as _RENAMED_PARAMETERS
 
     ckpt = save_checkpoint(tiny, tmp_path / "ckpt")
     state = load_file(str(ckpt / "model.safetensors"))

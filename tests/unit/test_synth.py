@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pytest_cxrperf.findings import Finding, extract
+from pytest_cxrperf.gate.findings import Finding, extract
 from pytest_cxrperf.model.study import load_study
 from pytest_cxrperf.synth.phantom import PhantomSpec, base_phantom, render, render_lateral
 from pytest_cxrperf.synth.reports import (

@@ -8,13 +8,12 @@ import torch
 
 from pytest_cxrperf.backends.torch_runner import TorchRunner
 from pytest_cxrperf.errors import ModelLoadError
-from pytest_cxrperf.findings import compare, extract
-from pytest_cxrperf.model.loader import load_checkpoint
+from pytest_cxrperf.gate.findings import compare, extract
+from pytest_cxrperf.model.loader import build_toy, load_checkpoint
 from pytest_cxrperf.model.processor import CXRProcessor
 from pytest_cxrperf.model.study import load_studies
 from pytest_cxrperf.model.toy import (
     TOY_CONFIG,
-    build_toy,
     pixel_values_from_arrays,
     toy_dir,
     toy_metrics,

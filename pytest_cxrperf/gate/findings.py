@@ -72,25 +72,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-LABELS: tuple[str, ...] = (
-    "No Finding",
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-)
-STATUSES: tuple[str, ...] = ("present", "absent", "uncertain", "historical", "hypothetical")
-LATERALITIES: tuple[str, ...] = ("left", "right", "bilateral", "none")
-_MIDLINE = frozenset({"No Finding", "Cardiomegaly", "Enlarged Cardiomediastinum"})
+from . import findings_vocabulary as vocab
+from .findings_vocabulary import LABELS, LATERALITIES, MIDLINE, STATUSES
 
 
 @dataclass(frozen=True, order=False)
@@ -136,236 +119,6 @@ class Finding:
         return cls(str(data["label"]), str(data["status"]), str(data.get("laterality", "none")))
 
 
-# --------------------------------------------------------------------------------------------
-# Patterns. Each is matched on lower-cased text with word boundaries around the whole pattern.
-
-_ADVERB = (
-    r"(?:(?:mildly|moderately|severely|markedly|slightly|massively|significantly|substantially|"
-    r"again|still|now|minimally) )"
-)
-_MENTIONS: dict[str, str] = {
-    "Enlarged Cardiomediastinum": (
-        r"enlarged cardiomediastin\w*|(?:widened|widening of the|wide) mediastinum|"
-        r"mediastinal (?:widening|enlargement)|"
-        r"cardiomediastinal (?:silhouette|contours?) (?:is |are )?" + _ADVERB + r"?"
-        r"(?:enlarged|widened|prominent)|"
-        r"mediastinum is " + _ADVERB + r"?(?:widened|enlarged)"
-    ),
-    "Cardiomegaly": (
-        r"cardiomegaly|cardiac enlargement|"
-        r"enlarge(?:d|ment of the) (?:heart|cardiac silhouette)|"
-        r"enlarged cardiac (?:silhouette|size)|"
-        r"(?:heart|cardiac silhouette|heart size|cardiac size)(?: is| remains| appears)? "
-        + _ADVERB
-        + r"?(?:enlarged|increased)"
-    ),
-    "Lung Opacity": (
-        r"opacit(?:y|ies)|opacification|infiltrat(?:e|es|ion|ive)|"
-        r"air-?space (?:disease|opacit(?:y|ies))|densit(?:y|ies)|haziness"
-    ),
-    "Lung Lesion": (
-        r"nodul(?:e|es)|nodular (?:opacit(?:y|ies)|densit(?:y|ies))|mass(?:es)?|"
-        r"(?:lung |pulmonary |cavitary )?lesions?|granulomas?|neoplasms?|tumou?rs?|carcinoma"
-    ),
-    "Edema": (
-        r"o?edema|(?:pulmonary|vascular|venous) congestion|vascular (?:engorgement|prominence)|"
-        r"kerley (?:b )?lines|heart failure|chf|cephalization|fluid overload"
-    ),
-    "Consolidation": r"consolidat(?:ion|ions|ive|ed)",
-    "Pneumonia": (
-        r"(?:broncho)?pneumonias?|pneumonic|infections?|infectious (?:process|etiology)|"
-        r"aspiration"
-    ),
-    "Atelectasis": r"atelecta(?:sis|ses|tic)|collapsed?",
-    "Pneumothorax": r"(?:hydro)?pneumothora(?:x|ces)|ptx",
-    "Pleural Effusion": (
-        r"(?<!pericardial )(?:pleural )?effusions?|pleural fluid|"
-        r"(?:blunting|blunted|blunts?) (?:of )?(?:the )?(?:left |right |bilateral |both )?"
-        r"costophrenic (?:angles?|sulc(?:us|i))|"
-        r"costophrenic (?:angles?|sulc(?:us|i)) (?:is |are )?" + _ADVERB + r"?blunt(?:ed|ing)"
-    ),
-    "Pleural Other": (
-        r"pleural (?:thickening|plaques?|scarring|calcifications?)|fibrothorax|"
-        r"pleuroparenchymal scarring"
-    ),
-    "Fracture": r"fractur(?:e|es|ed)|fx",
-    "Support Devices": (
-        r"(?:endotracheal|et|tracheostomy|nasogastric|ng|orogastric|og|enteric|feeding|chest|"
-        r"dobhoff) tubes?|tracheostomy|"
-        r"(?:(?:internal jugular|subclavian|jugular|femoral) )?"
-        r"(?:central venous|central|venous|picc|midline|swan-ganz|pulmonary artery|arterial|"
-        r"dialysis|internal jugular|subclavian) (?:catheters?|lines?)|catheters?|picc|"
-        r"pacemaker|pacer|(?:pacemaker|pacer|icd|cardiac|epicardial|transvenous|monitoring|ekg|ecg)"
-        r" leads?|icd|defibrillator|(?:sternotomy )?wires|port-a-cath|(?:chest )?port|stents?|"
-        r"(?:surgical )?clips|drains?|tubes and lines|lines and tubes|support devices|"
-        r"(?:prosthetic|mechanical) valve|valve replacement"
-    ),
-}
-_NORMALS: dict[str, str] = {  # statements of normality: the observation is absent
-    "Cardiomegaly": (
-        r"(?:heart|cardiac|heart size|cardiac size|cardiac silhouette)(?: is| remains| appears)?"
-        r"(?: at)?(?: the)? upper limits? of normal(?: in size)?|"
-        r"(?:heart|cardiac silhouette) and (?:cardio)?mediastin\w* (?:are|appear|remain) "
-        r"(?:normal|unremarkable|within normal limits)|"
-        r"(?:normal|normal-sized?|upper normal|top normal) (?:heart|cardiac) (?:size|silhouette)|"
-        r"(?:heart|cardiac silhouette|heart size|cardiac size)(?: is| remains| appears)? "
-        r"(?:(?:upper|top|within)[ -])?(?:normal|normal limits|unremarkable|not enlarged)"
-        r"(?: in size)?"
-    ),
-    "Enlarged Cardiomediastinum": (
-        r"(?:normal|unremarkable) (?:cardio)?mediastinal (?:silhouette|contours?)|"
-        r"(?:cardio)?mediastinal (?:silhouette|contours?)(?: is| are)? "
-        r"(?:within )?(?:normal|normal limits|unremarkable|not widened)"
-    ),
-    "Pleural Effusion": (
-        r"(?:sharp|clear|preserved) costophrenic angles?|"
-        r"costophrenic angles? (?:is |are |remain )?(?:sharp|clear|preserved|normal)"
-    ),
-}
-# statements that leave an observation uncertain outright ("borderline" heart size)
-_UNCERTAIN_STATEMENTS: dict[str, str] = {
-    "Cardiomegaly": (
-        r"(?:heart|cardiac|heart size|cardiac size|cardiac silhouette)(?: is| remains| appears)? "
-        r"borderline(?: in size| enlarged| large)?|"
-        r"borderline (?:enlarged |large )?(?:heart|cardiac)(?: size| silhouette)?|"
-        r"borderline cardiomegaly"
-    ),
-}
-# mentions that are not the chest finding they look like: dropped ("soft tissue edema about the
-# ankle" is not pulmonary edema; "granulomatous infection" is old, healed disease, not pneumonia)
-_OTHER_SITE = (
-    r"(?:soft[ -]tissue|subcutaneous|chest wall|extremity|leg|legs|pedal|peripheral|ankle|"
-    r"scalp|facial|airway|laryngeal|bowel wall|cerebral|marrow|scrotal)"
-    r"(?: swelling(?: and| or|,))? (?:o?edema|infections?|masse?s?|nodules?)|"
-    r"(?:o?edema|swelling|infections?) (?:of|about|in|involving|around) the (?:[\w-]+ ){0,2}"
-    r"(?:ankles?|legs?|arms?|feet|foot|hands?|face|neck|flanks?|chest wall|soft tissues?|"
-    r"extremit(?:y|ies)|abdominal wall|scrotum|scalp)|"
-    r"anasarca|granulomatous (?:infection|disease|process|changes?)|"
-    r"(?:breast|thyroid|neck|abdominal|renal|adrenal|liver|hepatic|soft tissue) "
-    r"(?:masse?s?|nodules?)|"
-    r"urinary tract infections?|uti|wound infections?"
-)
-# normal statements that say something about the chest without naming an observation
-_NORMAL_STATEMENTS = (
-    r"no acute (?:cardiopulmonary|intrathoracic|cardiothoracic)? ?(?:process|abnormality|"
-    r"abnormalities|disease|findings?)|lungs are clear|clear lungs|"
-    r"normal chest(?: radiograph| x-ray)?|unremarkable chest(?: radiograph| x-ray)?|"
-    r"(?:pulmonary )?vascula(?:rity|ture)(?: is| are| appears?)? (?:within normal limits|normal)|"
-    r"normal (?:pulmonary )?vascula(?:rity|ture)"
-)
-
-_NEG_PRE = (  # the longest alternatives first: a regex takes the first that matches
-    r"no (?:[\w-]+ ){0,2}(?:findings?|evidence|signs?) (?:to suggest|suggestive of|"
-    r"suspicious for|concerning for|to indicate|of)|"
-    r"no(?! longer)|not(?! (?:be )?(?:excluded|ruled out))|without|free of|clear of|negative for|"
-    r"absence of|resolution of|(?<!has )(?<!have )(?<!had )(?<!is )(?<!are )resolved|"
-    r"interval resolution of|(?:interval )?clear(?:ing|ance) of|no evidence of|never"
-)
-_NEG_POST = (
-    r"(?:is |are )?not (?:seen|identified|present|visualized|appreciated|demonstrated|evident|"
-    r"noted)|"
-    r"(?:has|have|had) (?:since |now |largely |nearly |almost |completely |essentially )?"
-    r"(?:resolved|cleared)|(?:resolved|cleared) in the interval|(?:is|are) absent|"
-    r"(?:is|are) gone|(?:has|have) disappeared|can be excluded|"
-    r"(?:is |are )?no longer (?:seen|present|visualized|evident|identified|noted|appreciated)|"
-    r"(?:has|have) been ruled out"
-)
-# a question or a plan, not a finding: "to assess for pneumonia", "follow-up to document
-# resolution of pneumonia"; a sentence of the indication section is read the same way
-_HYP_PRE = (
-    r"(?:to )?(?:evaluate|assess|screen)(?: for)?|(?:to )?rule out|r/o|(?:to )?exclude|"
-    r"evaluation (?:for|of)|assessment (?:for|of)|"
-    r"if (?:there is )?(?:clinical )?(?:concern|suspicion) (?:for|of)|"
-    r"(?:to )?(?:document|confirm|ensure) (?:the )?(?:complete )?resolution of"
-)
-_INDICATION_RE = re.compile(
-    r"^(?:indications?|reason for (?:exam|study|examination|request)|clinical (?:history|"
-    r"indication|information|question)|history)\s*:"
-)
-# a past condition, not today's finding; the weakest cue: any other that reaches wins
-_HIST_PRE = (
-    r"history of|h/o|hx of|remote|healed|old|sequelae? of|status post|s/p|"
-    r"(?:prior|previous)(?! (?:study|studies|exam\w*|radiographs?|films?|chest|x-?rays?|ct|"
-    r"imaging|comparison|day|one))"
-)
-_UNC_PRE = (
-    r"(?:may|might|could)(?: also)?(?: well)? (?:represent|be|reflect|indicate|signify|suggest|"
-    r"relate to|be due to|be related to|be secondary to)|unlikely(?: to (?:represent|be))?|"
-    r"favou?ring|possible|possibly|probable|probably|likely|questionable|question of|suspected|"
-    r"suspicious for|"
-    r"presumed|suggestive of|suggests?|suggesting|concerning for|concern for|worrisome for|"
-    r"cannot exclude|can not exclude|cannot rule out|can not rule out|not excluding|"
-    r"(?:difficult|hard|impossible) to (?:exclude|rule out)|"
-    r"differential (?:diagnosis )?"
-    r"(?:includes|considerations? include)|equivocal|borderline|atypical for|versus|vs\.?"
-)
-_UNC_POST = (
-    r"cannot be (?:excluded|ruled out)|can not be (?:excluded|ruled out)|"
-    r"(?:is |are )?not (?:be )?(?:excluded|ruled out)|(?:is|are) (?:possible|likely|suspected|"
-    r"questioned|considered|a consideration|favou?red|unlikely|less likely|not likely)|"
-    r"(?:is|are) (?:difficult|hard) to (?:exclude|rule out)|may be present|could be present"
-)
-# a cue before a mention does not reach past these
-_WORD_BOUNDARY = (
-    r"but|however|although|though|except|which|whereas|while|with|there (?:is|are|has|have)"
-)
-# a comma or "and" followed by a new noun phrase ends a list
-_NEW_PHRASE = (
-    r"(?= (?:a|an|the|there|this|these|small|moderate|large|mild|severe|trace|minimal|"
-    r"tiny|new|increased|decreased|increasing|decreasing|persistent|stable|unchanged|left|right|"
-    r"bilateral|mildly|moderately|severely|markedly|slightly|heart|cardiac|lungs?)\b)"
-)
-# words that separate one mention's modifiers from the next's
-_SEPARATOR = r"and|or|with|without|but|no|versus|vs\.?|as well as|plus"
-# phrases by which a mention interprets the one before it (laterality is inherited)
-_LINK = (
-    r"may represent|may be|could represent|could be|might represent|may reflect|possible|"
-    r"possibly|probable|probably|likely|suggestive of|suggesting|concerning for|concern for|"
-    r"worrisome for|suspicious for|consistent with|compatible with|represents?|representing|"
-    r"reflects?|reflecting|"
-    r"due to|secondary to|with (?:adjacent|associated|surrounding)|versus|vs\.?|"
-    r"related to|from"
-)
-_LATERALITY = (
-    r"left|right|bilateral|bilaterally|bibasilar|bibasal|biapical|both|"
-    r"bi-?lateral|bi-basilar|lingula|lingular|retrocardiac"
-)
-
-
-def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile(rf"(?<![\w-])(?:{pattern})(?![\w])")
-
-
-_MENTION_RES = [(label, _compile(p)) for label, p in _MENTIONS.items()]
-_NORMAL_RES = [(label, _compile(p)) for label, p in _NORMALS.items()]
-_UNCERTAIN_RES = [(label, _compile(p)) for label, p in _UNCERTAIN_STATEMENTS.items()]
-_OTHER_SITE_RE = _compile(_OTHER_SITE)
-_HYP_PRE_RE = _compile(_HYP_PRE)
-_HIST_PRE_RE = _compile(_HIST_PRE)
-_NORMAL_STATEMENT_RE = _compile(_NORMAL_STATEMENTS)
-_NEG_PRE_RE = _compile(_NEG_PRE)
-_NEG_POST_RE = _compile(_NEG_POST)
-_UNC_PRE_RE = _compile(_UNC_PRE)
-_UNC_POST_RE = _compile(_UNC_POST)
-_OR_RE = _compile(r"or|nor")
-_DEID_RE = re.compile(r"\bx{3,}\b ?")  # de-identification tokens ("no XXXX pleural effusion")
-# where a cue before a mention stops reaching forward
-_HARD_BOUNDARY_RE = re.compile(
-    rf"(?<![\w-])(?:{_WORD_BOUNDARY})(?![\w])|[:;]|,{_NEW_PHRASE}|(?<![\w-])and{_NEW_PHRASE}"
-)
-# where a cue after a mention stops reaching back: the same, and any comma
-_BOUNDARY_RE = re.compile(rf"{_HARD_BOUNDARY_RE.pattern}|,")
-_WORD_BOUNDARY_RE = re.compile(rf"(?<![\w-])(?:{_WORD_BOUNDARY})(?![\w])|[:;]")
-_SEPARATOR_RE = re.compile(rf"(?<![\w-])(?:{_SEPARATOR})(?![\w])|[,;]")
-_LIST_GAP_RE = re.compile(r"^\s*(?:,|or|and|, or|, and)\s*$")
-_LINK_RE = _compile(_LINK)
-_LATERALITY_RE = re.compile(rf"(?<![\w])(?:{_LATERALITY})(?![a-z])")
-_VERSUS_RE = _compile(r"versus|vs\.?")
-_WHICH_RE = _compile(r"which|that")
-_TO_SUGGEST_RE = re.compile(r"^\s*(?:to|that would) (?:suggest|indicate)\s*$")
-_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+|\n+|;")
-
-
 @dataclass(frozen=True)
 class _Mention:
     label: str
@@ -382,23 +135,23 @@ class _Cue:
 
 
 def _sentences(text: str) -> list[str]:
-    lowered = re.sub(r"[ \t\r\f\v]+", " ", _DEID_RE.sub("", text.lower()))
-    return [s.strip() for s in _SENTENCE_RE.split(lowered) if s and s.strip()]
+    lowered = re.sub(r"[ \t\r\f\v]+", " ", vocab.DEID_RE.sub("", text.lower()))
+    return [s.strip() for s in vocab.SENTENCE_RE.split(lowered) if s and s.strip()]
 
 
 def _find_mentions(sentence: str) -> tuple[list[_Mention], bool]:
     candidates: list[_Mention] = []
-    for label, regex in _NORMAL_RES:
+    for label, regex in vocab.NORMAL_RES:
         candidates += [
             _Mention(label, m.start(), m.end(), "absent") for m in regex.finditer(sentence)
         ]
-    for label, regex in _UNCERTAIN_RES:
+    for label, regex in vocab.UNCERTAIN_RES:
         candidates += [
             _Mention(label, m.start(), m.end(), "uncertain") for m in regex.finditer(sentence)
         ]
-    for label, regex in _MENTION_RES:
+    for label, regex in vocab.MENTION_RES:
         candidates += [_Mention(label, m.start(), m.end()) for m in regex.finditer(sentence)]
-    candidates += [_Mention("", m.start(), m.end()) for m in _OTHER_SITE_RE.finditer(sentence)]
+    candidates += [_Mention("", m.start(), m.end()) for m in vocab.OTHER_SITE_RE.finditer(sentence)]
     # longest first (statements with their own status first on ties), then leftmost; drop overlaps
     candidates.sort(key=lambda m: (-(m.end - m.start), m.fixed is None, m.start))
     kept: list[_Mention] = []
@@ -416,7 +169,7 @@ def _find_mentions(sentence: str) -> tuple[list[_Mention], bool]:
             else [m]
         )
     ]
-    normal_statement = _NORMAL_STATEMENT_RE.search(sentence) is not None
+    normal_statement = vocab.NORMAL_STATEMENT_RE.search(sentence) is not None
     return kept, normal_statement
 
 
@@ -442,16 +195,16 @@ def _find_cues(sentence: str, mentions: list[_Mention]) -> tuple[list[_Cue], lis
                 kept.append(cue)
         return sorted(kept, key=lambda c: c.start)
 
-    post = collect([("uncertain", _UNC_POST_RE), ("absent", _NEG_POST_RE)])
+    post = collect([("uncertain", vocab.UNC_POST_RE), ("absent", vocab.NEG_POST_RE)])
     taken = [(c.start, c.end) for c in post]
     pre = [
         c
         for c in collect(
             [
-                ("uncertain", _UNC_PRE_RE),
-                ("absent", _NEG_PRE_RE),
-                ("hypothetical", _HYP_PRE_RE),
-                ("historical", _HIST_PRE_RE),
+                ("uncertain", vocab.UNC_PRE_RE),
+                ("absent", vocab.NEG_PRE_RE),
+                ("hypothetical", vocab.HYP_PRE_RE),
+                ("historical", vocab.HIST_PRE_RE),
             ]
         )
         if all(c.end <= s or c.start >= e for s, e in taken)
@@ -467,14 +220,14 @@ def _reaches(sentence: str, cue_end: int, mention_start: int) -> bool:
     opacity, large effusion, or pneumothorax" every item is negated, in "no pneumothorax, small
     left effusion" the effusion is not."""
     between = sentence[cue_end:mention_start]
-    if not _HARD_BOUNDARY_RE.search(between):
+    if not vocab.HARD_BOUNDARY_RE.search(between):
         return True
-    if _WORD_BOUNDARY_RE.search(between):
+    if vocab.WORD_BOUNDARY_RE.search(between):
         return False
-    clause_end = _WORD_BOUNDARY_RE.search(sentence, mention_start)
+    clause_end = vocab.WORD_BOUNDARY_RE.search(sentence, mention_start)
     rest = sentence[cue_end : clause_end.start() if clause_end else len(sentence)]
-    last_soft = max(m.end() for m in _HARD_BOUNDARY_RE.finditer(between))
-    return _OR_RE.search(rest, last_soft) is not None
+    last_soft = max(m.end() for m in vocab.HARD_BOUNDARY_RE.finditer(between))
+    return vocab.OR_RE.search(rest, last_soft) is not None
 
 
 def _status(sentence: str, mention: _Mention, pre: list[_Cue], post: list[_Cue]) -> str:
@@ -495,7 +248,7 @@ def _status(sentence: str, mention: _Mention, pre: list[_Cue], post: list[_Cue])
         if cue.start < mention.end:
             continue
         between = sentence[mention.end : cue.start]
-        if _BOUNDARY_RE.search(between):
+        if vocab.BOUNDARY_RE.search(between):
             continue
         distance = cue.start - mention.end
         if best is None or distance < best[0]:
@@ -516,7 +269,7 @@ def _lateralities(sentence: str, mentions: list[_Mention], statuses: list[str]) 
     sides: list[set[str]] = [set() for _ in mentions]
     if not mentions:
         return sides
-    for match in _LATERALITY_RE.finditer(sentence):
+    for match in vocab.LATERALITY_RE.finditer(sentence):
         word = match.group(0).replace("-", "")
         side = _side_of(word)
         pos = match.start()
@@ -527,16 +280,16 @@ def _lateralities(sentence: str, mentions: list[_Mention], statuses: list[str]) 
         after = next((i for i, m in enumerate(mentions) if m.start >= match.end()), None)
         before = max((i for i, m in enumerate(mentions) if m.end <= pos), default=None)
         if before is None and after is not None:
-            if _WORD_BOUNDARY_RE.search(sentence[match.end() : mentions[after].start]):
+            if vocab.WORD_BOUNDARY_RE.search(sentence[match.end() : mentions[after].start]):
                 continue
             target = after
         elif after is None and before is not None:
-            if _HARD_BOUNDARY_RE.search(sentence[mentions[before].end : pos]):
+            if vocab.HARD_BOUNDARY_RE.search(sentence[mentions[before].end : pos]):
                 continue
             target = before
         elif before is not None and after is not None:
             gap = sentence[mentions[before].end : pos]
-            target = after if _SEPARATOR_RE.search(gap) else before
+            target = after if vocab.SEPARATOR_RE.search(gap) else before
         else:  # pragma: no cover - mentions is not empty
             continue
         sides[target] |= side
@@ -550,16 +303,16 @@ def _lateralities(sentence: str, mentions: list[_Mention], statuses: list[str]) 
         if sides[i]:
             continue
         gap = sentence[mentions[i - 1].end : mentions[i].start]
-        if _LIST_GAP_RE.match(gap) and statuses[i] == statuses[i - 1] == "uncertain":
+        if vocab.LIST_GAP_RE.match(gap) and statuses[i] == statuses[i - 1] == "uncertain":
             sides[i] = set(sides[i - 1])  # "may represent atelectasis or pneumonia"
             continue
         if gap.strip() == "or" and statuses[i] == statuses[i - 1] == "present":
             sides[i] = set(sides[i - 1])  # "left lower lobe atelectasis or consolidation"
             continue
-        if not _LINK_RE.search(gap):
+        if not vocab.LINK_RE.search(gap):
             continue
-        rest = _WHICH_RE.sub(" ", _LINK_RE.sub(" ", gap)).replace(",", " ")
-        if not _SEPARATOR_RE.search(rest) and not _HARD_BOUNDARY_RE.search(rest):
+        rest = vocab.WHICH_RE.sub(" ", vocab.LINK_RE.sub(" ", gap)).replace(",", " ")
+        if not vocab.SEPARATOR_RE.search(rest) and not vocab.HARD_BOUNDARY_RE.search(rest):
             sides[i] = set(sides[i - 1])
     return sides
 
@@ -587,7 +340,7 @@ def _merge(raw: Iterable[tuple[str, str, set[str]]]) -> list[Finding]:
         for s, side in entries:
             if s == status:
                 sides |= side
-        laterality = "none" if label in _MIDLINE else _laterality_name(sides)
+        laterality = "none" if label in MIDLINE else _laterality_name(sides)
         findings.append(Finding(label, status, laterality))
     return sorted(findings, key=Finding.sort_key)
 
@@ -605,12 +358,12 @@ def extract(text: str) -> list[Finding]:
             continue
         pre, post = _find_cues(sentence, mentions)
         statuses = [_status(sentence, m, pre, post) for m in mentions]
-        if _INDICATION_RE.match(sentence):  # the question asked, not the answer
+        if vocab.INDICATION_RE.match(sentence):  # the question asked, not the answer
             statuses = ["hypothetical" if s != "absent" else s for s in statuses]
         says_something = says_something or any(s in _CURRENT for s in statuses)
         for i in range(1, len(mentions)):  # "no consolidation to suggest pneumonia"
             gap = sentence[mentions[i - 1].end : mentions[i].start]
-            if statuses[i - 1] == "absent" and _TO_SUGGEST_RE.match(gap):
+            if statuses[i - 1] == "absent" and vocab.TO_SUGGEST_RE.match(gap):
                 statuses[i] = "absent"
             # a hedged reading of the same finding hedges the finding: "blunting of the right
             # costophrenic angle, likely a small effusion", "enlarged cardiac silhouette may
@@ -619,12 +372,12 @@ def extract(text: str) -> list[Finding]:
                 mentions[i - 1].label == mentions[i].label
                 and statuses[i - 1] == "present"
                 and statuses[i] == "uncertain"
-                and _LINK_RE.search(gap)
-                and not _SEPARATOR_RE.search(_LINK_RE.sub(" ", gap).replace(",", " "))
+                and vocab.LINK_RE.search(gap)
+                and not vocab.SEPARATOR_RE.search(vocab.LINK_RE.sub(" ", gap).replace(",", " "))
             ):
                 statuses[i - 1] = "uncertain"
         sides = _lateralities(sentence, mentions, statuses)
-        for versus in _VERSUS_RE.finditer(sentence):  # "A versus B": both uncertain
+        for versus in vocab.VERSUS_RE.finditer(sentence):  # "A versus B": both uncertain
             before = max(
                 (i for i, m in enumerate(mentions) if m.end <= versus.start()), default=None
             )
