@@ -284,7 +284,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Move pre-class baselines recorded on a host like this one into the class layout."""
-    from ..gate.baselines import migrate
+    from ..gate.baseline_migration import migrate
     from ..machine import legacy_fingerprint, machine_class
 
     root = _store_root(args)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -478,62 +478,3 @@ class BaselineStore:
                 yield path, self.load(path)
             except BaselineError as exc:
                 yield path, exc
-
-
-@dataclass(frozen=True)
-class Migration:
-    """What ``cxrperf baselines migrate`` did with one file of the pre-class layout."""
-
-    path: Path
-    target: Path | None  # where it went; None where it was left
-    reason: str = ""
-
-
-def migrate(
-    store: BaselineStore,
-    here: Callable[[int], MachineClass],
-    legacy_fingerprint: Callable[[int], str],
-) -> list[Migration]:
-    """Move the store's pre-class files recorded under this host's pre-class fingerprint
-    (``legacy_fingerprint(threads)``) to the machine class layout (schema version 3): their
-    class is this host's (``here(threads)``) in the environment each file records. Files of
-    other hosts are left (their CPU family and model cannot be told from them), as are files
-    that a file of the new layout already replaces."""
-    from dataclasses import replace
-
-    done: list[Migration] = []
-    for path, record in list(store.records()):
-        if isinstance(record, BaselineError):
-            if path.parent.parent.parent == store.root:  # a pre-class path that did not load
-                done.append(Migration(path, None, f"unreadable, left: {record}"))
-            continue
-        if not record.legacy:
-            continue
-        this_host = legacy_fingerprint(record.threads)
-        if record.fingerprint != this_host:
-            done.append(
-                Migration(
-                    path,
-                    None,
-                    f"recorded on another host ({record.fingerprint}, this is "
-                    f"{this_host}): its CPU class cannot be told from the file; left. "
-                    "Run `cxrperf baselines migrate` on such a host, or refresh there",
-                )
-            )
-            continue
-        cls = here(record.threads)
-        cls = replace(cls, environment=record.environment or cls.environment)
-        moved = replace(
-            record, fingerprint=cls.key, machine_class=cls.to_dict(), schema_version=SCHEMA_VERSION
-        )
-        target = store.path_for(cls.key, record.model, record.backend)
-        if target.exists():
-            done.append(Migration(path, None, f"{target} exists already; left"))
-            continue
-        store.write(moved)
-        path.unlink()
-        for folder in (path.parent, path.parent.parent):
-            if folder != store.root and not any(folder.iterdir()):
-                folder.rmdir()
-        done.append(Migration(path, target))
-    return done

@@ -237,7 +237,7 @@ def test_writes_wait_for_the_store_lock(tmp_path):
 
 
 def test_a_pre_class_file_of_this_host_is_found_and_migrated(tmp_path):
-    from pytest_cxrperf.gate.baselines import migrate
+    from pytest_cxrperf.gate.baseline_migration import migrate
     from pytest_cxrperf.machine import MachineClass
 
     here = MachineClass("amd", 25, 17, ("avx2",), 2, 2, "env-a")
