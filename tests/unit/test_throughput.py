@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
+import json
 
 import pytest
 import torch
@@ -46,11 +46,6 @@ def test_percentile_interpolates_like_numpy():
         percentile([], 50)
     with pytest.raises(ValueError):
         percentile(values, 101)
-
-
-def fake_clock(step):
-    ticks = itertools.count()
-    return lambda: next(ticks) * step
 
 
 def test_run_worklist_counts_studies_tokens_and_each_batchs_span():
@@ -155,3 +150,49 @@ def test_a_forced_length_batch_runs_every_row_to_the_end(toy):
     assert [len(o.token_ids) for o in outputs] == [6, 6] and timings.steps == 5
     with pytest.raises(ValueError):
         generate_batch(runner, [], 4)
+
+
+# ---- cxrperf throughput ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--concurrency", "0,2"], "--concurrency 0"),
+        (["--concurrency", "9"], "--concurrency 9"),
+        (["--cost-per-hour", "0"], "--cost-per-hour"),
+        (["--cost-per-hour", "a lot"], "--cost-per-hour"),
+        (["--backend", "nope"], "--backend"),
+        (["--worklist", "0"], "--worklist"),
+    ],
+)
+def test_bad_throughput_options_are_a_usage_error_before_any_model(monkeypatch, capsys, argv,
+                                                                   message):  # fmt: skip
+    from pytest_cxrperf import cli
+    from pytest_cxrperf.model import loader
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was built")
+
+    monkeypatch.setattr(loader, "load_model", no_model)
+    assert cli.main(["throughput", *argv]) == 4
+    assert message in capsys.readouterr().err
+
+
+def test_throughput_sweep_writes_each_levels_figures(tmp_path, capsys):
+    from pytest_cxrperf import cli
+
+    out = tmp_path / "curve.json"
+    argv = ["throughput", "--backend", "eager", "--concurrency", "1,2", "--worklist", "4",
+            "--max-new-tokens", "4", "--cost-per-hour", "1.5", "--json", str(out)]  # fmt: skip
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "eager (fp32, batched decode; worklist of 4 studies)" in printed
+    assert "(knee)" in printed and "cost/1000" in printed
+    data = json.loads(out.read_text())["backends"]["eager"]
+    assert data["batched"] and data["batched_equals_single"]
+    assert [p["concurrency"] for p in data["curve"]] == [1, 2]
+    for p in data["curve"]:
+        assert p["studies"] == 4 and p["tokens"] == 16
+        assert p["cost_per_1000"] == pytest.approx(1.5 * 1000 / p["studies_per_hour"])
+        assert p["latency_p50_s"] <= p["latency_p95_s"] <= p["latency_p99_s"]

@@ -1,0 +1,197 @@
+"""``cxrperf throughput``: a worklist at several concurrencies per backend, for capacity planning.
+
+    cxrperf throughput --backend eager,eager-bf16 --concurrency 1,2,4,8 [--worklist 16]
+        [--model toy] [--studies DIR] [--max-new-tokens 32] [--threads 2] [--cost-per-hour 0.85]
+        [--repeats 1] [--json PATH]
+
+Prints, per backend, studies/hour, tokens/s and per-study latency p50/p95/p99 under each
+concurrency (:mod:`pytest_cxrperf.throughput`), the knee of the curve and, with a cost, the cost
+per 1,000 reports. The torch backends run each batch as one batched decode
+(:mod:`pytest_cxrperf.backends.batched_torch`); a backend without a batched path runs the
+batch's studies one after another and is marked so. Before any timing, every study's batched
+report is checked against the same backend's single-study report. Levels are interleaved
+(``--repeats`` rounds, each level once per round in shuffled order; the median counts), so a
+machine's drift does not fall on one level. Bad options are a usage error (exit 4) before any
+model is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+USAGE_ERROR = 4
+
+
+def _fail(message: str) -> int:
+    print(f"cxrperf throughput: error: {message}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def _checked(args: argparse.Namespace) -> tuple[list[str], list[int], float | None] | str:
+    """The backends, levels and cost, or why the options are wrong (nothing is built yet)."""
+    from ..backends.registry import backend_names
+    from ..throughput import parse_concurrency, parse_cost
+
+    if args.worklist < 1:
+        return f"--worklist {args.worklist}: at least 1 study"
+    if args.max_new_tokens < 1:
+        return f"--max-new-tokens {args.max_new_tokens}: at least 1"
+    if args.repeats < 1:
+        return f"--repeats {args.repeats}: at least 1"
+    names = [n.strip() for n in args.backend.split(",") if n.strip()]
+    unknown = [n for n in names if n not in backend_names()]
+    if not names or unknown:
+        return f"--backend {args.backend!r}: unknown {unknown or 'empty'}; known: {backend_names()}"
+    try:
+        levels = parse_concurrency(args.concurrency, args.worklist)
+        cost = parse_cost(args.cost_per_hour)
+    except ValueError as exc:
+        return str(exc)
+    return names, levels, cost
+
+
+def _batch_generator(runner: Any, tokens: int) -> tuple[Any, bool]:
+    """``generate(batch) -> token counts`` for ``runner``, and whether it is batched."""
+    from ..backends.batched_torch import generate_batch, supports_batching
+
+    if supports_batching(runner):
+
+        def batched(batch: list[Any]) -> list[int]:
+            outputs, _ = generate_batch(runner, batch, tokens, force_length=True)
+            return [len(o.token_ids) for o in outputs]
+
+        return batched, True
+
+    def one_by_one(batch: list[Any]) -> list[int]:
+        return [len(runner.generate(i, tokens, force_length=True).token_ids) for i in batch]
+
+    return one_by_one, False
+
+
+def _batched_equals_single(runner: Any, inputs: list[Any], tokens: int, tie: float) -> list[str]:
+    """Where a batch of every study says something else than each study alone (empty: none)."""
+    from ..backends.batched_torch import generate_batch, supports_batching
+    from ..gate.equivalence import compare_tokens
+
+    if not supports_batching(runner):
+        return []
+    outputs, _ = generate_batch(runner, inputs, tokens)
+    problems = []
+    for single_inputs, batched in zip(inputs, outputs, strict=True):
+        alone = runner.generate(single_inputs, tokens, return_logits=True)
+        check = compare_tokens(alone.token_ids, batched.token_ids, alone.step_logits, tie)
+        if not check.ok:
+            problems.append(f"{single_inputs.study_name}: {check.message}")
+    return problems
+
+
+def cmd_throughput(args: argparse.Namespace) -> int:
+    checked = _checked(args)
+    if isinstance(checked, str):
+        return _fail(checked)
+    names, levels, cost = checked
+    from ..backends.registry import get_backend_class
+    from ..gate.equivalence import tolerances_for
+    from ..model.loader import load_model
+    from ..model.study import load_studies
+    from ..throughput import Throughput, curve_lines, knee, run_worklist, worklist
+
+    reference = load_model(args.model)
+    studies = load_studies(args.studies)
+    inputs = [reference.processor(study) for study in studies]
+    order = worklist(len(inputs), args.worklist, seed=args.seed)
+    report: dict[str, Any] = {"model": args.model, "worklist": args.worklist, "backends": {}}
+    failed = False
+    for name in names:
+        backend = get_backend_class(name)(threads=args.threads)
+        availability = backend.availability()
+        if not availability.ok:
+            print(f"{name}: not run: {availability.reason}")
+            failed = True
+            continue
+        runner = backend.prepare(reference, inputs[0])
+        tie = tolerances_for(backend.precision, name).tie_margin
+        problems = _batched_equals_single(runner, inputs, args.max_new_tokens, tie)
+        if problems:
+            failed = True
+            print(f"{name}: batched reports differ from single-study reports:")
+            for problem in problems:
+                print(f"  {problem}")
+        generate, batched = _batch_generator(runner, args.max_new_tokens)
+        generate([inputs[i] for i in order[: max(levels)]])  # warm-up at the widest batch
+        runs: dict[int, list[Throughput]] = {level: [] for level in levels}
+        shuffle = random.Random(args.seed)
+        for round_index in range(args.repeats):
+            for level in shuffle.sample(levels, len(levels)):
+                print(
+                    f"\r{name}: round {round_index + 1}/{args.repeats}, concurrency {level} ...",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                runs[level].append(
+                    run_worklist(name, inputs, order, level, generate, batched=batched)
+                )
+        print(file=sys.stderr)
+        curve = [
+            sorted(points, key=lambda p: p.studies_per_hour)[len(points) // 2]
+            for points in runs.values()
+        ]
+        bend = knee(curve)
+        mode = "batched decode" if batched else "no batched path: studies run one at a time"
+        print(f"{name} ({backend.precision}, {mode}; worklist of {args.worklist} studies):")
+        for line in curve_lines(curve, cost):
+            print(f"  {line}")
+        sequential = next(p for p in curve if p.concurrency == min(levels))
+        best = max(curve, key=lambda p: p.studies_per_hour)
+        print(
+            f"  knee at concurrency {bend.concurrency}; best {best.studies_per_hour:.0f} "
+            f"studies/h at {best.concurrency}, "
+            f"{best.studies_per_hour / sequential.studies_per_hour:.2f}x concurrency "
+            f"{sequential.concurrency}"
+            + (
+                f" (median of {args.repeats} interleaved rounds; spread "
+                f"{statistics.pstdev(p.studies_per_hour for p in runs[best.concurrency]):.0f})"
+                if args.repeats > 1
+                else ""
+            )
+        )
+        report["backends"][name] = {
+            "precision": backend.precision,
+            "batched": batched,
+            "batched_equals_single": not problems,
+            "knee": bend.concurrency,
+            "curve": [p.to_dict(cost) for p in curve],
+        }
+    if args.json:
+        from ..atomic import write_json_atomic
+
+        write_json_atomic(Path(args.json), report)
+        print(f"written: {args.json}")
+    return 1 if failed else 0
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "throughput",
+        help="studies/hour and latency p50/p95/p99 per concurrency (capacity planning)",
+        description=__doc__.split("\n\n", 2)[2] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--backend", default="eager", help="comma-separated (default eager)")
+    parser.add_argument("--concurrency", default="1,2,4", help="levels, e.g. 1,2,4,8")
+    parser.add_argument("--worklist", type=int, default=8, help="studies in the worklist")
+    parser.add_argument("--model", default="toy", help="preset or checkpoint directory")
+    parser.add_argument("--studies", help="study folder (default: the shipped samples)")
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--cost-per-hour", help="machine cost per hour: adds cost per 1,000")
+    parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds per level")
+    parser.add_argument("--seed", type=int, default=0, help="worklist order")
+    parser.add_argument("--json", help="write the curves as JSON here")
+    parser.set_defaults(run=cmd_throughput)
