@@ -56,7 +56,7 @@ def load_side(spec: str) -> tuple[Snapshot, bool]:
     found: Snapshot = {}
     for name in names:
         key = Path(name).name if single else Path(name).relative_to(inside).as_posix()
-        if not single and len(Path(key).parts) != 3:
+        if not single and len(Path(key).parts) not in (3, 4):  # pre-class, class layout
             continue
         where = f"{rev}:{name}"
         try:

@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -77,6 +78,26 @@ def test_compare_reads_a_git_revision(stores, tmp_path, monkeypatch, capsys):
     assert load_side("HEAD:not-there") == ({}, False)  # no baselines yet on that branch
     capsys.readouterr()
     assert main(["baselines", "compare", "no-such-rev:baselines", "baselines"]) == 2
+
+
+def test_compare_reads_the_machine_class_layout_from_git(tmp_path, monkeypatch, capsys):
+    """The committed store (``<cpu>/<environment>/<model>/<backend>.json``) read from a git
+    revision holds what the directory holds: a slowed copy of a baseline then fails."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    committed = Path(__file__).resolve().parents[2] / "baselines"
+    repo = tmp_path / "repo"
+    shutil.copytree(committed, repo / "baselines")
+    monkeypatch.chdir(repo)
+    commit = ("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "b")
+    for args in (("init", "-q"), ("add", "baselines"), commit):
+        subprocess.run(["git", *args], check=True, capture_output=True)
+    from_git, _ = load_side("HEAD:baselines")
+    from_dir, _ = load_side("baselines")
+    assert from_git.keys() == from_dir.keys() and len(from_git) >= 10
+    assert all(len(Path(key).parts) == 4 for key in from_git)
+    assert main(["baselines", "compare", "HEAD:baselines", "baselines"]) == 0
+    capsys.readouterr()
 
 
 def test_show_lists_baselines_and_errors(stores, capsys):
