@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..backends.registry import REFERENCE_BACKEND
+
 USAGE_ERROR = 4
 
 
@@ -183,7 +185,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__.split("\n\n", 2)[2] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--backend", default="eager", help="comma-separated (default eager)")
+    parser.add_argument(
+        "--backend",
+        default=REFERENCE_BACKEND,
+        help=f"comma-separated (default {REFERENCE_BACKEND})",
+    )
     parser.add_argument("--concurrency", default="1,2,4", help="levels, e.g. 1,2,4,8")
     parser.add_argument("--worklist", type=int, default=8, help="studies in the worklist")
     parser.add_argument("--model", default="toy", help="preset or checkpoint directory")
