@@ -21,6 +21,7 @@ from .errors import CxrPerfError
 from .gate.decision import CONTROL_EAGER, Verdict
 from .gate.stats import Summary
 from .machine import machine_info
+from .throughput import ThroughputFigures
 
 if TYPE_CHECKING:
     from .memory import Peak
@@ -145,6 +146,8 @@ class BackendResult:
     # stage -> achieved, ceiling, ceiling_name, unit, fraction (:func:`roofline_fractions`);
     # filled once per run by the process that writes the reports
     roofline: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the throughput test's figures (a worklist with several studies in flight), when it ran
+    throughput: ThroughputFigures | None = None
 
     # ---- derived ---------------------------------------------------------------------------
     def equivalence_failures(self) -> list[str]:
@@ -171,6 +174,8 @@ class BackendResult:
     @property
     def failed(self) -> bool:
         gates = (self.gate, self.memory_gate)
+        if self.throughput is not None and self.throughput.failed:
+            return True
         return bool(self.equivalence_failures()) or any(g is not None and g.failed for g in gates)
 
     # ---- serialization ---------------------------------------------------------------------
@@ -201,6 +206,8 @@ class BackendResult:
         entry["memory_gate"] = self.memory_gate.as_dict() if self.memory_gate is not None else None
         if self.roofline:  # optional: results of earlier releases have no such key
             entry["roofline"] = self.roofline
+        if self.throughput is not None:  # optional: only where the throughput test ran
+            entry["throughput"] = self.throughput.to_dict()
         return entry
 
     @classmethod
@@ -222,6 +229,9 @@ class BackendResult:
             memory=MemoryFigures.from_dict(memory) if memory else None,
             memory_gate=Verdict.from_dict(label, memory_gate) if memory_gate else None,
             roofline={k: dict(v) for k, v in (data.get("roofline") or {}).items()},
+            throughput=ThroughputFigures.from_dict(label, data["throughput"])
+            if data.get("throughput")
+            else None,
         )
 
     # ---- merging ---------------------------------------------------------------------------
@@ -252,6 +262,7 @@ class BackendResult:
             memory=timed.memory if timed.memory is not None else (self.memory or other.memory),
             memory_gate=timed.memory_gate or self.memory_gate or other.memory_gate,
             roofline=dict(timed.roofline or self.roofline or other.roofline),
+            throughput=self.throughput if self.throughput is not None else other.throughput,
         )
 
 

@@ -200,3 +200,138 @@ def parse_cost(text: str | None) -> float | None:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"--cost-per-hour {text!r}: must be a positive number")
     return value
+
+
+THROUGHPUT_CHECKS = ("batched_vs_single", "batched_vs_reference", "clinical_findings")
+
+
+@dataclass
+class ThroughputFigures:
+    """One backend's throughput test in a run (the suite's ``cxr_throughput`` tests): a worklist
+    of ``worklist`` studies with ``concurrency`` in flight, timed in interleaved rounds against
+    the in-run eager fp32 control, the same worklist one study at a time for comparison, the
+    batched reports' equivalence and the gate's verdict. Plain data: the results, the writers
+    and a merge read it without a model."""
+
+    concurrency: int
+    worklist: int  # studies in the worklist
+    mode: str  # how the studies shared the machine (:func:`.backends.batching.batch_mode`)
+    samples_s: list[float] = field(default_factory=list)  # worklist s at concurrency, per round
+    control_samples_s: list[float] = field(default_factory=list)  # eager fp32, same rounds
+    sequential_samples_s: list[float] = field(default_factory=list)  # concurrency 1, same rounds
+    tokens: int = 0  # generated tokens in one worklist (fixed length: the same every round)
+    latencies_s: list[float] = field(default_factory=list)  # per study under load, median round
+    sequential_latencies_s: list[float] = field(default_factory=list)  # concurrency 1
+    peak_memory_mib: float | None = None  # RSS growth over one worklist at concurrency
+    # study -> check (:data:`THROUGHPUT_CHECKS`) -> {"ok": bool, "message": str}
+    equivalence: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    gate: Any = None  # the throughput gate's :class:`~.gate.decision.Verdict`
+    cost_per_hour: float | None = None  # what the machine costs per hour (any currency)
+
+    # ---- derived ---------------------------------------------------------------------------
+    @staticmethod
+    def _median(values: Sequence[float]) -> float | None:
+        return percentile(values, 50) if values else None
+
+    @property
+    def median_s(self) -> float | None:
+        return self._median(self.samples_s)
+
+    @property
+    def studies_per_hour(self) -> float | None:
+        median = self.median_s
+        return self.worklist / median * 3600 if median else None
+
+    @property
+    def sequential_studies_per_hour(self) -> float | None:
+        median = self._median(self.sequential_samples_s)
+        return self.worklist / median * 3600 if median else None
+
+    @property
+    def speedup_vs_sequential(self) -> float | None:
+        """Throughput at ``concurrency`` over throughput one study at a time (same rounds)."""
+        batched, sequential = self.studies_per_hour, self.sequential_studies_per_hour
+        return batched / sequential if batched and sequential else None
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        median = self.median_s
+        return self.tokens / median if median else None
+
+    def latency_percentile(self, q: float) -> float | None:
+        return percentile(self.latencies_s, q) if self.latencies_s else None
+
+    @property
+    def cost_per_1000(self) -> float | None:
+        rate = self.studies_per_hour
+        if self.cost_per_hour is None or not rate:
+            return None
+        return self.cost_per_hour * 1000 / rate
+
+    def equivalence_failures(self) -> list[str]:
+        return [
+            f"{study}: batched {check}"
+            for study, checks in sorted(self.equivalence.items())
+            for check, data in sorted(checks.items())
+            if not data.get("ok")
+        ]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.equivalence_failures()) or bool(self.gate is not None and self.gate.failed)
+
+    # ---- serialization ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "concurrency": self.concurrency,
+            "worklist": self.worklist,
+            "mode": self.mode,
+            "samples_s": list(self.samples_s),
+            "control_samples_s": list(self.control_samples_s),
+            "sequential_samples_s": list(self.sequential_samples_s),
+            "tokens": self.tokens,
+            "latencies_s": list(self.latencies_s),
+            "sequential_latencies_s": list(self.sequential_latencies_s),
+            "peak_memory_mib": self.peak_memory_mib,
+            "equivalence": self.equivalence,
+            "gate": self.gate.as_dict() if self.gate is not None else None,
+            "cost_per_hour": self.cost_per_hour,
+            # derived, for readers (recomputed, never read back)
+            "median_s": self.median_s,
+            "studies_per_hour": self.studies_per_hour,
+            "sequential_studies_per_hour": self.sequential_studies_per_hour,
+            "speedup_vs_sequential": self.speedup_vs_sequential,
+            "tokens_per_s": self.tokens_per_s,
+            "latency_p50_s": self.latency_percentile(50),
+            "latency_p95_s": self.latency_percentile(95),
+            "latency_p99_s": self.latency_percentile(99),
+            "cost_per_1000": self.cost_per_1000,
+        }
+
+    @classmethod
+    def from_dict(cls, label: str, data: dict[str, Any]) -> ThroughputFigures:
+        from .gate.decision import Verdict
+
+        def floats(key: str) -> list[float]:
+            return [float(v) for v in data.get(key) or ()]
+
+        gate = data.get("gate")
+        peak, cost = data.get("peak_memory_mib"), data.get("cost_per_hour")
+        return cls(
+            concurrency=int(data["concurrency"]),
+            worklist=int(data["worklist"]),
+            mode=str(data.get("mode") or ""),
+            samples_s=floats("samples_s"),
+            control_samples_s=floats("control_samples_s"),
+            sequential_samples_s=floats("sequential_samples_s"),
+            tokens=int(data.get("tokens") or 0),
+            latencies_s=floats("latencies_s"),
+            sequential_latencies_s=floats("sequential_latencies_s"),
+            peak_memory_mib=None if peak is None else float(peak),
+            equivalence={
+                study: {check: dict(v) for check, v in checks.items()}
+                for study, checks in (data.get("equivalence") or {}).items()
+            },
+            gate=Verdict.from_dict(label, gate) if gate else None,
+            cost_per_hour=None if cost is None else float(cost),
+        )

@@ -1,0 +1,140 @@
+"""A worklist through one runner with several studies in flight: the one entry point the suite's
+throughput tests and ``cxrperf throughput`` use, whatever the backend.
+
+:func:`run_batched` processes ``items`` with at most ``concurrency`` studies in flight and returns
+every study's report in the worklist's order, each study's latency under that load and the
+worklist's wall clock (:class:`BatchRun`). How the studies share the machine depends on the
+runner (:func:`batch_mode` says it in words, for the reports):
+
+* torch runners (eager, eager-bf16, compile, compile-int8, ipex): **static batching**, the
+  worklist in batches of ``concurrency`` through one batched greedy decode
+  (:mod:`.batched_torch`); a study's latency is its batch's span.
+* a runner with its own scheduler (``runner.run_batched``, e.g. continuous batching in a paged
+  KV cache) runs the whole worklist itself; a study's latency is from its admission to its end.
+* anything else: **one at a time** (the batch's studies one after another; latency is the
+  batch's span, so figures stay comparable), and the mode says so.
+
+A study's latency never includes the time it waited before admission: that is the worklist's
+queue, not the study's service time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..model.processor import ModelInputs
+    from .batched_torch import BatchedOutput
+
+STATIC = "static batching (one batched decode per batch, left-padded)"
+ONE_AT_A_TIME = "one at a time (no batched path)"
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """A worklist's outcome: per study (worklist order) its report and its latency under load."""
+
+    outputs: tuple[BatchedOutput, ...]
+    latencies_s: tuple[float, ...]
+    seconds: float  # wall clock of the whole worklist
+    mode: str  # how the studies shared the machine (:func:`batch_mode`)
+    concurrency: int
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(o.token_ids) for o in self.outputs)
+
+
+def batch_mode(runner: Any) -> str:
+    """How ``runner`` runs several studies at once, in words."""
+    from .batched_torch import supports_batching
+
+    own = getattr(runner, "batch_mode", None)
+    if isinstance(own, str):
+        return own
+    if supports_batching(runner):
+        return STATIC
+    return ONE_AT_A_TIME
+
+
+def run_batched(
+    runner: Any,
+    items: Sequence[ModelInputs],
+    concurrency: int,
+    max_new_tokens: int,
+    *,
+    force_length: bool = False,
+    return_logits: bool = False,
+    clock: Callable[[], float] = perf_counter,
+) -> BatchRun:
+    """``items`` through ``runner`` with at most ``concurrency`` studies in flight."""
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    if not items:
+        raise ValueError("an empty worklist")
+    if max_new_tokens < 1:
+        raise ValueError("max_new_tokens must be >= 1")
+    own = getattr(runner, "run_batched", None)
+    if callable(own):
+        run: BatchRun = own(
+            list(items),
+            concurrency,
+            max_new_tokens,
+            force_length=force_length,
+            return_logits=return_logits,
+            clock=clock,
+        )
+        return run
+    generate = _batch_function(runner, max_new_tokens, force_length, return_logits)
+    outputs: list[BatchedOutput] = []
+    latencies: list[float] = []
+    start = clock()
+    for first in range(0, len(items), concurrency):
+        batch = list(items[first : first + concurrency])
+        began = clock()
+        outputs += generate(batch)
+        latencies += [clock() - began] * len(batch)
+    return BatchRun(
+        tuple(outputs), tuple(latencies), clock() - start, batch_mode(runner), concurrency
+    )
+
+
+def _batch_function(
+    runner: Any, max_new_tokens: int, force_length: bool, return_logits: bool
+) -> Callable[[list[ModelInputs]], list[BatchedOutput]]:
+    from .batched_torch import BatchedOutput, generate_batch, supports_batching
+
+    if supports_batching(runner):
+
+        def batched(batch: list[ModelInputs]) -> list[BatchedOutput]:
+            outputs, _ = generate_batch(
+                runner,
+                batch,
+                max_new_tokens,
+                force_length=force_length,
+                return_logits=return_logits,
+            )
+            return outputs
+
+        return batched
+
+    def one_by_one(batch: list[ModelInputs]) -> list[BatchedOutput]:
+        outputs = []
+        for inputs in batch:
+            generation = runner.generate(
+                inputs, max_new_tokens, force_length=force_length, return_logits=return_logits
+            )
+            outputs.append(
+                BatchedOutput(
+                    inputs.study_name,
+                    list(generation.token_ids),
+                    generation.text,
+                    generation.step_logits if return_logits else None,
+                )
+            )
+        return outputs
+
+    return one_by_one
