@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 SUITE_DIR = Path(__file__).parent / "suite"
 SUITE_FILES = ("test_equivalence.py", "test_latency.py")
+THROUGHPUT_FILE = "test_throughput.py"  # collected with --cxr-throughput only
 CXR_FIXTURES = ("cxr_backend", "cxr_study")  # parametrized by the plugin: activate at collection
 INI_ONLY = ("cxr_tolerances", "cxr_thresholds")
 
@@ -104,6 +105,26 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
         {},
     ),
     (
+        "cxr_throughput",
+        "add the throughput test per backend: a worklist with several studies in flight "
+        "(studies/hour, latency p50/p95/p99 under load, batched reports' equivalence), gated "
+        "against per-machine-class throughput baselines",
+        {"action": "store_true"},
+    ),
+    ("cxr_concurrency", "studies in flight in the throughput test (default 4)", {}),
+    (
+        "cxr_worklist",
+        "studies in the throughput test's worklist: the run's studies repeated, each repetition "
+        "shuffled (default: twice the concurrency)",
+        {},
+    ),
+    (
+        "cxr_cost_per_hour",
+        "what the machine costs per hour (any currency, e.g. 0.85): adds the cost per 1,000 "
+        "reports to the throughput figures",
+        {},
+    ),
+    (
         "cxr_fail_on_improvement",
         "fail a backend that is significantly faster than its baseline (refresh it)",
         {"action": "store_true"},
@@ -147,7 +168,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 # ---- when cxr is in play -------------------------------------------------------------------------
-SUITE_OPTIONS = ("cxr_backend", "cxr_update_baselines", "cxr_suite")
+SUITE_OPTIONS = ("cxr_backend", "cxr_update_baselines", "cxr_suite", "cxr_throughput")
 
 
 def options_given(config: pytest.Config) -> list[str]:
@@ -222,6 +243,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "cxr_equivalence: output equivalence of a backend with eager fp32 (cxrperf suite)",
     )
+    config.addinivalue_line(
+        "markers",
+        "cxr_throughput: throughput of a backend with several studies in flight (cxrperf suite, "
+        "--cxr-throughput)",
+    )
     if config.pluginmanager.hasplugin("xdist"):
         from .xdist_hooks import XdistHooks
 
@@ -285,7 +311,8 @@ def pytest_collection_modifyitems(
     if suite_requested(config):
         items += _suite_items(session, items)
     for item in items:
-        if item.get_closest_marker("cxr_latency") is not None:
+        timed = ("cxr_latency", "cxr_throughput")
+        if any(item.get_closest_marker(name) is not None for name in timed):
             item.add_marker(pytest.mark.xdist_group(LATENCY_GROUP))
 
 
@@ -293,7 +320,10 @@ def _suite_items(session: pytest.Session, collected: list[pytest.Item]) -> list[
     """The suite's tests, unless the command line already named its files."""
     have = {item.path for item in collected}
     items: list[pytest.Item] = []
-    for name in SUITE_FILES:
+    files = list(SUITE_FILES)
+    if active(session.config) and session.config.stash[session_key].settings.throughput:
+        files.append(THROUGHPUT_FILE)
+    for name in files:
         path = SUITE_DIR / name
         if path in have:
             continue
@@ -326,6 +356,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     from .settings import BackendSpec
 
     specs: list[BackendSpec] = []
+    throughput: list[BackendSpec] = []
     used: list[BackendSpec] = []
     for item in session.items:
         spec = getattr(getattr(item, "callspec", None), "params", {}).get("cxr_backend")
@@ -335,12 +366,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             used.append(spec)
         if item.get_closest_marker("cxr_latency") is not None and spec not in specs:
             specs.append(spec)
+        if item.get_closest_marker("cxr_throughput") is not None and spec not in throughput:
+            throughput.append(spec)
     # in the order the backends were asked for, whatever order pytest collected their tests in
     state = config.stash[session_key]
     asked = [r.spec for r in state.resolved]
-    for found in (specs, used):
+    for found in (specs, throughput, used):
         found.sort(key=lambda s: asked.index(s) if s in asked else len(asked))
-    state.latency_specs, state.used_specs = specs, used
+    state.latency_specs, state.throughput_specs, state.used_specs = specs, throughput, used
 
 
 # ---- fixtures --------------------------------------------------------------------------------

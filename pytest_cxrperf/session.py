@@ -117,6 +117,9 @@ class CxrSession:
         # every backend a collected test uses, in the order they were asked for
         self.used_specs: list[BackendSpec] = []
         self.latency_campaign_ran = False
+        # the specs whose throughput tests were collected: their worklists, timed together
+        self.throughput_specs: list[BackendSpec] = []
+        self.throughput_campaign_ran = False
 
     # ---- what the run covers -------------------------------------------------------------
     @property

@@ -29,6 +29,8 @@ DEFAULT_TIME_BUDGET_S = 100.0  # the whole latency campaign, every backend toget
 DEFAULT_WARMUP = 1
 DEFAULT_MAX_NEW_TOKENS = 32
 CEILINGS_MODES = ("cached", "measure", "off")  # --cxr-ceilings (see ceilings.for_run)
+DEFAULT_CONCURRENCY = 4  # studies in flight in the throughput test
+DEFAULT_THROUGHPUT_ROUNDS = 24  # the throughput campaign's cap (looks after 3, 6, 12, 24 rounds)
 
 _SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(?P<mods>(\+[A-Za-z_]+=[^+,]+)*)$")
 
@@ -126,6 +128,16 @@ class Settings:
     # the roofline column's ceilings: "cached" (read `cxrperf ceilings`' cache only), "measure"
     # (measure and cache them when absent, ~15 s after the timed rounds) or "off"
     ceilings: str = "cached"
+    # the throughput test (suite/test_throughput.py), opt-in with --cxr-throughput
+    throughput: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY  # studies in flight
+    worklist: int = 2 * DEFAULT_CONCURRENCY  # studies per worklist (the run's studies repeated)
+    cost_per_hour: float | None = None  # the machine's price per hour: adds cost per 1,000 reports
+
+    @property
+    def throughput_rounds(self) -> int:
+        """The throughput campaign's cap on rounds (never above --cxr-rounds)."""
+        return min(self.rounds, DEFAULT_THROUGHPUT_ROUNDS)
 
     @property
     def select_all(self) -> bool:
@@ -292,6 +304,7 @@ def build_settings(
         )
     budget_value = pick("cxr_time_budget")
     batch_value = pick("cxr_batch_rounds")
+    concurrency, worklist, cost = _throughput_options(pick)
     return Settings(
         backend_request=request,
         backends=specs,
@@ -327,7 +340,35 @@ def build_settings(
         html_path=_path(pick("cxr_html")),
         bmf_path=_path(pick("cxr_bmf")),
         ceilings=ceilings,
+        throughput=_flag("--cxr-throughput", pick("cxr_throughput") or False),
+        concurrency=concurrency,
+        worklist=worklist,
+        cost_per_hour=cost,
     )
+
+
+def _throughput_options(pick: Callable[[str], object]) -> tuple[int, int, float | None]:
+    """--cxr-concurrency, --cxr-worklist (default: twice the concurrency, so that a study joins
+    when another finishes) and --cxr-cost-per-hour, checked against each other."""
+    from .throughput import parse_cost
+
+    value = pick("cxr_concurrency")
+    concurrency = (
+        DEFAULT_CONCURRENCY if value is None else _positive_int("--cxr-concurrency", value)
+    )
+    value = pick("cxr_worklist")
+    worklist = 2 * concurrency if value is None else _positive_int("--cxr-worklist", value)
+    if concurrency > worklist:
+        raise SettingsError(
+            f"--cxr-concurrency={concurrency}: more studies in flight than the worklist's "
+            f"{worklist} (--cxr-worklist); lower the concurrency or raise the worklist"
+        )
+    value = pick("cxr_cost_per_hour")
+    try:
+        cost = parse_cost(None if value is None else str(value))
+    except ValueError as exc:
+        raise SettingsError(str(exc).replace("--cost-per-hour", "--cxr-cost-per-hour")) from None
+    return concurrency, worklist, cost
 
 
 def _absolute(value: object) -> Path | None:

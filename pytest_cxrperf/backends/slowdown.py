@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # torch-free at import: settings.py reads STAGES
 
     from ..model.processor import ModelInputs
     from .base import Generation, Runner
+    from .batching import BatchRun
 
 STAGES = ("vision", "prefill", "decode")
 _METHOD = {"vision": "_encode", "prefill": "_prefill", "decode": "_step"}
@@ -63,6 +64,8 @@ class SlowedRunner:
         self.iterations: dict[str, int] = {}  # stage -> burn iterations per call
         self._staged: Any = None  # a copy of the inner runner with burning stage methods
         self._whole_generation = 0  # burn after generate() (runners without stage methods)
+        # (studies, concurrency, tokens) -> burn iterations after a worklist (run_batched)
+        self._worklist_burn: dict[tuple[int, int, int], int] = {}
 
     @property
     def per_stage(self) -> bool:
@@ -119,6 +122,65 @@ class SlowedRunner:
 
     def score(self, inputs: ModelInputs, target_ids: list[int]) -> torch.Tensor:
         return self.inner.score(inputs, target_ids)
+
+    @property
+    def batch_mode(self) -> str:
+        from .batching import batch_mode
+
+        return f"{batch_mode(self.inner)}, slowed x{self.factor:g}"
+
+    def run_batched(
+        self,
+        items: list[ModelInputs],
+        concurrency: int,
+        max_new_tokens: int,
+        *,
+        force_length: bool = False,
+        return_logits: bool = False,
+        clock: Any = time.perf_counter,
+    ) -> BatchRun:
+        """A worklist through the inner runner's own batched path, then ``factor - 1`` times the
+        worklist's unslowed (calibrated, median) time in burn work: a throughput regression of
+        the factor, whatever the concurrency. Each study's latency grows in proportion."""
+        from dataclasses import replace
+
+        from .batching import run_batched
+
+        key = (len(items), concurrency, max_new_tokens)
+        if key not in self._worklist_burn:
+            self._worklist_burn[key] = self._calibrate_worklist(items, concurrency, max_new_tokens)
+        run = run_batched(
+            self.inner,
+            items,
+            concurrency,
+            max_new_tokens,
+            force_length=force_length,
+            return_logits=return_logits,
+            clock=clock,
+        )
+        start = clock()
+        burn(self._worklist_burn[key])
+        seconds = run.seconds + (clock() - start)
+        stretch = seconds / run.seconds if run.seconds > 0 else 1.0
+        return replace(
+            run,
+            seconds=seconds,
+            latencies_s=tuple(s * stretch for s in run.latencies_s),
+            mode=self.batch_mode,
+        )
+
+    def _calibrate_worklist(
+        self, items: list[ModelInputs], concurrency: int, max_new_tokens: int, repeats: int = 5
+    ) -> int:
+        from .batching import run_batched
+
+        run_batched(self.inner, items, concurrency, max_new_tokens, force_length=True)  # warm-up
+        seconds, rates = [], []
+        for _ in range(repeats):
+            run = run_batched(self.inner, items, concurrency, max_new_tokens, force_length=True)
+            seconds.append(run.seconds)
+            rates.append(burn_rate(repeats=1, iterations=100_000))
+        return round((self.factor - 1.0) * statistics.median(seconds) * statistics.median(rates))
 
 
 def _burning(method: Any, iterations: int) -> Any:

@@ -102,12 +102,21 @@ CHANGE_HEADER = ["baseline", "before s", "after s", "change", "interval", "speed
 
 
 # ---- commands ------------------------------------------------------------------------------------
+def refreshed_tests(args: argparse.Namespace) -> list[str]:
+    """The pytest arguments that select what a refresh records: the latency tests, and with
+    ``--throughput`` the throughput tests too (each backend's worklist at ``--cxr-concurrency``,
+    passed through to pytest)."""
+    if getattr(args, "throughput", False):
+        return ["-m", "cxr_latency or cxr_throughput", "--cxr-throughput"]
+    return ["-m", "cxr_latency"]
+
+
 def cmd_refresh(args: argparse.Namespace, passthrough: list[str]) -> int:
     if args.sessions > 1:
         return refresh_sessions(args, passthrough)
     watcher = Watcher()
     code = run_pytest(
-        ["-m", "cxr_latency", "--cxr-update-baselines", *pytest_options(args), *passthrough],
+        [*refreshed_tests(args), "--cxr-update-baselines", *pytest_options(args), *passthrough],
         watcher,
     )
     if watcher.baseline_dir is None:
@@ -172,7 +181,7 @@ def refresh_sessions(args: argparse.Namespace, passthrough: list[str]) -> int:
             shutil.copytree(root, store, ignore=shutil.ignore_patterns("*.lock"))
         options = pytest_options(argparse.Namespace(**{**vars(args), "baseline_dir": store}))
         for session in range(args.sessions):
-            command = [sys.executable, "-m", "pytest", "-m", "cxr_latency",
+            command = [sys.executable, "-m", "pytest", *refreshed_tests(args),
                        "--cxr-update-baselines", *options, *passthrough]  # fmt: skip
             print(f"cxrperf: session {session + 1}/{args.sessions}: " + " ".join(command[1:]))
             previous = snapshot(store)
@@ -352,6 +361,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=1,
         help="fresh pytest processes whose rounds are merged into each baseline (default 1; "
         "3 averages out the offset one process carries)",
+    )
+    refresh.add_argument(
+        "--throughput",
+        action="store_true",
+        help="record the throughput baselines too (pass --cxr-concurrency / --cxr-worklist to "
+        "pytest for other settings than the default 4 studies in flight, worklist of 8)",
     )
     refresh.set_defaults(run=cmd_refresh, to_pytest=True)
 

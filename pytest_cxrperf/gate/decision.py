@@ -326,7 +326,7 @@ class Verdict:
     absolute: Comparison | None = None
     relative: Comparison | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
-    measure: str = "latency"  # what is gated: "latency" or "memory"
+    measure: str = "latency"  # what is gated: "latency", "throughput" or "memory"
 
     @property
     def final(self) -> bool:
@@ -367,11 +367,11 @@ class Verdict:
             ERROR: f"{m} baseline unusable",
             UPDATED: f"{m} baseline written",
         }.get(self.status, str(self.status))
-        alpha = f", alpha {self.alpha:g}" if self.measure == "latency" else ""
+        alpha = f", alpha {self.alpha:g}" if self.measure != "memory" else ""
         lines = [f"{self.backend}: {head} (threshold {self.threshold:.0%}{alpha})"]
         if self.baseline_path:
             lines.append(f"  baseline: {self.baseline_path}")
-        if self.measure == "latency":  # a memory verdict says its figures in its notes
+        if self.measure != "memory":  # a memory verdict says its figures in its notes
             lines += [f"  {c.describe()}  -> {c.status}" for c in self.comparisons]
         lines += [f"  {note}" for note in self.notes]
         return "\n".join(lines)
