@@ -335,3 +335,48 @@ class ThroughputFigures:
             gate=Verdict.from_dict(label, gate) if gate else None,
             cost_per_hour=None if cost is None else float(cost),
         )
+
+
+def in_flight_bytes(
+    decoder: dict[str, Any], sequence_tokens: int, concurrency: int, bytes_per_value: int = 4
+) -> int:
+    """An upper estimate of what ``concurrency`` sequences of ``sequence_tokens`` hold at once in
+    a transformers decoder (``decoder``: its config dict): the KV cache of every layer, the widest
+    activations of a prompt pass (hidden states and the MLP's intermediate) and one layer's
+    attention scores (eager attention materialises ``heads x L x L``), in fp32. Weights are not
+    counted: the latency run holds them already."""
+    layers = int(decoder["num_hidden_layers"])
+    heads = int(decoder["num_attention_heads"])
+    kv_heads = int(decoder.get("num_key_value_heads") or heads)
+    hidden = int(decoder["hidden_size"])
+    head_dim = int(decoder.get("head_dim") or hidden // heads)
+    ffn = int(decoder.get("intermediate_size") or 4 * hidden)
+    tokens = sequence_tokens
+    kv = 2 * layers * kv_heads * head_dim * tokens
+    activations = tokens * (4 * hidden + 2 * ffn)
+    scores = heads * tokens * tokens
+    return concurrency * (kv + activations + scores) * bytes_per_value
+
+
+def worklist_fit_problem(
+    decoder: dict[str, Any],
+    sequence_tokens: int,
+    concurrency: int,
+    available_bytes: int,
+    option: str = "--cxr-concurrency",
+    share: float = 0.8,
+) -> str | None:
+    """Why ``concurrency`` sequences would not fit in ``share`` of the memory available now
+    (None: they fit)."""
+    need = in_flight_bytes(decoder, sequence_tokens, concurrency)
+    if need <= share * available_bytes:
+        return None
+    per = need / concurrency
+    fits = int(share * available_bytes // per)
+    gib = 1024**3
+    return (
+        f"{option}={concurrency}: {concurrency} studies in flight of up to {sequence_tokens} "
+        f"tokens need about {need / gib:.1f} GiB (KV cache, activations, attention scores; "
+        f"{per / gib:.2f} GiB each) but {available_bytes / gib:.1f} GiB is available; lower it "
+        f"to {max(fits, 0)} or less" + ("" if fits >= 1 else " (not even one fits: free memory)")
+    )

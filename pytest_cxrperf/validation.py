@@ -19,6 +19,10 @@ from .backends.precision import PRECISIONS, TOLERANCE_RANGES
 from .backends.registry import backend_names
 from .errors import SettingsError
 
+# text tokens of a prompt beyond its images (INDICATION, TECHNIQUE, COMPARISON and the template),
+# an upper bound for the worklist memory estimate
+PROMPT_TEXT_TOKENS = 256
+
 if TYPE_CHECKING:
     from .session import ResolvedBackend
     from .settings import Settings
@@ -181,5 +185,40 @@ def validate_run(
     check_openvino_cache(resolved)
     check_model(settings.model)
     check_studies(settings.studies_dir)
+    if settings.throughput:
+        check_worklist_fits(
+            settings.model, settings.studies_dir, settings.concurrency, settings.max_new_tokens
+        )
     warning = threads_warning(settings.threads)
     return [warning] if warning else []
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (None where there is none)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def check_worklist_fits(model: str, studies_dir: object, concurrency: int, new_tokens: int) -> None:
+    """A usage error (before any model is built) when the throughput test's ``concurrency``
+    studies would not fit in memory: the decoder's dimensions come from the model's config (a
+    preset, or a checkpoint's config file), the longest sequence from the studies' views."""
+    from .model.loader import architecture_of
+    from .model.study import load_studies
+    from .throughput import worklist_fit_problem
+
+    config = architecture_of(model)
+    available = available_memory_bytes()
+    if config is None or available is None:
+        return
+    views = max((len(s.images()) for s in load_studies(studies_dir)), default=1)  # type: ignore[arg-type]
+    tokens = views * config.image_tokens_per_image + PROMPT_TEXT_TOKENS + new_tokens
+    problem = worklist_fit_problem(config.decoder, tokens, concurrency, available)
+    if problem:
+        raise SettingsError(problem)

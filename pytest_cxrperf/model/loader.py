@@ -238,6 +238,25 @@ def check_model(spec: str) -> None:
     _load_tokenizer(folder, config)
 
 
+def architecture_of(spec: str) -> ArchitectureConfig | None:
+    """The model's architecture without building it (a preset's, or a checkpoint's config file);
+    None for a transformers-layout checkpoint or a spec :func:`check_model` would refuse."""
+    if spec == TOY_NAME:
+        spec = str(toy_dir())
+    elif spec in PRESETS:
+        return PRESETS[spec]
+    folder = Path(spec)
+    inner = _mlflow_inner(folder)
+    if inner is not None:
+        folder = inner[0]
+    try:
+        if not folder.is_dir() or _is_hf_layout(folder):
+            return None
+        return _read_config(_checkpoint_files(folder)[0])
+    except ModelLoadError:
+        return None
+
+
 def load_checkpoint(directory: str | Path) -> ReferenceModel:
     """Load a local checkpoint directory (config + safetensors); every problem is a clear error."""
     from safetensors import SafetensorError
