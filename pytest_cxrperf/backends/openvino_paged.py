@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from .block_table import blocks_for, paged_feed
 from .openvino_parts import OpenVINOParts
 
 if TYPE_CHECKING:
@@ -93,17 +94,21 @@ class PagedRunner(OpenVINOParts):
         self.capacity_blocks = 0  # the cache tensors themselves live in the two requests
 
     def _blocks(self, tokens: int) -> int:
-        return -(-tokens // self.block_size)
+        return blocks_for(tokens, self.block_size)
 
     def _reserve(self, tokens: int, keep: int) -> None:
-        """Cache room for ``tokens``; the first ``keep`` tokens' blocks survive a growth."""
+        """Cache room for ``tokens`` of one sequence in blocks ``0..``; the first ``keep`` tokens'
+        blocks survive a growth."""
+        needed = self._blocks(tokens)
+        if needed > self.capacity_blocks:
+            self._resize(max(needed, 2 * self.capacity_blocks), self._blocks(keep))
+
+    def _resize(self, blocks: int, kept: int) -> None:
+        """New cache tensors of ``blocks`` blocks, bound to both requests; the first ``kept``
+        blocks are copied over (all of them when several sequences live anywhere in the cache)."""
         import openvino as ov
 
-        needed = self._blocks(tokens)
-        if needed <= self.capacity_blocks:
-            return
-        blocks = max(needed, 2 * self.capacity_blocks)
-        kept = self._blocks(keep)
+        kept = min(kept, self.capacity_blocks)
         for name, port in self._cache_ports.items():
             dims = [blocks, *(d.get_length() for d in list(port.get_partial_shape())[1:])]
             tensor = ov.Tensor(port.get_element_type(), dims)
@@ -116,20 +121,16 @@ class PagedRunner(OpenVINOParts):
     def _feed(
         self, embeds: np.ndarray, past: int, logits_indices: np.ndarray
     ) -> dict[str, np.ndarray]:
-        """One sequence of ``embeds [1, n, D]`` after ``past`` cached tokens."""
+        """One sequence of ``embeds [1, n, D]`` after ``past`` cached tokens, in blocks ``0..``."""
         tokens = embeds.shape[1]
-        total = past + tokens
-        blocks = self._blocks(total)
-        feed = {
-            "inputs_embeds": embeds[0],  # paged: [tokens, D], every token its own batch row
-            "position_ids": np.arange(past, total, dtype=np.int64),
-            "logits_indices": logits_indices,
-            "max_context_len": np.array(total, dtype=np.int32),
-            "past_lens": np.array([past], dtype=np.int32),
-            "subsequence_begins": np.array([0, tokens], dtype=np.int32),
-            "block_indices_begins": np.array([0, blocks], dtype=np.int32),
-            "block_indices": np.arange(blocks, dtype=np.int32),
-        }
+        blocks = list(range(self._blocks(past + tokens)))
+        # paged: inputs_embeds [tokens, D], every token its own batch row
+        return self._inputs_of(embeds[0], logits_indices, paged_feed([past], [tokens], [blocks]))
+
+    def _inputs_of(
+        self, embeds: np.ndarray, logits_indices: np.ndarray, table: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        feed = {"inputs_embeds": embeds, "logits_indices": logits_indices, **table}
         return {name: value for name, value in feed.items() if name in self._inputs}
 
     def _run_prefill(self, embeds: np.ndarray, logits_indices: np.ndarray) -> np.ndarray:
