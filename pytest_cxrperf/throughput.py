@@ -1,25 +1,27 @@
 """Throughput of a worklist: studies per hour, tokens per second, per-study latency percentiles
-under load, and cost per 1,000 reports. Pure: the generation is passed in, the clock too.
+under load, and cost per 1,000 reports. Pure: no model, no torch; the figures come from a
+finished worklist (:meth:`Throughput.from_run`).
 
 A worklist is the run's studies repeated to ``size``, each repetition in its own shuffled order
-(a worklist is not sorted by prompt length; padding costs what it costs in production). It is
-processed in batches of ``concurrency`` studies, one batch after the other (static batching:
-every study of a batch is admitted together and the batch ends with its longest report). A
-study's **latency under load** is the time from its batch's start to the end of its batch: the
-service time a study sees when ``concurrency`` studies share the machine (time queued behind
-earlier batches is the worklist's, not the study's, and is left out).
+(a worklist is not sorted by prompt length; padding costs what it costs in production). It runs
+through :func:`.backends.batching.run_batched` with ``concurrency`` studies in flight (static
+batches, continuous batching, or one at a time: the backend's mode). A study's **latency under
+load** is its service time while ``concurrency`` studies share the machine, from its admission
+to its end (time queued behind earlier studies is the worklist's, not the study's, and is left
+out).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from time import perf_counter
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from .backends.batching import BatchRun
+
 KNEE_SHARE = 0.9  # the knee: the lowest concurrency reaching this share of the best throughput
 
 
@@ -65,6 +67,19 @@ class Throughput:
     latencies_s: tuple[float, ...] = field(default=(), repr=False)  # per study, under load
     batched: bool = True  # False: the backend has no batched path, studies ran one at a time
 
+    @classmethod
+    def from_run(cls, backend: str, run: BatchRun) -> Throughput:
+        """The figures of one worklist run (:func:`.backends.batching.run_batched`)."""
+        return cls(
+            backend,
+            run.concurrency,
+            len(run.outputs),
+            run.seconds,
+            run.tokens,
+            tuple(run.latencies_s),
+            run.batched,
+        )
+
     @property
     def studies_per_hour(self) -> float:
         return self.studies / self.seconds * 3600 if self.seconds > 0 else 0.0
@@ -95,41 +110,6 @@ class Throughput:
         if cost_per_hour is not None:
             data["cost_per_1000"] = self.cost_per_1000(cost_per_hour)
         return data
-
-
-def run_worklist(
-    backend: str,
-    items: Sequence[T],
-    order: Sequence[int],
-    concurrency: int,
-    generate: Callable[[list[T]], list[int]],
-    *,
-    batched: bool = True,
-    clock: Callable[[], float] = perf_counter,
-) -> Throughput:
-    """Process ``items`` in ``order`` in batches of ``concurrency``; ``generate(batch)`` returns
-    each study's generated token count. Without a batched path (``batched=False``) the batch's
-    studies run one after the other inside ``generate``, and each study's latency is still its
-    batch's span (the queue it shares), so the figures stay comparable."""
-    if concurrency < 1:
-        raise ValueError("concurrency must be at least 1")
-    if not order:
-        raise ValueError("an empty worklist")
-    latencies: list[float] = []
-    tokens = 0
-    start = clock()
-    for first in range(0, len(order), concurrency):
-        batch = [items[i] for i in order[first : first + concurrency]]
-        began = clock()
-        counts = generate(batch)
-        span = clock() - began
-        if len(counts) != len(batch):
-            raise ValueError(f"generate returned {len(counts)} counts for {len(batch)} studies")
-        tokens += sum(counts)
-        latencies += [span] * len(batch)
-    return Throughput(
-        backend, concurrency, len(order), clock() - start, tokens, tuple(latencies), batched
-    )
 
 
 def knee(curve: Sequence[Throughput], share: float = KNEE_SHARE) -> Throughput:

@@ -157,5 +157,7 @@ def _generate(
 
 
 def supports_batching(runner: Any) -> bool:
-    """Whether ``runner`` can generate a batch here (a torch runner with a transformers decoder)."""
-    return all(hasattr(runner, name) for name in ("encode", "decoder", "cache_keyword", "model"))
+    """Whether ``runner`` can generate a batch here: a torch runner with a transformers decoder
+    that does not opt out (``static_batching``: ipex-llm's decoder keeps its own cache)."""
+    parts = all(hasattr(runner, name) for name in ("encode", "decoder", "cache_keyword", "model"))
+    return parts and bool(getattr(runner, "static_batching", True))

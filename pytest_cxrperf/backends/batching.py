@@ -9,10 +9,12 @@ runner (:func:`batch_mode` says it in words, for the reports):
 * torch runners (eager, eager-bf16, compile, compile-int8, ipex): **static batching**, the
   worklist in batches of ``concurrency`` through one batched greedy decode
   (:mod:`.batched_torch`); a study's latency is its batch's span.
-* a runner with its own scheduler (``runner.run_batched``, e.g. continuous batching in a paged
-  KV cache) runs the whole worklist itself; a study's latency is from its admission to its end.
-* anything else: **one at a time** (the batch's studies one after another; latency is the
-  batch's span, so figures stay comparable), and the mode says so.
+* a runner with its own scheduler (``runner.run_batched``: continuous batching in the paged KV
+  cache of openvino-w8a8 and openvino-w8a8-int4, :mod:`.continuous`) runs the whole worklist
+  itself; a study's latency is from its admission to its last token.
+* anything else (the stateful OpenVINO runner, ipex-llm): **one at a time** (the batch's studies
+  one after another; latency is the batch's span, so figures stay comparable); the runner's
+  ``batch_mode`` says why.
 
 A study's latency never includes the time it waited before admission: that is the worklist's
 queue, not the study's service time.
@@ -42,10 +44,19 @@ class BatchRun:
     seconds: float  # wall clock of the whole worklist
     mode: str  # how the studies shared the machine (:func:`batch_mode`)
     concurrency: int
+    batched: bool = True  # False: no batched path, the studies ran one after another
 
     @property
     def tokens(self) -> int:
         return sum(len(o.token_ids) for o in self.outputs)
+
+
+def has_batched_path(runner: Any) -> bool:
+    """Whether ``runner`` runs several studies at once (static or its own scheduler); without,
+    a worklist runs one study after another through ``generate``."""
+    from .batched_torch import supports_batching
+
+    return callable(getattr(runner, "run_batched", None)) or supports_batching(runner)
 
 
 def batch_mode(runner: Any) -> str:
@@ -88,6 +99,8 @@ def run_batched(
             clock=clock,
         )
         return run
+    from .batched_torch import supports_batching
+
     generate = _batch_function(runner, max_new_tokens, force_length, return_logits)
     outputs: list[BatchedOutput] = []
     latencies: list[float] = []
@@ -98,7 +111,12 @@ def run_batched(
         outputs += generate(batch)
         latencies += [clock() - began] * len(batch)
     return BatchRun(
-        tuple(outputs), tuple(latencies), clock() - start, batch_mode(runner), concurrency
+        tuple(outputs),
+        tuple(latencies),
+        clock() - start,
+        batch_mode(runner),
+        concurrency,
+        batched=supports_batching(runner),
     )
 
 

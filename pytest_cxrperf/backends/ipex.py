@@ -81,7 +81,14 @@ def _ipex_package_availability() -> Availability:
 
 class IpexLlmRunner(TorchRunner):
     """``ipex.llm.optimize`` replaces the decoder's forward: it takes IPEX's own KV-cache tuples
-    (``past_key_values``, started from None) and a 2D attention mask, and returns a tuple."""
+    (``past_key_values``, started from None) and a 2D attention mask, and returns a tuple.
+
+    No static batching: :mod:`.batched_torch` drives a transformers ``DynamicCache`` with left
+    padding, which IPEX's cache tuples and fused attention do not take; a worklist runs one study
+    at a time."""
+
+    static_batching = False
+    batch_mode = "one at a time (ipex.llm keeps its own KV-cache tuples: no batched path)"
 
     def _prefill(self, embeds: torch.Tensor) -> tuple[torch.Tensor, Any]:
         length = embeds.shape[1]

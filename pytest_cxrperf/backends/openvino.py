@@ -82,7 +82,13 @@ class OpenVINORunner(OpenVINOParts):
     present KV is loaded into the stateful ``decoder``'s variables, which then runs one token per
     step with the cache kept inside OpenVINO. See the module docstring of
     :mod:`.openvino_export` for why prefill does not use the stateful model.
+
+    A worklist runs one study at a time (:mod:`.batching`): both IRs are exported with batch 1
+    (``inputs_embeds [1, S, D]``, ``beam_idx [1]``), and a dynamic batch would change the IR every
+    single-study latency baseline was measured on. The paged runner batches instead.
     """
+
+    batch_mode = "one at a time (the stateful IR has batch 1)"
 
     def __init__(
         self,

@@ -19,23 +19,37 @@ A sequence is one row of a block table: ``block_indices`` lists its blocks in or
 says how many tokens the cache holds, ``subsequence_begins`` where each sequence's new tokens start
 in ``inputs_embeds`` (one sequence: ``[0, n]``). The cache layout (block size, u8 with per-block
 scales, key by channel) is the plugin's: it is read from the compiled model's inputs.
+
+The same inputs describe several sequences at once, which is what a worklist uses
+(:meth:`PagedRunner.run_batched`, continuous batching: :mod:`.continuous`): joining prompts run
+together in one prompt-IR call, then every decode step feeds one token per sequence in flight in
+one decoder call (``logits_indices = arange(B)``: the paged graph indexes logits over the
+flattened tokens), each sequence in the blocks a :class:`.block_table.BlockTable` gave it. On the
+toy model every study's tokens and logits came out as they do alone, bit for bit, at
+concurrency 2 to 4 (tests/unit/test_batching.py checks tokens within the tie margin).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from .batching import BatchRun
+from .block_table import BlockTable, blocks_for, paged_feed
+from .continuous import run_continuous
 from .openvino_parts import OpenVINOParts
 
 if TYPE_CHECKING:
     import openvino as ov
 
-    from ..model.processor import CXRProcessor
+    from ..model.processor import CXRProcessor, ModelInputs
 
 CACHE_PREFIX = ("key_cache.", "value_cache.")
+CONTINUOUS = "continuous batching (PagedAttention block table; a study joins when one ends)"
 HEADROOM_TOKENS = 256  # cache tokens allocated beyond the prompt before the first growth
 
 
@@ -61,7 +75,12 @@ def to_paged(model: ov.Model) -> ov.Model:
 class PagedRunner(OpenVINOParts):
     """Greedy generation with the prompt on ``prefill`` and the steps on ``decoder``, both paged
     (:func:`to_paged`) and bound to the same cache tensors, which grow when a sequence outgrows
-    them (the blocks are copied: a growth costs one copy of the cache)."""
+    them (the blocks are copied: a growth costs one copy of the cache).
+
+    A worklist (:meth:`run_batched`) runs several sequences in the one cache, each in the blocks
+    a :class:`.block_table.BlockTable` gives it; :meth:`generate` runs one, in blocks ``0..``."""
+
+    batch_mode = CONTINUOUS
 
     def __init__(
         self,
@@ -91,19 +110,26 @@ class PagedRunner(OpenVINOParts):
         self.block_size = int(value.get_partial_shape()[2].get_length())
         self._inputs = {port.get_any_name() for port in decoder.inputs}
         self.capacity_blocks = 0  # the cache tensors themselves live in the two requests
+        # continuous batching (run_batched): the sequences in flight, their blocks and lengths
+        self._table: BlockTable | None = None
+        self._lengths: dict[int, int] = {}
 
     def _blocks(self, tokens: int) -> int:
-        return -(-tokens // self.block_size)
+        return blocks_for(tokens, self.block_size)
 
     def _reserve(self, tokens: int, keep: int) -> None:
-        """Cache room for ``tokens``; the first ``keep`` tokens' blocks survive a growth."""
+        """Cache room for ``tokens`` of one sequence in blocks ``0..``; the first ``keep`` tokens'
+        blocks survive a growth."""
+        needed = self._blocks(tokens)
+        if needed > self.capacity_blocks:
+            self._resize(max(needed, 2 * self.capacity_blocks), self._blocks(keep))
+
+    def _resize(self, blocks: int, kept: int) -> None:
+        """New cache tensors of ``blocks`` blocks, bound to both requests; the first ``kept``
+        blocks are copied over (all of them when several sequences live anywhere in the cache)."""
         import openvino as ov
 
-        needed = self._blocks(tokens)
-        if needed <= self.capacity_blocks:
-            return
-        blocks = max(needed, 2 * self.capacity_blocks)
-        kept = self._blocks(keep)
+        kept = min(kept, self.capacity_blocks)
         for name, port in self._cache_ports.items():
             dims = [blocks, *(d.get_length() for d in list(port.get_partial_shape())[1:])]
             tensor = ov.Tensor(port.get_element_type(), dims)
@@ -116,20 +142,16 @@ class PagedRunner(OpenVINOParts):
     def _feed(
         self, embeds: np.ndarray, past: int, logits_indices: np.ndarray
     ) -> dict[str, np.ndarray]:
-        """One sequence of ``embeds [1, n, D]`` after ``past`` cached tokens."""
+        """One sequence of ``embeds [1, n, D]`` after ``past`` cached tokens, in blocks ``0..``."""
         tokens = embeds.shape[1]
-        total = past + tokens
-        blocks = self._blocks(total)
-        feed = {
-            "inputs_embeds": embeds[0],  # paged: [tokens, D], every token its own batch row
-            "position_ids": np.arange(past, total, dtype=np.int64),
-            "logits_indices": logits_indices,
-            "max_context_len": np.array(total, dtype=np.int32),
-            "past_lens": np.array([past], dtype=np.int32),
-            "subsequence_begins": np.array([0, tokens], dtype=np.int32),
-            "block_indices_begins": np.array([0, blocks], dtype=np.int32),
-            "block_indices": np.arange(blocks, dtype=np.int32),
-        }
+        blocks = list(range(self._blocks(past + tokens)))
+        # paged: inputs_embeds [tokens, D], every token its own batch row
+        return self._inputs_of(embeds[0], logits_indices, paged_feed([past], [tokens], [blocks]))
+
+    def _inputs_of(
+        self, embeds: np.ndarray, logits_indices: np.ndarray, table: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        feed = {"inputs_embeds": embeds, "logits_indices": logits_indices, **table}
         return {name: value for name, value in feed.items() if name in self._inputs}
 
     def _run_prefill(self, embeds: np.ndarray, logits_indices: np.ndarray) -> np.ndarray:
@@ -150,3 +172,82 @@ class PagedRunner(OpenVINOParts):
         return torch.from_numpy(logits.reshape(-1, logits.shape[-1])[-1].astype(np.float32)), (
             state + 1
         )
+
+    # ---- continuous batching: several sequences in one block table ----------------------------
+    def run_batched(
+        self,
+        items: list[ModelInputs],
+        concurrency: int,
+        max_new_tokens: int,
+        *,
+        force_length: bool = False,
+        return_logits: bool = False,
+        clock: Callable[[], float] = perf_counter,
+    ) -> BatchRun:
+        """``items`` with up to ``concurrency`` sequences in flight in the one cache, a study
+        joining as soon as one ends (:func:`.continuous.run_continuous`)."""
+        self._table = BlockTable(self.block_size, self.capacity_blocks)
+        self._lengths = {}
+        try:
+            return run_continuous(
+                self,
+                items,
+                concurrency,
+                max_new_tokens,
+                force_length=force_length,
+                return_logits=return_logits,
+                clock=clock,
+                mode=self.batch_mode,
+            )
+        finally:
+            self._table, self._lengths = None, {}
+
+    def start_sequences(self, sequences: list[int], items: list[ModelInputs]) -> np.ndarray:
+        """The joining prompts in one prompt-IR call, one subsequence each, every one writing
+        its own blocks; each prompt's last-token logits ``[sequences, vocab]``."""
+        table = self._live_table()
+        prompts = [self._embed_prompt(i.input_ids, self._encode(i.pixel_values))[0] for i in items]
+        lengths = [p.shape[0] for p in prompts]
+        for sequence, length in zip(sequences, lengths, strict=True):
+            table.reserve(sequence, length)
+            self._lengths[sequence] = length
+        self._fit_cache(table)
+        feed = paged_feed([0] * len(sequences), lengths, [table.blocks(s) for s in sequences])
+        last = np.cumsum(lengths, dtype=np.int64) - 1
+        self._prefill_request.infer(self._inputs_of(np.concatenate(prompts), last, feed))
+        return self._logits(self._prefill_request)
+
+    def step_sequences(self, sequences: list[int], tokens: list[int]) -> np.ndarray:
+        """One decode step for every sequence in flight: one token each, in one decoder call."""
+        table = self._live_table()
+        pasts = [self._lengths[s] for s in sequences]
+        for sequence, past in zip(sequences, pasts, strict=True):
+            table.reserve(sequence, past + 1)
+        self._fit_cache(table)
+        embeds = np.concatenate([self._token_embedding(t)[0] for t in tokens])
+        feed = paged_feed(pasts, [1] * len(sequences), [table.blocks(s) for s in sequences])
+        rows = np.arange(len(sequences), dtype=np.int64)  # logits of every (flattened) token
+        self._decoder.infer(self._inputs_of(embeds, rows, feed))
+        for sequence in sequences:
+            self._lengths[sequence] += 1
+        return self._logits(self._decoder)
+
+    def end_sequence(self, sequence: int) -> None:
+        self._live_table().release(sequence)
+        self._lengths.pop(sequence, None)
+
+    def _live_table(self) -> BlockTable:
+        if self._table is None:
+            raise RuntimeError("sequences run only inside run_batched")
+        return self._table
+
+    def _fit_cache(self, table: BlockTable) -> None:
+        """The cache tensors grown to the table's capacity, every block kept (live blocks may
+        lie anywhere below the old capacity)."""
+        if table.capacity > self.capacity_blocks:
+            self._resize(table.capacity, self.capacity_blocks)
+
+    @staticmethod
+    def _logits(request: ov.InferRequest) -> np.ndarray:
+        logits = request.get_tensor("logits").data
+        return logits.reshape(-1, logits.shape[-1])

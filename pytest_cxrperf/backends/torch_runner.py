@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from transformers import DynamicCache
@@ -29,6 +29,10 @@ def cache_argument(decoder: Any) -> str:
 
 class TorchRunner(GreedyLoop):
     """Runs a (possibly cast or compiled) :class:`CXRReportModel`."""
+
+    # whether :mod:`.batched_torch` can batch this runner's decoder (a transformers decoder that
+    # takes a DynamicCache, an attention mask and position ids)
+    static_batching: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -6,10 +6,11 @@
 
 Prints, per backend, studies/hour, tokens/s and per-study latency p50/p95/p99 under each
 concurrency (:mod:`pytest_cxrperf.throughput`), the knee of the curve and, with a cost, the cost
-per 1,000 reports. The torch backends run each batch as one batched decode
-(:mod:`pytest_cxrperf.backends.batched_torch`); a backend without a batched path runs the
-batch's studies one after another and is marked so. Before any timing, every study's batched
-report is checked against the same backend's single-study report. Levels are interleaved
+per 1,000 reports. Every level is one worklist through
+:func:`pytest_cxrperf.backends.batching.run_batched`: static batches for the torch backends,
+continuous batching for the paged OpenVINO ones, one study after another where a backend has no
+batched path (the mode is printed). Before any timing, every study's report from the worklist at
+the widest level is checked against the same backend's single-study report. Levels are interleaved
 (``--repeats`` rounds, each level once per round in shuffled order; the median counts), so a
 machine's drift does not fall on one level. Bad options are a usage error (exit 4) before any
 model is built.
@@ -57,39 +58,39 @@ def _checked(args: argparse.Namespace) -> tuple[list[str], list[int], float | No
     return names, levels, cost
 
 
-def _batch_generator(runner: Any, tokens: int) -> tuple[Any, bool]:
-    """``generate(batch) -> token counts`` for ``runner``, and whether it is batched."""
-    from ..backends.batched_torch import generate_batch, supports_batching
-
-    if supports_batching(runner):
-
-        def batched(batch: list[Any]) -> list[int]:
-            outputs, _ = generate_batch(runner, batch, tokens, force_length=True)
-            return [len(o.token_ids) for o in outputs]
-
-        return batched, True
-
-    def one_by_one(batch: list[Any]) -> list[int]:
-        return [len(runner.generate(i, tokens, force_length=True).token_ids) for i in batch]
-
-    return one_by_one, False
-
-
-def _batched_equals_single(runner: Any, inputs: list[Any], tokens: int, tie: float) -> list[str]:
-    """Where a batch of every study says something else than each study alone (empty: none)."""
-    from ..backends.batched_torch import generate_batch, supports_batching
+def _batched_equals_single(
+    runner: Any, items: list[Any], concurrency: int, tokens: int, tie: float
+) -> list[str]:
+    """Where the worklist run with ``concurrency`` in flight says something else than each study
+    alone (empty: nothing). Natural lengths, so continuous batching admits studies as others end;
+    a runner without a batched path runs ``generate`` itself and is not checked."""
+    from ..backends.batching import has_batched_path, run_batched
     from ..gate.equivalence import compare_tokens
 
-    if not supports_batching(runner):
+    if not has_batched_path(runner):
         return []
-    outputs, _ = generate_batch(runner, inputs, tokens)
+    run = run_batched(runner, items, concurrency, tokens)
+    alone: dict[str, Any] = {}
     problems = []
-    for single_inputs, batched in zip(inputs, outputs, strict=True):
-        alone = runner.generate(single_inputs, tokens, return_logits=True)
-        check = compare_tokens(alone.token_ids, batched.token_ids, alone.step_logits, tie)
+    for single_inputs, batched in zip(items, run.outputs, strict=True):
+        name = single_inputs.study_name
+        if name not in alone:
+            alone[name] = runner.generate(single_inputs, tokens, return_logits=True)
+        reference = alone[name]
+        check = compare_tokens(reference.token_ids, batched.token_ids, reference.step_logits, tie)
         if not check.ok:
-            problems.append(f"{single_inputs.study_name}: {check.message}")
+            problems.append(f"{name}: {check.message}")
     return problems
+
+
+def _warm_up(runner: Any, items: list[Any], levels: list[int], tokens: int) -> None:
+    """One batch at every batch size the levels produce (1 included: a worklist's last batch may
+    hold one study), so that no compilation (``compile``'s decoder specialises batch 1 apart
+    from larger ones) lands in a timed level."""
+    from ..backends.batching import run_batched
+
+    for size in sorted({1, *levels}):
+        run_batched(runner, items[:size], size, tokens, force_length=True)
 
 
 def cmd_throughput(args: argparse.Namespace) -> int:
@@ -97,16 +98,18 @@ def cmd_throughput(args: argparse.Namespace) -> int:
     if isinstance(checked, str):
         return _fail(checked)
     names, levels, cost = checked
+    from ..backends.batching import batch_mode, run_batched
     from ..backends.registry import get_backend_class
     from ..gate.equivalence import tolerances_for
     from ..model.loader import load_model
     from ..model.study import load_studies
-    from ..throughput import Throughput, curve_lines, knee, run_worklist, worklist
+    from ..throughput import Throughput, curve_lines, knee, worklist
 
     reference = load_model(args.model)
     studies = load_studies(args.studies)
     inputs = [reference.processor(study) for study in studies]
     order = worklist(len(inputs), args.worklist, seed=args.seed)
+    items = [inputs[i] for i in order]
     report: dict[str, Any] = {"model": args.model, "worklist": args.worklist, "backends": {}}
     failed = False
     for name in names:
@@ -118,14 +121,13 @@ def cmd_throughput(args: argparse.Namespace) -> int:
             continue
         runner = backend.prepare(reference, inputs[0])
         tie = tolerances_for(backend.precision, name).tie_margin
-        problems = _batched_equals_single(runner, inputs, args.max_new_tokens, tie)
+        problems = _batched_equals_single(runner, items, max(levels), args.max_new_tokens, tie)
         if problems:
             failed = True
             print(f"{name}: batched reports differ from single-study reports:")
             for problem in problems:
                 print(f"  {problem}")
-        generate, batched = _batch_generator(runner, args.max_new_tokens)
-        generate([inputs[i] for i in order[: max(levels)]])  # warm-up at the widest batch
+        _warm_up(runner, items, levels, args.max_new_tokens)
         runs: dict[int, list[Throughput]] = {level: [] for level in levels}
         shuffle = random.Random(args.seed)
         for round_index in range(args.repeats):
@@ -136,17 +138,16 @@ def cmd_throughput(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-                runs[level].append(
-                    run_worklist(name, inputs, order, level, generate, batched=batched)
-                )
+                run = run_batched(runner, items, level, args.max_new_tokens, force_length=True)
+                runs[level].append(Throughput.from_run(name, run))
         print(file=sys.stderr)
         curve = [
             sorted(points, key=lambda p: p.studies_per_hour)[len(points) // 2]
             for points in runs.values()
         ]
         bend = knee(curve)
-        mode = "batched decode" if batched else "no batched path: studies run one at a time"
-        print(f"{name} ({backend.precision}, {mode}; worklist of {args.worklist} studies):")
+        mode = batch_mode(runner)
+        print(f"{name} ({backend.precision}; worklist of {args.worklist} studies): {mode}")
         for line in curve_lines(curve, cost):
             print(f"  {line}")
         sequential = next(p for p in curve if p.concurrency == min(levels))
@@ -165,7 +166,8 @@ def cmd_throughput(args: argparse.Namespace) -> int:
         )
         report["backends"][name] = {
             "precision": backend.precision,
-            "batched": batched,
+            "batched": curve[0].batched,
+            "mode": mode,
             "batched_equals_single": not problems,
             "knee": bend.concurrency,
             "curve": [p.to_dict(cost) for p in curve],

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from pytest_cxrperf.backends.batched_torch import generate_batch, left_padded
+from pytest_cxrperf.backends.batching import STATIC, run_batched
 from pytest_cxrperf.backends.torch_runner import TorchRunner
 from pytest_cxrperf.gate.equivalence import compare_tokens
 from pytest_cxrperf.throughput import (
@@ -17,7 +19,6 @@ from pytest_cxrperf.throughput import (
     parse_concurrency,
     parse_cost,
     percentile,
-    run_worklist,
     worklist,
 )
 
@@ -48,19 +49,28 @@ def test_percentile_interpolates_like_numpy():
         percentile(values, 101)
 
 
-def test_run_worklist_counts_studies_tokens_and_each_batchs_span():
-    spans = iter([2.0, 3.0, 1.0])
-    now = [0.0]
+class OneAtATime:
+    """A runner without a batched path whose every generation takes ``spans`` seconds of a fake
+    clock, in turn, and ten tokens."""
 
-    def clock():
-        return now[0]
+    def __init__(self, spans):
+        self.spans, self.now = iter(spans), 0.0
 
-    def generate(batch):
-        now[0] += next(spans)
-        return [10] * len(batch)
+    def clock(self):
+        return self.now
 
-    result = run_worklist("x", ["a", "b", "c", "d", "e"], [0, 1, 2, 3, 4], 2, generate, clock=clock)
+    def generate(self, inputs, max_new_tokens, *, force_length=False, return_logits=False):
+        self.now += next(self.spans)
+        return SimpleNamespace(token_ids=[1] * 10, text="", step_logits=None)
+
+
+def test_throughput_from_a_run_counts_studies_tokens_and_each_batchs_span():
+    runner = OneAtATime([1.0, 1.0, 2.0, 1.0, 1.0])
+    items = [SimpleNamespace(study_name=name) for name in "abcde"]
+    run = run_batched(runner, items, 2, 10, clock=runner.clock)
+    result = Throughput.from_run("x", run)
     assert (result.studies, result.tokens, result.seconds) == (5, 50, 6.0)
+    assert result.concurrency == 2 and not result.batched  # one at a time: no batched path
     assert result.latencies_s == (2.0, 2.0, 3.0, 3.0, 1.0)  # the last batch holds one study
     assert result.studies_per_hour == pytest.approx(3000.0)
     assert result.tokens_per_s == pytest.approx(50 / 6)
@@ -68,9 +78,9 @@ def test_run_worklist_counts_studies_tokens_and_each_batchs_span():
     data = result.to_dict(cost_per_hour=3.0)
     assert data["latency_p50_s"] == 2.0 and data["cost_per_1000"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="concurrency"):
-        run_worklist("x", ["a"], [0], 0, generate)
-    with pytest.raises(ValueError, match="counts"):
-        run_worklist("x", ["a", "b"], [0, 1], 2, lambda batch: [1])
+        run_batched(runner, items, 0, 10)
+    with pytest.raises(ValueError, match="empty"):
+        run_batched(runner, [], 2, 10)
 
 
 def point(concurrency, per_hour):
@@ -187,10 +197,10 @@ def test_throughput_sweep_writes_each_levels_figures(tmp_path, capsys):
             "--max-new-tokens", "4", "--cost-per-hour", "1.5", "--json", str(out)]  # fmt: skip
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
-    assert "eager (fp32, batched decode; worklist of 4 studies)" in printed
+    assert f"eager (fp32; worklist of 4 studies): {STATIC}" in printed
     assert "(knee)" in printed and "cost/1000" in printed
     data = json.loads(out.read_text())["backends"]["eager"]
-    assert data["batched"] and data["batched_equals_single"]
+    assert data["batched"] and data["batched_equals_single"] and data["mode"] == STATIC
     assert [p["concurrency"] for p in data["curve"]] == [1, 2]
     for p in data["curve"]:
         assert p["studies"] == 4 and p["tokens"] == 16
