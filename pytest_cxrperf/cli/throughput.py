@@ -55,6 +55,13 @@ def _checked(args: argparse.Namespace) -> tuple[list[str], list[int], float | No
         cost = parse_cost(args.cost_per_hour)
     except ValueError as exc:
         return str(exc)
+    from ..errors import CxrPerfError
+    from ..validation import check_worklist_fits
+
+    try:  # the widest level must fit in memory (from the model's config: nothing is built)
+        check_worklist_fits(args.model, args.studies, max(levels), args.max_new_tokens)
+    except CxrPerfError as exc:
+        return str(exc).replace("--cxr-concurrency=", "--concurrency ")
     return names, levels, cost
 
 

@@ -33,6 +33,32 @@ THROUGHPUT = [
     "default",
 ]
 # a batched worklist of 4 takes 3 x one eager generation, one at a time 6 x
+PADDING_BUG = '''
+
+class PaddingBugRunner(TorchRunner):
+    """Right alone, wrong in a batch (as a padding bug would be): every batched token shifted."""
+
+    batch_mode = "static batching with a padding bug"
+
+    def run_batched(self, items, concurrency, max_new_tokens, **kwargs):
+        from dataclasses import replace
+
+        from pytest_cxrperf.backends.batching import run_batched
+
+        plain = TorchRunner(self.model, self.processor)
+        run = run_batched(plain, items, concurrency, max_new_tokens, **kwargs)
+        shifted = tuple(replace(o, token_ids=[t + 1 for t in o.token_ids]) for o in run.outputs)
+        return replace(run, outputs=shifted, mode=self.batch_mode)
+
+
+@register_backend
+class PaddingBugBackend(Backend):
+    name = "padding-bug"
+    precision = "fp32"
+
+    def prepare(self, reference, example):
+        return PaddingBugRunner(reference.model, reference.processor)
+'''
 SECONDS = {
     "eager": 0.02,
     "probe": 0.01,
@@ -46,7 +72,7 @@ SECONDS = {
 @pytest.fixture
 def gate(suite, monkeypatch):
     conftest = suite.path / "conftest.py"
-    conftest.write_text(conftest.read_text() + TWIN)
+    conftest.write_text(conftest.read_text() + TWIN + PADDING_BUG)
     suite.simulate = lambda **model: simulate(suite, monkeypatch, seconds=SECONDS, **model)
     return suite
 
@@ -106,14 +132,17 @@ def test_another_concurrency_has_no_baseline_and_is_never_compared(gate):
 
 
 def test_a_batched_report_that_differs_fails_its_backend(gate):
-    """``wrong`` shifts every token of its single-study reports; its batched decode does not, so
-    a batched report differs from the same backend alone: that test fails and names the study."""
-    result = run(gate, "--cxr-backend=wrong")
+    """``padding-bug`` is right alone and wrong in a batch: its batched-equivalence test fails,
+    naming the study and the step, and the run fails."""
+    result = run(gate, "--cxr-backend=padding-bug")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     outcomes = result.parseoutcomes()
     assert outcomes["failed"] == 1 and outcomes["passed"] == 1  # the throughput test itself runs
     result.stdout.fnmatch_lines(
-        ["*test_batched_reports_equal_single*wrong*", "*against wrong alone*"]
+        [
+            "*padding-bug batched (static batching with a padding bug):*",
+            "*against padding-bug alone: first difference at step 0*not a near tie*",
+        ]
     )
 
 

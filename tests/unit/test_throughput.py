@@ -174,6 +174,10 @@ def test_a_forced_length_batch_runs_every_row_to_the_end(toy):
         (["--cost-per-hour", "a lot"], "--cost-per-hour"),
         (["--backend", "nope"], "--backend"),
         (["--worklist", "0"], "--worklist"),
+        (
+            ["--model", "maira2", "--concurrency", "1,300", "--worklist", "300"],
+            "--concurrency 300: 300 studies in flight",
+        ),
     ],
 )
 def test_bad_throughput_options_are_a_usage_error_before_any_model(monkeypatch, capsys, argv,
@@ -206,3 +210,18 @@ def test_throughput_sweep_writes_each_levels_figures(tmp_path, capsys):
         assert p["studies"] == 4 and p["tokens"] == 16
         assert p["cost_per_1000"] == pytest.approx(1.5 * 1000 / p["studies_per_hour"])
         assert p["latency_p50_s"] <= p["latency_p95_s"] <= p["latency_p99_s"]
+
+
+def test_a_worklist_that_cannot_fit_names_what_would():
+    from pytest_cxrperf.model.loader import architecture_of
+    from pytest_cxrperf.throughput import in_flight_bytes, worklist_fit_problem
+
+    decoder = architecture_of("bench").decoder
+    one = in_flight_bytes(decoder, 3000, 1)
+    assert in_flight_bytes(decoder, 3000, 4) == 4 * one  # sequences do not share their memory
+    assert in_flight_bytes(decoder, 6000, 1) > 2 * one  # attention scores grow with L squared
+    assert worklist_fit_problem(decoder, 3000, 4, available_bytes=100 * one) is None
+    problem = worklist_fit_problem(decoder, 3000, 4, available_bytes=int(2.6 * one))
+    assert problem is not None and "--cxr-concurrency=4" in problem and "lower it to 2" in problem
+    hopeless = worklist_fit_problem(decoder, 3000, 1, available_bytes=one // 2)
+    assert hopeless is not None and "not even one fits" in hopeless
