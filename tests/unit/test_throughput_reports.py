@@ -1,0 +1,191 @@
+"""The throughput test in every report: the rows derived once (report/model.py), the terminal
+summary, Markdown, HTML, BMF, the JSON report and `cxrperf report merge`. Hand-built RunResults:
+no model, no pytest run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytest_cxrperf.backends.batching import ONE_AT_A_TIME, STATIC
+from pytest_cxrperf.gate.decision import MISSING, OK, REGRESSED, Verdict
+from pytest_cxrperf.report import json_report, model
+from pytest_cxrperf.results import BackendResult, RunResults
+from pytest_cxrperf.throughput import ThroughputFigures
+
+from .test_report_writers import backend, comparison, run
+
+# a worklist of 16 studies, 4 in flight: median round 30 s -> 1920 studies/h; one at a time
+# median 72 s -> 800 studies/h (2.40x); 512 tokens / 30 s = 17.07 tokens/s
+LATENCIES = [6.0] * 4 + [7.0] * 4 + [8.0] * 4 + [9.0, 9.0, 9.0, 10.0]  # p50 7.5, p95 9.25, p99 9.85
+COST = 0.85  # per hour: 0.85 * 1000 / 1920 = 0.443 per 1,000 reports
+CLASS = "intel-x86_64-avx512-16c-t8-aaaa"
+
+
+def ok_checks(*, single=True):
+    return {
+        "batched_vs_single": {"ok": single, "message": "identical" if single else "differ at 7"},
+        "batched_vs_reference": {"ok": True, "message": "identical"},
+        "clinical_findings": {"ok": True, "message": "same findings"},
+    }
+
+
+def figures(
+    scale=1.0, *, cost=COST, gate=None, single=True, mode=STATIC, concurrency=4, sequential=None
+):
+    """Figures ``scale`` times slower than the reference numbers above."""
+    return ThroughputFigures(
+        concurrency=concurrency,
+        worklist=16,
+        mode=mode,
+        samples_s=[32.0 * scale, 30.0 * scale, 28.8 * scale],
+        control_samples_s=[31.0, 30.5, 30.0],
+        sequential_samples_s=sequential or [72.0 * scale, 70.0 * scale, 74.0 * scale],
+        tokens=512,
+        latencies_s=[v * scale for v in LATENCIES],
+        peak_memory_mib=512.5,
+        equivalence={"study-001": ok_checks(), "study-002": ok_checks(single=single)},
+        gate=gate,
+        cost_per_hour=cost,
+    )
+
+
+def tp_run(*, cost=COST, failing=True, fingerprint=CLASS):
+    """eager (passing, cost), compile (throughput gate REGRESSED), openvino (batched report
+    differs from its single-study report), on a run whose latency all passed."""
+    results = run(fingerprint, failing=False)
+    eager = results.backends["eager"]
+    eager.throughput = figures(cost=cost, gate=Verdict("eager", OK, False, measure="throughput"))
+    for label, median in (("compile", 0.4), ("openvino", 0.2)):
+        result = backend(label, samples=(median, median * 1.01, median * 0.99))
+        result.control_samples_s = [0.8, 0.8, 0.8]
+        results.backends[label] = result
+    slow = comparison(1.25, REGRESSED, (1.15, 1.35))
+    regressed = Verdict(
+        "compile", REGRESSED, True, 0.1, 0.01, "b/compile.throughput.json", None, slow,
+        measure="throughput",
+    )  # fmt: skip
+    results.backends["compile"].throughput = figures(
+        1.25 if failing else 0.8, cost=cost, gate=regressed if failing else None
+    )
+    results.backends["openvino"].throughput = figures(  # one at a time: as fast as sequential
+        0.5, cost=cost, single=not failing, mode=ONE_AT_A_TIME, concurrency=2,
+        sequential=[15.3, 15.0, 15.6],
+    )  # fmt: skip
+    return results
+
+
+# ---- the rows ---------------------------------------------------------------------------------
+def test_rows_carry_every_figure_in_the_order_of_the_main_table():
+    runs = [("", tp_run())]
+    rows = model.throughput_rows(runs)
+    assert [r.label for r in rows] == [r.label for r in model.rows(runs)]
+    eager = rows[0]
+    assert (eager.concurrency, eager.worklist, eager.mode) == (4, 16, STATIC)
+    assert eager.studies_per_hour == pytest.approx(1920)
+    assert eager.studies_per_hour_range == pytest.approx((1800, 2000))  # 32 s and 28.8 s rounds
+    assert eager.sequential_studies_per_hour == pytest.approx(800)
+    assert eager.speedup_vs_sequential == pytest.approx(2.4)
+    assert eager.latency_p95_s == pytest.approx(9.25)
+    assert eager.cost_per_1000 == pytest.approx(0.85 * 1000 / 1920)
+    assert eager.cells == {
+        "precision": "fp32",
+        "concurrency": "4",
+        "worklist": "16",
+        "mode": STATIC,
+        "studies_per_hour": "1920",
+        "sequential": "800",
+        "speedup": "2.40x",
+        "tokens_per_s": "17.1",
+        "p50": "7.500",
+        "p95": "9.250",
+        "p99": "9.850",
+        "peak_mib": "512.5",
+        "cost": "0.443",
+        "verdict": "ok",
+        "equivalence": "ok (2 studies)",
+    }
+    assert eager.state == model.PASS
+    compile_, openvino = rows[1:]
+    assert compile_.state == model.FAIL and compile_.verdict == "REGRESSED +25%"
+    assert "throughput regression" in compile_.verdict_message
+    assert openvino.state == model.FAIL and openvino.verdict == "-"
+    assert openvino.equivalence_failures == ("study-002: batched_vs_single",)
+    assert openvino.equivalence_messages == ("differ at 7",)
+    assert openvino.cells["equivalence"] == "FAIL (1)"
+
+
+def test_no_rows_and_no_line_without_throughput_figures():
+    runs = [("", run())]
+    assert model.throughput_rows(runs) == [] and model.throughput_line(runs) is None
+
+
+def test_the_line_names_worklist_concurrency_cost_and_machine_class():
+    line = model.throughput_line([("", tp_run())])
+    assert line == (
+        f"throughput: worklist of 16 studies, concurrency 4 / 2 (per backend), cost per hour "
+        f"0.85, machine class {CLASS}"
+    )
+    assert "no cost per hour given" in str(model.throughput_line([("", tp_run(cost=None))]))
+
+
+def test_a_throughput_failure_fails_the_backend_and_the_headline():
+    results = tp_run()
+    assert results.failed == ["compile", "openvino"]
+    title, failing, _ = model.headline([("", results)])
+    assert title.startswith("cxrperf: FAILED - 2 of 3 backend(s)")
+    assert any(
+        p.startswith("compile: throughput REGRESSED +25% (ratio 1.250, interval [1.150, 1.350]")
+        for p in failing
+    )
+    assert (
+        "openvino: batched equivalence FAILED: 1 check(s) on 1 of 2 studies "
+        "(batched_vs_single; study-002)"
+    ) in failing
+
+
+def test_a_missing_throughput_baseline_warns_once():
+    results = tp_run(failing=False)
+    results.backends["compile"].throughput.gate = Verdict("compile", MISSING, False)
+    _, _, warning = model.headline([("", results)])
+    assert any("no baseline: compile (throughput)" in w for w in warning)
+    assert model.state(results.backends["compile"]) == model.WARN
+
+
+def test_the_fastest_equivalent_never_names_a_backend_that_failed_its_throughput_test():
+    results = tp_run(failing=False)  # openvino 4.0x, compile 2.0x: both pass
+    [fastest] = model.fastest_equivalent([("", results)])
+    assert fastest.label == "openvino"
+    results = tp_run(failing=True)  # openvino's batched reports differ, compile's gate failed
+    assert model.fastest_equivalent([("", results)]) == []
+    results.backends["openvino"].throughput.equivalence["study-002"] = ok_checks()
+    [fastest] = model.fastest_equivalent([("", results)])
+    assert fastest.label == "openvino" and fastest.runner_up is None  # compile: gate failed
+
+
+# ---- JSON and merges --------------------------------------------------------------------------
+def test_the_json_report_round_trips_the_throughput_figures():
+    results = tp_run()
+    data = json.loads(json.dumps(json_report.build_report(results)))
+    entry = data["backends"]["eager"]["throughput"]
+    assert entry["studies_per_hour"] == pytest.approx(1920)
+    assert entry["cost_per_1000"] == pytest.approx(0.85 * 1000 / 1920)
+    assert data["backends"]["compile"]["throughput"]["gate"]["status"] == "regressed"
+    back = RunResults.from_dict(data)
+    assert model.throughput_rows([("", back)]) == model.throughput_rows([("", results)])
+    assert back.failed == ["compile", "openvino"]
+    assert "throughput" not in json.loads(json.dumps(run().to_dict()))["backends"]["eager"]
+
+
+def test_a_workers_throughput_joins_anothers_latency_in_one_run():
+    timed = tp_run()
+    for result in timed.backends.values():
+        result.throughput = None
+    worker = RunResults(backends={"compile": BackendResult("compile", "bf16")})
+    worker.backends["compile"].throughput = tp_run().backends["compile"].throughput
+    merged = timed.merge(worker)
+    [row] = model.throughput_rows([("", merged)])
+    assert row.label == "compile" and row.verdict == "REGRESSED +25%"
+    assert merged.backends["compile"].samples_s == timed.backends["compile"].samples_s
+    assert merged.failed == ["compile"]
