@@ -11,6 +11,7 @@ import pytest
 from pytest_cxrperf.backends.batching import ONE_AT_A_TIME, STATIC
 from pytest_cxrperf.gate.decision import MISSING, OK, REGRESSED, Verdict
 from pytest_cxrperf.report import json_report, model
+from pytest_cxrperf.report.terminal import summary_lines
 from pytest_cxrperf.results import BackendResult, RunResults
 from pytest_cxrperf.throughput import ThroughputFigures
 
@@ -162,6 +163,48 @@ def test_the_fastest_equivalent_never_names_a_backend_that_failed_its_throughput
     results.backends["openvino"].throughput.equivalence["study-002"] = ok_checks()
     [fastest] = model.fastest_equivalent([("", results)])
     assert fastest.label == "openvino" and fastest.runner_up is None  # compile: gate failed
+
+
+# ---- terminal ---------------------------------------------------------------------------------
+def test_terminal_has_a_compact_throughput_table_and_the_failure_lines():
+    lines = summary_lines(tp_run())
+    start = lines.index(next(line for line in lines if line.startswith("throughput: worklist")))
+    header, _rule, eager, compile_, openvino = lines[start + 1 : start + 6]
+    assert header.split() == [
+        "backend", "C", "studies/h", "x", "seq", "p95", "s", "tokens/s", "cost/1000", "gate",
+        "batched", "eq",
+    ]  # fmt: skip
+    assert eager.split() == [
+        "eager", "4", "1920", "2.40x", "9.250", "17.1", "0.443", "ok", "ok", "(2", "studies)",
+    ]  # fmt: skip
+    assert compile_.split()[:3] == ["compile", "4", "1536"]  # 1920 / 1.25
+    assert "REGRESSED +25%" in compile_
+    assert openvino.split()[:4] == ["openvino", "2", "3840", "1.02x"]  # 15.3 s / 15 s
+    assert openvino.endswith("FAIL (1)")
+    assert all(len(line) <= 100 for line in lines[start + 1 : start + 7])  # table and note
+    text = "\n".join(lines)
+    assert "throughput gate FAILED: compile: throughput regression" in text
+    assert "batched equivalence FAILED: openvino: study-002: batched_vs_single" in text
+    assert "differ at 7" not in text  # the check's message with -v only
+    assert "  batched_vs_single: differ at 7" in "\n".join(summary_lines(tp_run(), verbose=1))
+
+
+def test_terminal_lists_a_missing_throughput_baseline_once():
+    results = tp_run(failing=False)
+    results.backends["compile"].throughput.gate = Verdict("compile", MISSING, False)
+    text = "\n".join(summary_lines(results))
+    assert "no throughput baseline: compile: record with --cxr-update-baselines" in text
+    assert "no latency baseline" not in text
+
+
+def test_terminal_cost_column_only_with_a_cost_and_no_section_without_throughput():
+    lines = summary_lines(tp_run(cost=None, failing=False))
+    header = next(line for line in lines if line.split()[:2] == ["backend", "C"])
+    assert "cost/1000" not in header and "studies/h" in header
+    assert not any("FAILED" in line for line in lines)
+    plain = summary_lines(run())
+    assert not any(line.startswith("throughput") or " C " in line for line in plain)
+    assert not any("batched" in line for line in plain)
 
 
 # ---- JSON and merges --------------------------------------------------------------------------
