@@ -10,7 +10,7 @@ import pytest
 
 from pytest_cxrperf.backends.batching import ONE_AT_A_TIME, STATIC
 from pytest_cxrperf.gate.decision import MISSING, OK, REGRESSED, Verdict
-from pytest_cxrperf.report import json_report, model
+from pytest_cxrperf.report import json_report, markdown, model
 from pytest_cxrperf.report.terminal import summary_lines
 from pytest_cxrperf.results import BackendResult, RunResults
 from pytest_cxrperf.throughput import ThroughputFigures
@@ -205,6 +205,37 @@ def test_terminal_cost_column_only_with_a_cost_and_no_section_without_throughput
     plain = summary_lines(run())
     assert not any(line.startswith("throughput") or " C " in line for line in plain)
     assert not any("batched" in line for line in plain)
+
+
+# ---- Markdown ---------------------------------------------------------------------------------
+def test_markdown_has_a_throughput_section_with_the_table_and_its_conditions():
+    text = markdown.render(tp_run())
+    section = text[text.index("### Throughput") :]
+    assert section.index("worklist of 16 studies") < section.index("| backend | status |")
+    assert f"machine class {CLASS}" in section and "cost per hour 0.85" in section
+    assert (
+        "| backend | status | precision | C | mode | studies/h | sequential studies/h | "
+        "x sequential | tokens/s | p50 s | p95 s | p99 s | peak MiB | cost/1000 | "
+        "throughput gate | batched equivalence |"
+    ) in section
+    assert (
+        f"| eager | :white_check_mark: ok | fp32 | 4 | {STATIC} | 1920 | 800 | 2.40x | 17.1 | "
+        "7.500 | 9.250 | 9.850 | 512.5 | 0.443 | ok | ok (2 studies) |"
+    ) in section
+    assert "| compile | :x: fail |" in section and "| REGRESSED +25% |" in section
+    assert "| openvino | :x: fail |" in section and "| FAIL (1) |" in section
+    head = text[: text.index("| backend |")]
+    assert "compile: throughput REGRESSED +25%" in head
+    assert "openvino: batched equivalence FAILED" in head
+    assert "study-002: batched batched_vs_single: differ at 7" in text  # the folded detail
+    assert text.index("### Throughput") < text.index("<details>")  # kept when details go
+
+
+def test_markdown_without_throughput_or_cost():
+    assert "Throughput" not in markdown.render(run())
+    text = markdown.render(tp_run(cost=None))
+    assert "### Throughput" in text and "cost/1000" not in text
+    assert "no cost per hour given" in text
 
 
 # ---- JSON and merges --------------------------------------------------------------------------
