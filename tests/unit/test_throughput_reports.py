@@ -5,17 +5,20 @@ no model, no pytest run."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 
 import pytest
 
 from pytest_cxrperf.backends.batching import ONE_AT_A_TIME, STATIC
 from pytest_cxrperf.gate.decision import MISSING, OK, REGRESSED, Verdict
-from pytest_cxrperf.report import json_report, markdown, model
+from pytest_cxrperf.report import html, json_report, markdown, model
 from pytest_cxrperf.report.terminal import summary_lines
 from pytest_cxrperf.results import BackendResult, RunResults
 from pytest_cxrperf.throughput import ThroughputFigures
 
-from .test_report_writers import backend, comparison, run
+from .test_report_writers import ROOT, backend, comparison, run
 
 # a worklist of 16 studies, 4 in flight: median round 30 s -> 1920 studies/h; one at a time
 # median 72 s -> 800 studies/h (2.40x); 512 tokens / 30 s = 17.07 tokens/s
@@ -236,6 +239,47 @@ def test_markdown_without_throughput_or_cost():
     text = markdown.render(tp_run(cost=None))
     assert "### Throughput" in text and "cost/1000" not in text
     assert "no cost per hour given" in text
+
+
+# ---- HTML -------------------------------------------------------------------------------------
+def test_html_has_the_throughput_table_and_two_accessible_charts():
+    page = html.render(tp_run())
+    section = page[page.index("<h2>Throughput") : page.index("<h2>Studies")]
+    assert "<th>studies/h</th>" in section and "<th>cost/1000</th>" in section
+    assert "<td>1920</td><td>800</td><td>2.40x</td>" in section
+    assert "<tr class='fail'><td>compile</td>" in section
+    assert section.count("<svg") == 2
+    assert "aria-label='studies per hour at each backend" in section
+    assert "<title>studies per hour" in section
+    assert "1920/h C=4 (2.40x)" in section and "800/h one at a time" in section
+    assert "fill='#e15759'><title>compile, 1536/h C=4 (2.40x), gate REGRESSED +25%" in section
+    assert "3840/h C=2 (1.02x)" in section and "3765/h one at a time" in section  # openvino
+    assert "p95 9.250 s (p50 7.500, p99 9.850)" in section
+    assert "throughput gate: REGRESSED +25%" in section and "throughput regression" in section
+    assert "openvino: batched equivalence failed" in section
+    assert "<li>study-002: batched_vs_single: differ at 7</li>" in section
+    assert "compile: throughput REGRESSED +25%" in page[: page.index("<table>")]  # the headline
+
+
+def test_html_without_throughput_has_no_section_and_without_cost_no_cost_column():
+    assert "Throughput" not in html.render(run())
+    page = html.render(tp_run(cost=None))
+    assert "<h2>Throughput" in page and "cost/1000" not in page
+
+
+@pytest.mark.skipif(
+    not any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")),
+    reason="no Chromium here: apt-get install chromium to render the HTML report headless",
+)
+def test_the_throughput_section_renders_in_headless_chromium(tmp_path):
+    report, shot = tmp_path / "report.html", tmp_path / "report.png"
+    html.write_html(report, [("cpu-a", tp_run(fingerprint="cpu-a")), ("cpu-b", tp_run(cost=None))])
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "check_html.py"), str(report),
+         "--screenshot", str(shot)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
 
 
 # ---- JSON and merges --------------------------------------------------------------------------
