@@ -13,7 +13,7 @@ import pytest
 
 from pytest_cxrperf.backends.batching import ONE_AT_A_TIME, STATIC
 from pytest_cxrperf.gate.decision import MISSING, OK, REGRESSED, Verdict
-from pytest_cxrperf.report import html, json_report, markdown, model
+from pytest_cxrperf.report import bmf, html, json_report, markdown, model
 from pytest_cxrperf.report.terminal import summary_lines
 from pytest_cxrperf.results import BackendResult, RunResults
 from pytest_cxrperf.throughput import ThroughputFigures
@@ -280,6 +280,45 @@ def test_the_throughput_section_renders_in_headless_chromium(tmp_path):
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+# ---- BMF --------------------------------------------------------------------------------------
+def test_bmf_has_a_throughput_benchmark_per_backend():
+    data = bmf.build(tp_run())
+    json.dumps(data)
+    prefix = "cxrperf/toy"
+    eager = data[f"{prefix}/eager/throughput-c4-n16"]
+    assert eager["throughput"] == {
+        "value": pytest.approx(1920 / 3600),  # studies per second: Bencher's throughput unit
+        "lower_value": pytest.approx(1800 / 3600),
+        "upper_value": pytest.approx(2000 / 3600),
+    }
+    assert eager["speedup-vs-sequential"] == {"value": pytest.approx(2.4)}
+    assert eager["latency-p95"] == {"value": pytest.approx(9.25)}
+    assert eager["cost-per-1000"] == {"value": pytest.approx(0.85 * 1000 / 1920)}
+    assert data[f"{prefix}/openvino/throughput-c2-n16"]["latency-p95"]["value"] == pytest.approx(
+        9.25 * 0.5
+    )
+    assert "latency" in data[f"{prefix}/eager"] and "throughput" not in data[f"{prefix}/eager"]
+    for measures in data.values():
+        for metric in measures.values():
+            assert set(metric) <= {"value", "lower_value", "upper_value"}
+            assert all(isinstance(v, float) for v in metric.values())
+
+
+def test_bmf_cost_only_with_a_cost_and_nothing_without_throughput():
+    data = bmf.build(tp_run(cost=None))
+    assert not any("cost-per-1000" in measures for measures in data.values())
+    assert "throughput" in data["cxrperf/toy/eager/throughput-c4-n16"]
+    assert not any("throughput" in name for name in bmf.build(run()))
+
+
+def test_bmf_names_the_machine_class_as_the_latency_benchmarks_do():
+    results = tp_run()
+    results.machine["machine_class"] = {"key": CLASS}
+    names = set(bmf.build(results))
+    assert f"cxrperf/{CLASS}/toy/eager" in names
+    assert f"cxrperf/{CLASS}/toy/eager/throughput-c4-n16" in names
 
 
 # ---- JSON and merges --------------------------------------------------------------------------
