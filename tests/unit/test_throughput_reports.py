@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from pytest_cxrperf import cli
 from pytest_cxrperf.backends.batching import ONE_AT_A_TIME, STATIC
 from pytest_cxrperf.gate.decision import MISSING, OK, REGRESSED, Verdict
 from pytest_cxrperf.report import bmf, html, json_report, markdown, model
@@ -346,3 +347,27 @@ def test_a_workers_throughput_joins_anothers_latency_in_one_run():
     assert row.label == "compile" and row.verdict == "REGRESSED +25%"
     assert merged.backends["compile"].samples_s == timed.backends["compile"].samples_s
     assert merged.failed == ["compile"]
+
+
+def test_report_merge_keeps_every_machines_throughput(tmp_path, capsys):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(tp_run(failing=False, fingerprint="cpu-a").to_dict()))
+    b.write_text(json.dumps(tp_run(failing=True, fingerprint="cpu-b").to_dict()))
+    md, page, merged = tmp_path / "m.md", tmp_path / "m.html", tmp_path / "m.json"
+    argv = ["report", "merge", str(a), str(b), "--markdown", str(md), "--html", str(page)]
+    assert cli.main([*argv, "--json", str(merged)]) == 1
+    out = capsys.readouterr().out
+    assert "compile @ cpu-b: throughput REGRESSED +25%" in out
+    assert "openvino @ cpu-b: batched equivalence FAILED" in out
+    text = md.read_text()
+    section = text[text.index("### Throughput") :]
+    assert "| machine | backend | status | precision | C |" in section
+    assert "| cpu-a | compile | :white_check_mark: ok |" in section
+    assert "| cpu-b | compile | :x: fail |" in section
+    assert "machine class cpu-a, cpu-b" in section
+    assert "compile @ cpu-b" in page.read_text()
+    data = json.loads(merged.read_text())
+    runs = {r["machine"]: r["results"]["backends"] for r in data["merged_runs"]}
+    assert runs["cpu-a"]["compile"]["throughput"]["gate"] is None
+    assert runs["cpu-b"]["compile"]["throughput"]["gate"]["status"] == "regressed"
+    assert {"machine": "cpu-b", "backend": "openvino"} in data["failed"]
