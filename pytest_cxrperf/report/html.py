@@ -2,7 +2,8 @@
 
 It shows the verdict and the table, the speedup of each backend, each backend's latency rounds
 against its interleaved control's with the gate's ratio interval against the threshold (the data
-behind the verdict), the stage breakdown and memory, and per study: the images (embedded as
+behind the verdict), the stage breakdown and memory, the throughput test (studies/hour at its
+concurrency beside one study at a time, latency under load), and per study: the images (embedded as
 ``data:`` URIs where RunResults names a readable file), every backend's report and the findings
 each asserts, with what differs from eager fp32 highlighted. Every text from the run is escaped.
 """
@@ -30,6 +31,7 @@ MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp
 # nothing may be fetched: images are data: URIs, styles inline, no script at all
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 STAGE_COLOURS = (("vision", "#4e79a7"), ("prefill", "#f28e2b"), ("decode", "#59a14f"))
+BATCHED_COLOUR, SEQUENTIAL_COLOUR, FAILED_COLOUR = "#4e79a7", "#a0a0a0", "#e15759"
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5em;color:#222;
@@ -201,6 +203,144 @@ def stages_svg(rows: list[tuple[str, dict[str, float]]]) -> str:
             f"<text x='{lx + 14}' y='{legend_y}'>{stage}</text>"
         )
     parts.append("</svg>")
+    return "".join(parts)
+
+
+def throughput_svg(rows: Sequence[model.ThroughputRow]) -> str:
+    """Grouped horizontal bars per backend: studies/hour at its concurrency, and the same
+    worklist one study at a time (the speedup written beside the first)."""
+    rows = [r for r in rows if r.studies_per_hour is not None]
+    if not rows:
+        return "<p class='muted'>no throughput measured</p>"
+    width, label_w, bar_h, gap = 760, 230, 16, 10
+    group = 2 * bar_h + gap
+    top = max(max(r.studies_per_hour or 0, r.sequential_studies_per_hour or 0) for r in rows)
+    x = _scale(0.0, top or 1.0, label_w, width - 260)  # room for the longest label
+    height = group * len(rows) + 34
+    label = "studies per hour at each backend's concurrency and one study at a time"
+    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+             f"role='img' aria-label='{label}'><title>{label}</title>"]  # fmt: skip
+    for i, r in enumerate(rows):
+        y = 4 + i * group
+        who = _who(r.machine, r.label)
+        parts.append(
+            f"<text x='{label_w - 6}' y='{y + bar_h + 4}' text-anchor='end'>{e(who)}</text>"
+        )
+        extra = f" ({r.speedup_vs_sequential:.2f}x)" if r.speedup_vs_sequential else ""
+        if r.verdict_failed:  # the throughput gate judges this bar: say so on it
+            extra += f", gate {r.verdict}"
+        batched = FAILED_COLOUR if r.verdict_failed else BATCHED_COLOUR
+        bars = (
+            (r.studies_per_hour, batched, f"C={r.concurrency}", extra),
+            (r.sequential_studies_per_hour, SEQUENTIAL_COLOUR, "one at a time", ""),
+        )
+        for j, (value, colour, what, extra) in enumerate(bars):
+            by = y + j * bar_h
+            if value is None:
+                parts.append(
+                    f"<text x='{label_w + 4}' y='{by + 12}' class='muted'>{what}: -</text>"
+                )
+                continue
+            text = f"{value:.0f}/h {what}{extra}"
+            parts.append(
+                f"<rect x='{label_w}' y='{by + 1}' width='{max(1.0, x(value) - label_w):.1f}' "
+                f"height='{bar_h - 2}' fill='{colour}'><title>{e(who)}, {e(text)}</title></rect>"
+                f"<text x='{x(value) + 4:.1f}' y='{by + 12}'>{e(text)}</text>"
+            )
+    legend_y = height - 8
+    for i, (what, colour) in enumerate(
+        (("at the backend's concurrency C", BATCHED_COLOUR), ("one at a time", SEQUENTIAL_COLOUR))
+    ):
+        lx = label_w + i * 230
+        parts.append(
+            f"<rect x='{lx}' y='{legend_y - 9}' width='10' height='10' fill='{colour}'/>"
+            f"<text x='{lx + 14}' y='{legend_y}'>{what}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def load_latency_svg(rows: Sequence[model.ThroughputRow]) -> str:
+    """A study's latency under load per backend: a bar to p95, a whisker from p50 to p99."""
+    rows = [r for r in rows if r.latency_p95_s is not None]
+    if not rows:
+        return ""
+    width, label_w, bar_h = 760, 230, 22
+    top = max(r.latency_p99_s or r.latency_p95_s or 0 for r in rows)
+    x = _scale(0.0, top or 1.0, label_w, width - 260)  # room for the longest label
+    height = bar_h * len(rows) + 12
+    label = "latency of a study under load: p95 (bar), p50 to p99 (whisker), seconds"
+    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+             f"role='img' aria-label='{label}'><title>{label}</title>"]  # fmt: skip
+    for i, r in enumerate(rows):
+        y = 4 + i * bar_h
+        who = _who(r.machine, r.label)
+        p50, p95, p99 = r.latency_p50_s, r.latency_p95_s or 0.0, r.latency_p99_s
+        text = f"p95 {p95:.3f} s"
+        if p50 is not None and p99 is not None:
+            text += f" (p50 {p50:.3f}, p99 {p99:.3f})"
+        parts.append(f"<text x='{label_w - 6}' y='{y + 15}' text-anchor='end'>{e(who)}</text>")
+        parts.append(
+            f"<rect x='{label_w}' y='{y + 4}' width='{max(1.0, x(p95) - label_w):.1f}' "
+            f"height='{bar_h - 8}' fill='#76b7b2'><title>{e(who)}: {e(text)}</title></rect>"
+        )
+        end = x(p95)
+        if p50 is not None and p99 is not None:
+            end = max(end, x(p99))
+            parts.append(
+                f"<line x1='{x(p50):.1f}' x2='{x(p99):.1f}' y1='{y + 11}' y2='{y + 11}' "
+                "stroke='#333' stroke-width='1.5'/>"
+                f"<line x1='{x(p50):.1f}' x2='{x(p50):.1f}' y1='{y + 6}' y2='{y + 16}' "
+                "stroke='#333'/>"
+                f"<line x1='{x(p99):.1f}' x2='{x(p99):.1f}' y1='{y + 6}' y2='{y + 16}' "
+                "stroke='#333'/>"
+            )
+        parts.append(f"<text x='{end + 6:.1f}' y='{y + 15}'>{e(text)}</text>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def throughput_html(runs: Sequence[Run]) -> str:
+    """The throughput test: what it ran under, the table (the cost column only with a cost),
+    the two charts, and every verdict or batched check worth reading."""
+    rows = model.throughput_rows(runs)
+    if not rows:
+        return ""
+    several = len(runs) > 1
+    keys = model.throughput_column_keys(rows)
+    titles = {key: title for key, title, _ in model.THROUGHPUT_COLUMNS}
+    head = (["machine"] if several else []) + ["backend", "status"]
+    head += [titles[k] for k in keys]
+    parts = [
+        "<h2>Throughput (a worklist with several studies in flight)</h2>",
+        f"<p>{e(model.throughput_line(runs))}</p>",
+        "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>",
+    ]
+    for row in rows:
+        cells = ([row.machine] if several else []) + [row.label]
+        tds = "".join(f"<td>{e(c)}</td>" for c in cells)
+        tds += f"<td class='state-{row.state}'>{e(row.state)}</td>"
+        tds += "".join(f"<td>{e(row.cells[k])}</td>" for k in keys)
+        parts.append(f"<tr class='{row.state}'>{tds}</tr>")
+    parts.append("</table>")
+    parts.append(f"<p class='muted'>{e(model.throughput_note(rows))}</p>")
+    parts += ["<h3>Studies per hour</h3>", throughput_svg(rows)]
+    latency = load_latency_svg(rows)
+    if latency:
+        parts += ["<h3>Latency of a study under load</h3>", latency]
+    for row in rows:
+        who = _who(row.machine, row.label)
+        if row.verdict_message:
+            parts.append(f"<p><b>{e(who)}: throughput gate: {e(row.verdict)}</b></p>")
+            parts.append(f"<pre class='muted'>{e(row.verdict_message)}</pre>")
+        if row.equivalence_failures:
+            items = "".join(
+                f"<li>{e(f)}: {e(m)}</li>" if m else f"<li>{e(f)}</li>"
+                for f, m in zip(row.equivalence_failures, row.equivalence_messages, strict=False)
+            )
+            parts.append(
+                f"<p class='state-fail'>{e(who)}: batched equivalence failed</p><ul>{items}</ul>"
+            )
     return "".join(parts)
 
 
@@ -443,6 +583,7 @@ def render_runs(runs: Sequence[Run]) -> str:
         ),
         "<h2>Memory</h2>",
         memory_html(runs),
+        throughput_html(runs),
         "<h2>Studies: reports and findings</h2>",
         "<p class='muted'>Highlighted: a finding eager fp32 does not assert; struck through: "
         "one it asserts that this report misses.</p>",

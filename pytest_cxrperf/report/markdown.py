@@ -1,7 +1,8 @@
 """``--cxr-markdown``: one Markdown file a CI step can post as a pull-request comment.
 
 The headline first (which backends regressed or failed a check, and by how much), then the table,
-then each backend's detail folded in ``<details>``. Where ``GITHUB_STEP_SUMMARY`` is set the same
+the throughput table where a backend's throughput test ran, then each backend's detail folded in
+``<details>``. Where ``GITHUB_STEP_SUMMARY`` is set the same
 text is appended to the job summary, kept under GitHub's 1 MiB limit: the details are dropped
 first (the text says so), the table last. All text from the run is HTML-escaped (``|`` too), so a
 report that contains Markdown or HTML cannot break the page.
@@ -77,11 +78,32 @@ def table_lines(runs: Sequence[Run]) -> list[str]:
     return lines
 
 
+def throughput_lines(runs: Sequence[Run]) -> list[str]:
+    """The throughput section: what it ran under, then the table (the cost column only with a
+    cost); nothing when no backend's throughput test ran."""
+    rows = model.throughput_rows(runs)
+    if not rows:
+        return []
+    several = len(runs) > 1
+    keys = model.throughput_column_keys(rows)
+    titles = {key: title for key, title, _ in model.THROUGHPUT_COLUMNS}
+    header = (["machine"] if several else []) + ["backend", "status"]
+    header += [titles[key] for key in keys]
+    lines = ["### Throughput", "", cell(model.throughput_line(runs)), ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = ([row.machine] if several else []) + [row.label]
+        values = [cell(c) for c in cells] + [f"{ICONS[row.state]} {row.state}"]
+        values += [cell(row.cells[key]) for key in keys]
+        lines.append("| " + " | ".join(values) + " |")
+    return [*lines, "", f"<sub>{cell(model.throughput_note(rows))}</sub>", ""]
+
+
 def backend_details(machine: str, result: BackendResult) -> list[str]:
     """One backend's verdicts, failed checks, memory and reports, folded."""
     who = model.name(machine, result.label)
     body: list[str] = []
-    for verdict in (result.gate, result.memory_gate):
+    for _, verdict in model.gates(result):
         if verdict is not None:
             body.append(verdict.message)
     if result.memory is not None:
@@ -98,6 +120,11 @@ def backend_details(machine: str, result: BackendResult) -> list[str]:
         for check, data in sorted(checks.items()):
             if not data.get("ok", True):
                 body.append(f"{study}: {check}: {data.get('message', '')}")
+    batched = result.throughput.equivalence if result.throughput is not None else {}
+    for study, checks in sorted(batched.items()):
+        for check, data in sorted(checks.items()):
+            if not data.get("ok"):
+                body.append(f"{study}: batched {check}: {data.get('message', '')}")
     lines = [f"<details><summary>{ICONS[model.state(result)]} {cell(who)}</summary>", ""]
     if body:
         lines += [pre("\n".join(body)), ""]
@@ -126,7 +153,7 @@ def details_lines(runs: Sequence[Run]) -> list[str]:
 
 
 def render_runs(runs: Sequence[Run], details: bool = True) -> str:
-    lines = headline_lines(runs) + table_lines(runs)
+    lines = headline_lines(runs) + table_lines(runs) + throughput_lines(runs)
     lines += details_lines(runs) if details else [TRUNCATED, ""]
     return "\n".join(lines)
 

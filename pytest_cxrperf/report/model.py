@@ -14,6 +14,7 @@ from ..backends.timings import stage_medians
 from ..gate.decision import IMPROVED, MISSING, OK, UPDATED, Verdict
 from ..results import BackendResult, RooflineBasis, RunResults
 from ..roofline import STAGES
+from ..throughput import ThroughputFigures
 
 FAIL, WARN, PASS = "fail", "warn", "ok"
 
@@ -32,15 +33,30 @@ def verdict_is_plain(verdict: Verdict | None) -> bool:
     return verdict.status == OK and not verdict.notes
 
 
+def throughput_gate(result: BackendResult) -> Verdict | None:
+    """The throughput gate's verdict, where the throughput test ran and was judged."""
+    return result.throughput.gate if result.throughput is not None else None
+
+
+def gates(result: BackendResult) -> tuple[tuple[str, Verdict | None], ...]:
+    """Every gate of a backend, by what it judges (latency, memory, throughput)."""
+    return (
+        ("latency", result.gate),
+        ("memory", result.memory_gate),
+        ("throughput", throughput_gate(result)),
+    )
+
+
+def _warns(verdict: Verdict | None) -> bool:
+    return verdict is not None and (verdict.warning or verdict.status == IMPROVED)
+
+
 def state(result: BackendResult) -> str:
-    """``fail``: a gate or equivalence failed; ``warn``: a verdict the user should see (no
-    baseline, not yet known, improved); ``ok`` otherwise."""
+    """``fail``: a gate or equivalence failed (the throughput test's included); ``warn``: a
+    verdict the user should see (no baseline, not yet known, improved); ``ok`` otherwise."""
     if result.failed:
         return FAIL
-    for verdict in (result.gate, result.memory_gate):
-        if verdict is not None and (verdict.warning or verdict.status == IMPROVED):
-            return WARN
-    return PASS
+    return WARN if any(_warns(verdict) for _, verdict in gates(result)) else PASS
 
 
 def _verdict_phrase(what: str, verdict: Verdict) -> str:
@@ -67,13 +83,27 @@ def problems(result: BackendResult) -> list[str]:
         found.append(_verdict_phrase("memory", result.memory_gate))
     failures = result.equivalence_failures()
     if failures:
-        studies = sorted({f.split(": ", 1)[0] for f in failures})
-        checks = sorted({f.split(": ", 1)[1] for f in failures})
-        found.append(
-            f"equivalence FAILED: {len(failures)} check(s) on {len(studies)} of "
-            f"{len(result.equivalence)} studies ({', '.join(checks)}; {', '.join(studies)})"
-        )
+        found.append("equivalence FAILED: " + _failures_phrase(failures, len(result.equivalence)))
+    tp = result.throughput
+    if tp is not None:
+        if tp.gate is not None and tp.gate.failed:
+            found.append(_verdict_phrase("throughput", tp.gate))
+        batched = batched_failures(tp)
+        if batched:
+            found.append(
+                "batched equivalence FAILED: " + _failures_phrase(batched, len(tp.equivalence))
+            )
     return found
+
+
+def _failures_phrase(failures: list[str], checked: int) -> str:
+    """``2 check(s) on 1 of 3 studies (checks; studies)`` of ``study: check`` failures."""
+    studies = sorted({f.split(": ", 1)[0] for f in failures})
+    checks = sorted({f.split(": ", 1)[1] for f in failures})
+    return (
+        f"{len(failures)} check(s) on {len(studies)} of {checked} studies "
+        f"({', '.join(checks)}; {', '.join(studies)})"
+    )
 
 
 def missing_baseline(verdict: Verdict | None) -> bool:
@@ -85,11 +115,11 @@ def warnings(result: BackendResult) -> list[str]:
     """What a passing backend's verdicts want the user to see (a missing baseline aside)."""
     return [
         _verdict_phrase(what, verdict)
-        for what, verdict in (("latency", result.gate), ("memory", result.memory_gate))
+        for what, verdict in gates(result)
         if verdict is not None
         and not verdict.failed
         and not missing_baseline(verdict)
-        and (verdict.warning or verdict.status == IMPROVED)
+        and _warns(verdict)
     ]
 
 
@@ -110,6 +140,7 @@ def shown(result: BackendResult) -> bool:
         or result.gate is not None
         or result.memory is not None
         or result.memory_gate is not None
+        or result.throughput is not None
     )
 
 
@@ -276,11 +307,7 @@ def headline(runs: Sequence[Run]) -> tuple[str, list[str], list[str]]:
             who = name(machine, result.label)
             failing += [f"{who}: {p}" for p in problems(result)]
             warning += [f"{who}: {w}" for w in warnings(result)]
-            missing += [
-                f"{who} ({what})"
-                for what, v in (("latency", result.gate), ("memory", result.memory_gate))
-                if missing_baseline(v)
-            ]
+            missing += [f"{who} ({what})" for what, v in gates(result) if missing_baseline(v)]
     if missing:
         warning.append(
             f"no baseline: {', '.join(missing)}: record one with --cxr-update-baselines "
@@ -328,8 +355,9 @@ class Fastest:
 
 def fastest_equivalent(runs: Sequence[Run]) -> list[Fastest]:
     """Per run, the fastest backend whose equivalence ran and passed on every study and whose
-    gates did not fail, by its speedup over the interleaved eager fp32 control. Eager fp32
-    itself and deliberately slowed variants (``eager+slow=1.5``) are no candidates; a run with
+    gates did not fail (the throughput test's gate and batched equivalence included:
+    :attr:`BackendResult.failed`), by its speedup over the interleaved eager fp32 control. Eager
+    fp32 itself and deliberately slowed variants (``eager+slow=1.5``) are no candidates; a run with
     none (equivalence not run, or nothing faster than the reference timed) has no entry."""
     found: list[Fastest] = []
     for machine, results in runs:
@@ -360,6 +388,220 @@ def fastest_equivalent(runs: Sequence[Run]) -> list[Fastest]:
             )
         )
     return found
+
+
+# ---- throughput ---------------------------------------------------------------------------
+def batched_failures(figures: ThroughputFigures) -> list[str]:
+    """``study: check`` for every batched report that failed a check (:data:`THROUGHPUT_CHECKS`)."""
+    return [
+        f"{study}: {check}"
+        for study, checks in sorted(figures.equivalence.items())
+        for check, data in sorted(checks.items())
+        if not data.get("ok")
+    ]
+
+
+@dataclass(frozen=True)
+class ThroughputRow:
+    """One backend's throughput test as every writer shows it: the figures (None where absent)
+    for the charts and BMF, :attr:`cells` (strings, "-" where absent) for the tables."""
+
+    machine: str
+    label: str
+    precision: str
+    state: str  # of the throughput test alone: fail / warn / ok
+    concurrency: int
+    worklist: int
+    mode: str
+    studies_per_hour: float | None
+    studies_per_hour_range: tuple[float, float] | None  # the slowest and the fastest round
+    sequential_studies_per_hour: float | None
+    speedup_vs_sequential: float | None
+    tokens_per_s: float | None
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    latency_p99_s: float | None
+    peak_memory_mib: float | None
+    cost_per_hour: float | None
+    cost_per_1000: float | None
+    verdict: str  # the gate's short status; "-" without a gate
+    verdict_message: str  # the gate's full message; "" without a gate
+    verdict_failed: bool
+    equivalence_studies: int  # studies whose batched reports were checked
+    equivalence_failures: tuple[str, ...]  # "study: check"
+    equivalence_messages: tuple[str, ...] = ()  # each failure's check message, in that order
+
+    @property
+    def failed(self) -> bool:
+        return self.state == FAIL
+
+    @property
+    def equivalence(self) -> str:
+        """``ok (3 studies)``, ``FAIL (2)`` (checks), or ``not run``."""
+        if not self.equivalence_studies:
+            return "not run"
+        if self.equivalence_failures:
+            return f"FAIL ({len(self.equivalence_failures)})"
+        n = self.equivalence_studies
+        return f"ok ({n} {'study' if n == 1 else 'studies'})"
+
+    @property
+    def cells(self) -> dict[str, str]:
+        speedup = self.speedup_vs_sequential
+        return {
+            "precision": self.precision or "-",
+            "concurrency": str(self.concurrency),
+            "worklist": str(self.worklist),
+            "mode": self.mode or "-",
+            "studies_per_hour": fmt(self.studies_per_hour, 0),
+            "sequential": fmt(self.sequential_studies_per_hour, 0),
+            "speedup": f"{speedup:.2f}x" if speedup else "-",
+            "tokens_per_s": fmt(self.tokens_per_s, 1),
+            "p50": fmt(self.latency_p50_s),
+            "p95": fmt(self.latency_p95_s),
+            "p99": fmt(self.latency_p99_s),
+            "peak_mib": fmt(self.peak_memory_mib, 1),
+            "cost": fmt(self.cost_per_1000),
+            "verdict": self.verdict,
+            "equivalence": self.equivalence,
+        }
+
+
+# key, title (Markdown, HTML), short title (the terminal's compact table)
+THROUGHPUT_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("precision", "precision", "precision"),
+    ("concurrency", "C", "C"),
+    ("mode", "mode", "mode"),
+    ("studies_per_hour", "studies/h", "studies/h"),
+    ("sequential", "sequential studies/h", "seq studies/h"),
+    ("speedup", "x sequential", "x seq"),
+    ("tokens_per_s", "tokens/s", "tokens/s"),
+    ("p50", "p50 s", "p50 s"),
+    ("p95", "p95 s", "p95 s"),
+    ("p99", "p99 s", "p99 s"),
+    ("peak_mib", "peak MiB", "peak MiB"),
+    ("cost", "cost/1000", "cost/1000"),
+    ("verdict", "throughput gate", "gate"),
+    ("equivalence", "batched equivalence", "batched eq"),
+)
+TERMINAL_THROUGHPUT_KEYS = (
+    "concurrency",
+    "studies_per_hour",
+    "speedup",
+    "p95",
+    "tokens_per_s",
+    "cost",
+    "verdict",
+    "equivalence",
+)
+
+
+def throughput_note(rows: Sequence[ThroughputRow]) -> str:
+    """What the throughput table's columns mean (the cost's only where the table has it)."""
+    note = (
+        "C = studies in flight; x sequential = studies/h at C over the same worklist one study at "
+        "a time (same rounds); p50/p95/p99 = a study's latency under load"
+    )
+    if any(r.cost_per_1000 is not None for r in rows):
+        note += "; cost/1000 = what 1,000 reports cost at the machine's cost per hour"
+    return note
+
+
+def _spread(figures: ThroughputFigures) -> tuple[float, float] | None:
+    rates = [figures.worklist / s * 3600 for s in figures.samples_s if s > 0]
+    return (min(rates), max(rates)) if rates else None
+
+
+def throughput_row(machine: str, result: BackendResult) -> ThroughputRow:
+    tp = result.throughput
+    if tp is None:
+        raise ValueError(f"{result.label}: the throughput test did not run")
+    gate = tp.gate
+    status = FAIL if tp.failed else WARN if _warns(gate) else PASS
+    return ThroughputRow(
+        machine=machine,
+        label=result.label,
+        precision=result.precision,
+        state=status,
+        concurrency=tp.concurrency,
+        worklist=tp.worklist,
+        mode=tp.mode,
+        studies_per_hour=tp.studies_per_hour,
+        studies_per_hour_range=_spread(tp),
+        sequential_studies_per_hour=tp.sequential_studies_per_hour,
+        speedup_vs_sequential=tp.speedup_vs_sequential,
+        tokens_per_s=tp.tokens_per_s,
+        latency_p50_s=tp.latency_percentile(50),
+        latency_p95_s=tp.latency_percentile(95),
+        latency_p99_s=tp.latency_percentile(99),
+        peak_memory_mib=tp.peak_memory_mib,
+        cost_per_hour=tp.cost_per_hour,
+        cost_per_1000=tp.cost_per_1000,
+        verdict=gate.short() if gate is not None else "-",
+        verdict_message=gate.message if gate is not None else "",
+        verdict_failed=bool(gate is not None and gate.failed),
+        equivalence_studies=len(tp.equivalence),
+        equivalence_failures=tuple(batched_failures(tp)),
+        equivalence_messages=tuple(
+            str(data.get("message", ""))
+            for _, checks in sorted(tp.equivalence.items())
+            for _, data in sorted(checks.items())
+            if not data.get("ok")
+        ),
+    )
+
+
+def throughput_rows(runs: Sequence[Run]) -> list[ThroughputRow]:
+    """One row per backend whose throughput test ran, in the order of :func:`rows` (runs as
+    given, backends as the run recorded them); empty when no backend has throughput figures."""
+    return [
+        throughput_row(machine, result)
+        for machine, results in runs
+        for result in results.backends.values()
+        if result.throughput is not None
+    ]
+
+
+def throughput_column_keys(rows: Sequence[ThroughputRow], keys: Sequence[str] = ()) -> list[str]:
+    """``keys`` (every column where empty) less the cost column where no row has a cost."""
+    chosen = list(keys) or [k for k, _, _ in THROUGHPUT_COLUMNS]
+    if not any(r.cost_per_1000 is not None for r in rows):
+        chosen.remove("cost")
+    return chosen
+
+
+def _distinct(values: Sequence[object]) -> list[str]:
+    seen: list[str] = []
+    for value in values:
+        if str(value) not in seen:
+            seen.append(str(value))
+    return seen
+
+
+def throughput_line(runs: Sequence[Run]) -> str | None:
+    """What the throughput table's figures were measured under, in one line: the worklist, the
+    concurrency, the cost per hour (or that none was given) and the machine class."""
+    rows = throughput_rows(runs)
+    if not rows:
+        return None
+    worklists = _distinct([r.worklist for r in rows])
+    levels = _distinct([r.concurrency for r in rows])
+    costs = _distinct([f"{r.cost_per_hour:g}" for r in rows if r.cost_per_hour is not None])
+    classes = _distinct(
+        [
+            results.machine.get("fingerprint") or "-"
+            for machine, results in runs
+            if any(r.throughput is not None for r in results.backends.values())
+        ]
+    )
+    per_backend = " (per backend)"
+    parts = [
+        f"worklist of {' / '.join(worklists)} studies{per_backend if len(worklists) > 1 else ''}",
+        f"concurrency {' / '.join(levels)}{per_backend if len(levels) > 1 else ''}",
+        f"cost per hour {' / '.join(costs)}" if costs else "no cost per hour given",
+        f"machine class {', '.join(classes)}",
+    ]
+    return "throughput: " + ", ".join(parts)
 
 
 def any_failed(runs: Sequence[Run]) -> bool:

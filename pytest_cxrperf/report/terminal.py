@@ -68,14 +68,16 @@ def summary_lines(results: RunResults, verbose: int = 0) -> list[str]:
         roofline = model.roofline_line(results)
         if roofline:
             lines.append(roofline)
+    lines += throughput_lines(results)
     for label, reason in results.unavailable.items():
         lines.append(f"not run: {label}: {reason}")
-    missing = [label for label, r in results.backends.items() if model.missing_baseline(r.gate)]
-    if missing:
-        lines.append(
-            f"no latency baseline: {', '.join(missing)}: record with --cxr-update-baselines "
-            "(or `cxrperf baselines refresh`)"
-        )
+    for what, gate in (("latency", _latency_gate), ("throughput", model.throughput_gate)):
+        missing = [n for n, r in results.backends.items() if model.missing_baseline(gate(r))]
+        if missing:
+            lines.append(
+                f"no {what} baseline: {', '.join(missing)}: record with --cxr-update-baselines "
+                "(or `cxrperf baselines refresh`)"
+            )
     quiet = []
     for label, result in results.backends.items():
         if not (_noteworthy(result) or verbose > 0):
@@ -91,21 +93,45 @@ def summary_lines(results: RunResults, verbose: int = 0) -> list[str]:
     return lines
 
 
+def _latency_gate(result: BackendResult) -> Verdict | None:
+    return result.gate
+
+
+def throughput_lines(results: RunResults) -> list[str]:
+    """The throughput section, only where some backend's throughput test ran: what it ran
+    under, a compact table (the cost column only with a cost) and what its columns mean."""
+    run = [("", results)]
+    rows = model.throughput_rows(run)
+    if not rows:
+        return []
+    keys = model.throughput_column_keys(rows, model.TERMINAL_THROUGHPUT_KEYS)
+    titles = {key: short for key, _, short in model.THROUGHPUT_COLUMNS}
+    header = ["backend", *(titles[k] for k in keys)]
+    table = [[r.label, *(r.cells[k] for k in keys)] for r in rows]
+    return [
+        str(model.throughput_line(run)),
+        *format_table(header, table),
+        "C = studies in flight; x seq = over one study at a time; p95 s = latency under load",
+    ]
+
+
 def _noteworthy(result: BackendResult) -> bool:
     """Failed, or warned of more than a missing baseline."""
     if result.failed:
         return True
     return any(
         v is not None and (v.warning or v.status == IMPROVED) and not model.missing_baseline(v)
-        for v in (result.gate, result.memory_gate)
+        for _, v in model.gates(result)
     )
 
 
 def backend_detail(label: str, result: BackendResult, verbose: int = 0) -> list[str]:
-    """A backend's gate verdicts, equivalence failures (by study; each check's message with
-    ``-v``) and findings agreement."""
+    """A backend's gate verdicts (latency, memory, throughput), equivalence failures and the
+    throughput test's batched ones (by study; each check's message with ``-v``) and findings
+    agreement."""
     lines: list[str] = []
-    for what, verdict in (("latency gate", result.gate), ("memory gate", result.memory_gate)):
+    for what, verdict in model.gates(result):
+        what = f"{what} gate"
         if verdict is None or verdict.status == UPDATED:
             continue
         if (model.verdict_is_plain(verdict) or model.missing_baseline(verdict)) and not verbose:
@@ -121,6 +147,14 @@ def backend_detail(label: str, result: BackendResult, verbose: int = 0) -> list[
         lines.append(f"equivalence FAILED: {label}: {study}: {', '.join(failed)}")
         if verbose:
             lines += [f"  {check}: {checks[check].get('message', '')}" for check in failed]
+    batched = result.throughput.equivalence if result.throughput is not None else {}
+    for study, checks in sorted(batched.items()):
+        failed = sorted(check for check, data in checks.items() if not data.get("ok"))
+        if not failed:
+            continue
+        lines.append(f"batched equivalence FAILED: {label}: {study}: {', '.join(failed)}")
+        if verbose:
+            lines += [f"  {check}: {checks[check].get('message', '')}" for check in failed]
     findings = findings_line(label, result)
     if findings:
         lines.append(findings)
@@ -128,17 +162,23 @@ def backend_detail(label: str, result: BackendResult, verbose: int = 0) -> list[
 
 
 def updated_lines(results: RunResults) -> list[str]:
-    """The before -> after table of the baselines this run wrote."""
-    verdicts = [r.gate for r in results.backends.values() if r.gate is not None]
+    """The before -> after table of the baselines this run wrote (latency, and throughput as
+    ``backend (throughput)``: its median is the worklist's seconds)."""
+    verdicts = [
+        (suffix, v)
+        for r in results.backends.values()
+        for suffix, v in (("", r.gate), (" (throughput)", model.throughput_gate(r)))
+        if v is not None and v.status == UPDATED
+    ]
     lines: list[str] = []
-    updated = [v for v in verdicts if v.status == UPDATED]
-    if updated:
+    if verdicts:
         root = Path(str(results.settings.get("baseline_dir", "")))
         lines.append(f"baselines written under {root} (before -> after):")
-        lines += format_table(
-            ["backend", "median s", "change", "change vs control", "file"],
-            [_change_row(v, root) for v in updated],
-        )
+        rows = []
+        for suffix, verdict in verdicts:
+            row = _change_row(verdict, root)
+            rows.append([row[0] + suffix, *row[1:]])
+        lines += format_table(["backend", "median s", "change", "change vs control", "file"], rows)
     return lines
 
 
