@@ -247,6 +247,7 @@ def run_throughput_gate(
             figure.gate = store_throughput_baseline(record, store, plan)
         elif settings.update_baselines:  # a synthetic slowdown: judged against what was written
             key = throughput_key(prepared.name, concurrency, len(items))
+            written: Any
             try:
                 written = store.find(session.machine_class, session.model_key, key)
             except BaselineError as exc:
