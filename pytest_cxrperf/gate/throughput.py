@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..settings import BackendSpec
 from .baselines import Baseline, BaselineError, BaselineStore, now_iso
-from .decision import CONTROL_EAGER, ERROR, REFERENCE_BACKEND, UPDATED, Timings, Verdict
+from .decision import CONTROL_EAGER, ERROR, REFERENCE_BACKEND, Timings, Verdict
 from .judge import judge
 from .plan import Plan
 
@@ -345,32 +345,9 @@ def baseline_of(
 
 
 def store_throughput_baseline(record: Baseline, store: BaselineStore, plan: Plan) -> Verdict:
-    """``--cxr-update-baselines``: write the worklist rounds as the throughput baseline."""
-    label = record.backend.partition(".throughput")[0]
-    try:
-        before, path = store.write(record)
-    except BaselineError as exc:
-        notes = (str(exc),)
-        return Verdict(label, ERROR, True, plan.threshold, plan.alpha, notes=notes, measure=MEASURE)
-    if before is None:
-        notes = ("new baseline",)
-        return Verdict(
-            label,
-            UPDATED,
-            False,
-            plan.threshold,
-            plan.alpha,
-            str(path),
-            notes=notes,
-            measure=MEASURE,
-        )
-    compared = judge(label, record.timings(), before.timings(), plan)
-    notes = (f"replaced the baseline of {before.created}",)
-    return replace(
-        compared,
-        status=UPDATED,
-        failed=False,
-        baseline_path=str(path),
-        notes=notes,
-        measure=MEASURE,
-    )
+    """``--cxr-update-baselines``: write the worklist rounds as the throughput baseline (the
+    latency gate's writer; the verdict names the backend and says it gates throughput)."""
+    from .latency import store_baseline
+
+    verdict = store_baseline(record, store, plan, plan.threshold)
+    return replace(verdict, backend=record.backend.partition(".throughput")[0], measure=MEASURE)
