@@ -83,14 +83,25 @@ class ArchitectureConfig:
         return cls(**data)
 
 
+_VISION_CLASSES = {"dinov2": ("Dinov2Config", "Dinov2Model")}
+_CLIP_VISION = ("CLIPVisionConfig", "CLIPVisionModel")
+_DECODER_CLASSES = {"llama": ("LlamaConfig", "LlamaForCausalLM")}
+_PHI3 = ("Phi3Config", "Phi3ForCausalLM")
+
+
+def _classes(config: ArchitectureConfig) -> tuple[Any, Any, Any, Any]:
+    """transformers' (vision config, vision model, decoder config, decoder model) for ``config``."""
+    import transformers
+
+    vision = _VISION_CLASSES.get(config.vision_type, _CLIP_VISION)
+    decoder = _DECODER_CLASSES.get(config.decoder_type, _PHI3)
+    found = [getattr(transformers, name) for name in (*vision, *decoder)]
+    return found[0], found[1], found[2], found[3]
+
+
 def _vision_encoder(config: ArchitectureConfig) -> nn.Module:
-    if config.vision_type == "dinov2":
-        from transformers import Dinov2Config, Dinov2Model
-
-        return Dinov2Model(Dinov2Config(**config.vision))
-    from transformers import CLIPVisionConfig, CLIPVisionModel
-
-    return CLIPVisionModel(CLIPVisionConfig(**config.vision))
+    vision_config, vision_model, _, _ = _classes(config)
+    return vision_model(vision_config(**config.vision))  # type: ignore[no-any-return]
 
 
 def _decoder(config: ArchitectureConfig) -> PreTrainedModel:
@@ -99,17 +110,10 @@ def _decoder(config: ArchitectureConfig) -> PreTrainedModel:
         "eos_token_id": config.eos_token_id,
         "pad_token_id": config.pad_token_id,
     }
-    if config.decoder_type == "llama":
-        from transformers import LlamaConfig, LlamaForCausalLM
-
-        cfg = LlamaConfig(**{**common, **config.decoder})
-        cfg.architectures = ["LlamaForCausalLM"]
-        return LlamaForCausalLM(cfg)
-    from transformers import Phi3Config, Phi3ForCausalLM
-
-    cfg3 = Phi3Config(**{**common, **config.decoder})
-    cfg3.architectures = ["Phi3ForCausalLM"]
-    return Phi3ForCausalLM(cfg3)
+    _, _, decoder_config, decoder_model = _classes(config)
+    cfg = decoder_config(**{**common, **config.decoder})
+    cfg.architectures = [decoder_model.__name__]
+    return decoder_model(cfg)  # type: ignore[no-any-return]
 
 
 class MLPProjector(nn.Module):
@@ -178,3 +182,19 @@ class CXRReportModel(nn.Module):
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def build_on(config: ArchitectureConfig, device: str) -> CXRReportModel:
+    """``CXRReportModel(config)`` with its tensors created on ``device`` (``"meta"``: no memory).
+
+    The transformers modules are imported first, outside ``with torch.device(...)``:
+
+    torch 2.8 imports ``torch._dynamo`` on the first call of a dynamo-wrapped function. When
+    that first call runs at import time of a transformers model module inside ``with
+    torch.device("meta")``, the device mode's ``__torch_function__`` re-enters the half-imported
+    ``torch._dynamo`` and the import fails as circular ("partially initialized module
+    'torch._dynamo' has no attribute 'disable'"). Imported outside the context, nothing re-enters.
+    """
+    _classes(config)
+    with torch.device(device):
+        return CXRReportModel(config)

@@ -34,7 +34,7 @@ import torch
 from tokenizers import Tokenizer
 
 from ..errors import ModelLoadError
-from .architecture import ArchitectureConfig, CXRReportModel
+from .architecture import ArchitectureConfig, CXRReportModel, build_on
 from .formats import PICKLE_SUFFIXES, RENAMED_PARAMETERS, SUPPORTED_MODEL_TYPES
 
 CONFIG_FILE = "config.json"
@@ -294,8 +294,7 @@ def _tensors(plan: dict[str, tuple[str, Path]]) -> Iterator[tuple[str, torch.Ten
 
 def build_meta(config: ArchitectureConfig, folder: Path) -> CXRReportModel:
     try:
-        with torch.device("meta"):
-            return CXRReportModel(config)
+        return build_on(config, "meta")
     except Exception as exc:  # transformers raises ValueError, TypeError, its own errors
         detail = " ".join(str(exc).split())
         raise ModelLoadError(

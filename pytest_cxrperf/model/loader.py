@@ -19,7 +19,7 @@ import torch
 from tokenizers import Tokenizer
 
 from ..errors import ModelLoadError
-from .architecture import ArchitectureConfig, CXRReportModel
+from .architecture import ArchitectureConfig, CXRReportModel, build_on
 from .formats import PICKLE_SUFFIXES, RENAMED_PARAMETERS
 from .hf_layout import check_hf_checkpoint, load_hf_checkpoint, materialise_buffers, mismatch
 from .mlflow_layout import is_mlflow_folder, resolve
@@ -179,8 +179,7 @@ def _read_config(config_path: Path) -> ArchitectureConfig:
 def _build_model(config: ArchitectureConfig, config_path: Path, device: str = "cpu") -> Any:
     """The modules of ``config``; transformers' objections name the config file, once."""
     try:
-        with torch.device(device):
-            return CXRReportModel(config)
+        return build_on(config, device)
     except Exception as exc:  # transformers raises ValueError, TypeError, its own validation errors
         detail = " ".join(str(exc).split())
         raise ModelLoadError(

@@ -192,3 +192,22 @@ def test_checkpoint_with_other_transformers_parameter_names_loads(tiny, tmp_path
     assert set(other) != set(state)
     save_file(other, str(ckpt / "model.safetensors"))
     assert load_checkpoint(ckpt).weights_hash == tiny.weights_hash
+
+
+@pytest.mark.parametrize("preset", ["toy", "maira2-layout"])
+def test_a_fresh_process_builds_on_the_meta_device_first_thing(preset, tmp_path):
+    """torch 2.8 (the IPEX environment) first imports torch._dynamo while transformers' model
+    modules import; inside ``with torch.device("meta")`` that import re-entered itself and failed
+    as circular. The bug shows only in a process where nothing has imported them yet."""
+    import subprocess
+    import sys
+
+    if preset == "toy":
+        code = "from pytest_cxrperf.model.loader import build_preset; build_preset('toy')"
+    else:
+        from pytest_cxrperf.synth.checkpoint import write_maira2_checkpoint
+
+        folder = write_maira2_checkpoint(tmp_path / "maira2")
+        code = f"from pytest_cxrperf.model.loader import load_model; load_model({str(folder)!r})"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
