@@ -141,11 +141,7 @@ def run_latency_gate(
     def decide(label: str, series: Any, final: bool) -> bool:
         if settings.update_baselines:
             return False
-        prepared, found = by_label[label], baselines[label]
-        if isinstance(found, BaselineError):
-            verdict = Verdict(label, ERROR, True, plan.threshold, plan.alpha, notes=(str(found),))
-        else:
-            verdict = judge_series(session, prepared, series, found, plan, final)
+        verdict = judge_series(session, by_label[label], series, baselines[label], plan, final)
         results.backend(label).gate = verdict
         return verdict.final and (final or not saving(label))
 
@@ -315,18 +311,35 @@ def judge_series(
     found: Any,
     plan: Plan,
     final: bool,
+    control: str | None = None,
+    measure: str = "latency",
 ) -> Verdict:
-    """One look at one backend's rounds so far against its stored baseline."""
+    """One look at one backend's rounds so far against its stored baseline (``found``: what the
+    store found, or the :class:`BaselineError` it raised). ``control`` defaults to the latency
+    campaign's (the machine probe for eager fp32, eager fp32 for the rest); ``measure`` names
+    what the rounds time (the throughput gate judges worklist rounds the same way)."""
     from ..machine import environment_id
 
+    if isinstance(found, BaselineError):
+        return Verdict(
+            prepared.label,
+            ERROR,
+            True,
+            plan.threshold,
+            plan.alpha,
+            notes=(str(found),),
+            measure=measure,
+        )
     settings = session.settings
+    if control is None:
+        control = CONTROL_PROBE if prepared.name == REFERENCE_BACKEND else CONTROL_EAGER
     current = Timings(
         series.samples_s,
         series.control_samples_s,
         session.fingerprint,
         settings.max_new_tokens,
         environment=environment_id(),
-        control=CONTROL_PROBE if prepared.name == REFERENCE_BACKEND else CONTROL_EAGER,
+        control=control,
         pressure=series.pressure,
     )
     stored = found.baseline.timings() if found.baseline else None
@@ -347,7 +360,7 @@ def judge_series(
     )
     if found.note:
         verdict = replace(verdict, notes=(*verdict.notes, found.note))
-    return verdict
+    return replace(verdict, measure=measure)
 
 
 def store_baseline(record: Baseline, store: BaselineStore, plan: Plan, threshold: float) -> Verdict:

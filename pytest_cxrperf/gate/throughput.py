@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..settings import BackendSpec
 from .baselines import Baseline, BaselineError, BaselineStore, now_iso
-from .decision import CONTROL_EAGER, ERROR, REFERENCE_BACKEND, Timings, Verdict
-from .judge import judge
+from .decision import CONTROL_EAGER, REFERENCE_BACKEND, Verdict
 from .plan import Plan
 
 if TYPE_CHECKING:
@@ -269,38 +268,13 @@ def judge_throughput(
     plan: Plan,
     final: bool,
 ) -> Verdict:
-    """One look at a backend's worklist rounds against its stored throughput baseline."""
-    from ..machine import environment_id
+    """One look at a backend's worklist rounds against its stored throughput baseline: the
+    latency gate's judgement, against the eager fp32 control, labelled throughput."""
+    from .latency import judge_series
 
-    settings = session.settings
-    label = prepared.label
-    if isinstance(found, BaselineError):
-        return Verdict(
-            label, ERROR, True, plan.threshold, plan.alpha, notes=(str(found),), measure=MEASURE
-        )
-    current = Timings(
-        series.samples_s,
-        series.control_samples_s,
-        session.fingerprint,
-        settings.max_new_tokens,
-        environment=environment_id(),
-        control=CONTROL_EAGER,
-        pressure=series.pressure,
+    return judge_series(
+        session, prepared, series, found, plan, final, control=CONTROL_EAGER, measure=MEASURE
     )
-    stored = found.baseline.timings() if found.baseline else None
-    verdict = judge(
-        label,
-        current,
-        stored,
-        replace(plan, threshold=settings.threshold_for(prepared.name)),
-        final=final,
-        missing=settings.missing_baseline,
-        unknown=settings.unknown,
-        fail_on_improvement=settings.fail_on_improvement,
-        baseline_path=str(found.path) if found.path else None,
-        missing_hint=found.missing_hint(session.fingerprint) if found.baseline is None else None,
-    )
-    return replace(verdict, measure=MEASURE)
 
 
 def baseline_of(

@@ -2,14 +2,12 @@
 campaign (every backend together, each against its in-run control), then judged against the
 stored baseline (or stored, with --cxr-update-baselines)."""
 
-import warnings
-
 import pytest
 
 from pytest_cxrperf.benchmark_adapter import record_samples
-from pytest_cxrperf.gate.baselines import BaselineWarning
 from pytest_cxrperf.gate.decision import INCOMPARABLE, MISSING
 from pytest_cxrperf.gate.latency import latency_of
+from pytest_cxrperf.suite.outcome import enforce
 
 
 @pytest.mark.cxr_latency
@@ -18,12 +16,7 @@ def test_latency(request, cxr_backend, cxr_session, cxr_results):
     assert result.samples_s and all(s > 0 for s in result.samples_s)
     if request.config.pluginmanager.hasplugin("benchmark"):  # --benchmark-json and friends
         record_samples(request.getfixturevalue("benchmark"), result)
-    verdict = result.gate
-    assert verdict is not None, f"{cxr_backend.label}: the campaign gave no verdict"
-    if verdict.failed:
-        pytest.fail(verdict.message, pytrace=False)
-    if verdict.warning:
-        warnings.warn(BaselineWarning(verdict.message), stacklevel=1)
+    enforce(result.gate, f"{cxr_backend.label} latency")
 
 
 @pytest.mark.cxr_latency

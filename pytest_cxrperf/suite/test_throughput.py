@@ -3,12 +3,10 @@ with ``--cxr-concurrency`` in flight, measured by the run's interleaved throughp
 judged against this machine class's throughput baseline; and the batched reports' equivalence
 with the backend alone and with eager fp32."""
 
-import warnings
-
 import pytest
 
-from pytest_cxrperf.gate.baselines import BaselineWarning
 from pytest_cxrperf.gate.throughput import throughput_of
+from pytest_cxrperf.suite.outcome import enforce
 
 
 @pytest.mark.cxr_throughput
@@ -16,12 +14,7 @@ def test_throughput(cxr_backend, cxr_session, cxr_results):
     figures = throughput_of(cxr_session, cxr_results, cxr_backend)
     assert figures.samples_s and all(s > 0 for s in figures.samples_s)
     assert figures.tokens > 0
-    verdict = figures.gate
-    assert verdict is not None, f"{cxr_backend.label}: the throughput campaign gave no verdict"
-    if verdict.failed:
-        pytest.fail(verdict.message, pytrace=False)
-    if verdict.warning:
-        warnings.warn(BaselineWarning(verdict.message), stacklevel=1)
+    enforce(figures.gate, f"{cxr_backend.label} throughput")
 
 
 @pytest.mark.cxr_throughput

@@ -84,6 +84,21 @@ def test_regression_fails_with_numbers_in_the_message():
     assert verdict.short().startswith("REGRESSED +2") or verdict.short().startswith("REGRESSED +3")
 
 
+def test_a_throughput_verdict_shows_the_change_in_studies_per_hour():
+    """Throughput rounds time a worklist: a worklist 25 % slower is 20 % fewer studies per hour,
+    and the summary column must not show "+25 %" beside a throughput that fell."""
+    from dataclasses import replace
+
+    verdict = replace(judge("openvino", run(1.25, seed=1), run(seed=2), PLAN), measure="throughput")
+    assert verdict.status == REGRESSED
+    change = verdict.relative.change
+    assert 0.15 < change < 0.35
+    short = verdict.short()
+    assert short.startswith("REGRESSED -") and short.endswith(" studies/h")
+    assert short == f"REGRESSED {1 / (1 + change) - 1:+.0%} studies/h"
+    assert "throughput regression" in verdict.message
+
+
 def test_a_somewhat_slower_machine_is_not_a_regression():
     """Both halves of every round slowed by 8 % (a quiet machine on another day): the absolute
     time moves, the ratio does not, and the gate trusts it."""

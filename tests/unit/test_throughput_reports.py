@@ -113,7 +113,7 @@ def test_rows_carry_every_figure_in_the_order_of_the_main_table():
     }
     assert eager.state == model.PASS
     compile_, openvino = rows[1:]
-    assert compile_.state == model.FAIL and compile_.verdict == "REGRESSED +25%"
+    assert compile_.state == model.FAIL and compile_.verdict == "REGRESSED -20% studies/h"
     assert "throughput regression" in compile_.verdict_message
     assert openvino.state == model.FAIL and openvino.verdict == "-"
     assert openvino.equivalence_failures == ("study-002: batched_vs_single",)
@@ -141,7 +141,9 @@ def test_a_throughput_failure_fails_the_backend_and_the_headline():
     title, failing, _ = model.headline([("", results)])
     assert title.startswith("cxrperf: FAILED - 2 of 3 backend(s)")
     assert any(
-        p.startswith("compile: throughput REGRESSED +25% (ratio 1.250, interval [1.150, 1.350]")
+        p.startswith(
+            "compile: throughput REGRESSED -20% studies/h (ratio 1.250, interval [1.150, 1.350]"
+        )
         for p in failing
     )
     assert (
@@ -182,7 +184,7 @@ def test_terminal_has_a_compact_throughput_table_and_the_failure_lines():
         "eager", "4", "1920", "2.40x", "9.250", "17.1", "0.443", "ok", "ok", "(2", "studies)",
     ]  # fmt: skip
     assert compile_.split()[:3] == ["compile", "4", "1536"]  # 1920 / 1.25
-    assert "REGRESSED +25%" in compile_
+    assert "REGRESSED -20% studies/h" in compile_
     assert openvino.split()[:4] == ["openvino", "2", "3840", "1.02x"]  # 15.3 s / 15 s
     assert openvino.endswith("FAIL (1)")
     assert all(len(line) <= 100 for line in lines[start + 1 : start + 7])  # table and note
@@ -226,10 +228,10 @@ def test_markdown_has_a_throughput_section_with_the_table_and_its_conditions():
         f"| eager | :white_check_mark: ok | fp32 | 4 | {STATIC} | 1920 | 800 | 2.40x | 17.1 | "
         "7.500 | 9.250 | 9.850 | 512.5 | 0.443 | ok | ok (2 studies) |"
     ) in section
-    assert "| compile | :x: fail |" in section and "| REGRESSED +25% |" in section
+    assert "| compile | :x: fail |" in section and "| REGRESSED -20% studies/h |" in section
     assert "| openvino | :x: fail |" in section and "| FAIL (1) |" in section
     head = text[: text.index("| backend |")]
-    assert "compile: throughput REGRESSED +25%" in head
+    assert "compile: throughput REGRESSED -20% studies/h" in head
     assert "openvino: batched equivalence FAILED" in head
     assert "study-002: batched batched_vs_single: differ at 7" in text  # the folded detail
     assert text.index("### Throughput") < text.index("<details>")  # kept when details go
@@ -253,13 +255,16 @@ def test_html_has_the_throughput_table_and_two_accessible_charts():
     assert "aria-label='studies per hour at each backend" in section
     assert "<title>studies per hour" in section
     assert "1920/h C=4 (2.40x)" in section and "800/h one at a time" in section
-    assert "fill='#e15759'><title>compile, 1536/h C=4 (2.40x), gate REGRESSED +25%" in section
+    bar = "fill='#e15759'><title>compile, 1536/h C=4 (2.40x), gate REGRESSED -20% studies/h"
+    assert bar in section
     assert "3840/h C=2 (1.02x)" in section and "3765/h one at a time" in section  # openvino
     assert "p95 9.250 s (p50 7.500, p99 9.850)" in section
-    assert "throughput gate: REGRESSED +25%" in section and "throughput regression" in section
+    assert "throughput gate: REGRESSED -20% studies/h" in section
+    assert "throughput regression" in section
     assert "openvino: batched equivalence failed" in section
     assert "<li>study-002: batched_vs_single: differ at 7</li>" in section
-    assert "compile: throughput REGRESSED +25%" in page[: page.index("<table>")]  # the headline
+    headline = page[: page.index("<table>")]
+    assert "compile: throughput REGRESSED -20% studies/h" in headline
 
 
 def test_html_without_throughput_has_no_section_and_without_cost_no_cost_column():
@@ -344,7 +349,7 @@ def test_a_workers_throughput_joins_anothers_latency_in_one_run():
     worker.backends["compile"].throughput = tp_run().backends["compile"].throughput
     merged = timed.merge(worker)
     [row] = model.throughput_rows([("", merged)])
-    assert row.label == "compile" and row.verdict == "REGRESSED +25%"
+    assert row.label == "compile" and row.verdict == "REGRESSED -20% studies/h"
     assert merged.backends["compile"].samples_s == timed.backends["compile"].samples_s
     assert merged.failed == ["compile"]
 
@@ -357,7 +362,7 @@ def test_report_merge_keeps_every_machines_throughput(tmp_path, capsys):
     argv = ["report", "merge", str(a), str(b), "--markdown", str(md), "--html", str(page)]
     assert cli.main([*argv, "--json", str(merged)]) == 1
     out = capsys.readouterr().out
-    assert "compile @ cpu-b: throughput REGRESSED +25%" in out
+    assert "compile @ cpu-b: throughput REGRESSED -20% studies/h" in out
     assert "openvino @ cpu-b: batched equivalence FAILED" in out
     text = md.read_text()
     section = text[text.index("### Throughput") :]
