@@ -349,31 +349,22 @@ def order_slowdowns_last(config: pytest.Config, items: list[pytest.Item]) -> Non
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """The latency campaign times every collected latency test's backend together."""
+    """Fix which backends the collected tests use: the latency campaign times every collected
+    latency test's backend together, the throughput campaign every throughput test's."""
     config = session.config
     if not active(config):
         return
+    from .collected import collected_backends
     from .settings import BackendSpec
 
-    specs: list[BackendSpec] = []
-    throughput: list[BackendSpec] = []
-    used: list[BackendSpec] = []
+    tests = []
     for item in session.items:
         spec = getattr(getattr(item, "callspec", None), "params", {}).get("cxr_backend")
-        if not isinstance(spec, BackendSpec) or any(m.name == "skip" for m in item.iter_markers()):
-            continue
-        if spec not in used:
-            used.append(spec)
-        if item.get_closest_marker("cxr_latency") is not None and spec not in specs:
-            specs.append(spec)
-        if item.get_closest_marker("cxr_throughput") is not None and spec not in throughput:
-            throughput.append(spec)
-    # in the order the backends were asked for, whatever order pytest collected their tests in
+        markers = frozenset(m.name for m in item.iter_markers())
+        if isinstance(spec, BackendSpec) and "skip" not in markers:
+            tests.append((spec, markers))
     state = config.stash[session_key]
-    asked = [r.spec for r in state.resolved]
-    for found in (specs, throughput, used):
-        found.sort(key=lambda s: asked.index(s) if s in asked else len(asked))
-    state.latency_specs, state.throughput_specs, state.used_specs = specs, throughput, used
+    state.collected = collected_backends(tests, [r.spec for r in state.resolved])
 
 
 # ---- fixtures --------------------------------------------------------------------------------
@@ -435,7 +426,7 @@ def _prepare_in_asked_order(cxr_session: CxrSession, cxr_results: RunResults, sp
     here fails in its own tests. Not on pytest-xdist workers: each prepares only what it runs."""
     from .gate.latency import record_prepared
 
-    for earlier in cxr_session.used_specs:
+    for earlier in cxr_session.collected.used:
         if earlier == spec:
             return
         if "+" in earlier.label:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from .backends.base import Availability, Backend, Generation, Runner
 from .backends.registry import REFERENCE_BACKEND, backend_names, get_backend_class
 from .backends.slowdown import SlowedRunner
+from .collected import Collected
 from .errors import BackendUnavailable
 from .settings import BackendSpec, Settings
 
@@ -112,14 +113,9 @@ class CxrSession:
         self._generations: dict[tuple[str, str], Generation] = {}
         self.model_load_seconds: float | None = None
         self.model_load_memory: Peak | None = None
-        # the specs whose latency tests were collected: timed together, in one campaign
-        self.latency_specs: list[BackendSpec] = []
-        # every backend a collected test uses, in the order they were asked for
-        self.used_specs: list[BackendSpec] = []
-        self.latency_campaign_ran = False
-        # the specs whose throughput tests were collected: their worklists, timed together
-        self.throughput_specs: list[BackendSpec] = []
-        self.throughput_campaign_ran = False
+        # which backends the collected tests use (set once, at the end of collection)
+        self.collected = Collected()
+        self._campaigns: set[str] = set()  # the campaigns this session started
 
     # ---- what the run covers -------------------------------------------------------------
     @property
@@ -209,6 +205,16 @@ class CxrSession:
         said += [p.backend.notice() or "" for p in self._prepared.values()]
         said += [n for p in self._prepared.values() for n in p.backend.cpu_notes()]
         return list(dict.fromkeys(n for n in said if n))
+
+    # ---- campaigns -------------------------------------------------------------------------
+    def starts_campaign(self, name: str) -> bool:
+        """True the first time only: the caller runs campaign ``name`` (once per session, even
+        when it raised: a broken campaign is reported by the test that ran it, not re-run by
+        every test after it)."""
+        if name in self._campaigns:
+            return False
+        self._campaigns.add(name)
+        return True
 
     # ---- backends --------------------------------------------------------------------------
     def prepared(self, spec: BackendSpec) -> PreparedBackend:

@@ -1,15 +1,21 @@
-"""Batched greedy generation for the torch backends: several studies through one decoder pass.
+"""Batched greedy generation for the torch backends: several studies' decode steps through one
+decoder pass.
 
 Decode is memory-bound: one token of one study reads every weight. A batch of ``B`` studies
 reads the weights once per step for all of them, which is where a worklist's throughput comes
-from. The prompts differ in length (images and INDICATION text), so they are **left-padded**:
-each row's prompt ends at the last column, padded columns are masked out of attention and
-position ids count only real tokens, so a row computes what it would alone, up to the rounding
-of differently shaped matmuls. Each row stops at its own end of sequence; a finished row keeps
-feeding EOS (masked work, never part of its report) until the batch is done.
+from. The prompt pass is not: a MAIRA-2 prompt holds 1369 image tokens per view, its matmuls are
+compute-bound, and a batched prompt pass would pad every row to the longest prompt (a two-view
+study doubles a one-view study's work) and take the masked attention path. Measured on ``bench``
+(AVX-512 class, 2 threads), prompts batched that way made a worklist of 8 studies 1.9x *slower*
+at 4 in flight than one at a time. So each study's prompt runs alone, exactly as in single-study
+generation (same shapes, no mask: a compiled decoder is not recompiled for it), and the rows'
+caches are merged **left-padded** into one batch cache: each row's prompt ends at the last
+column, padded columns are masked out of attention and position ids continue each row's own
+length, so a row computes what it would alone, up to the rounding of differently shaped decode
+matmuls. Each row stops at its own end of sequence; a finished row keeps feeding EOS (masked
+work, never part of its report) until the batch is done.
 
-The vision encoder runs study by study (its shapes stay those of a single study: compiled
-encoders are not recompiled, and encoding is compute-bound, so batching it gains little).
+The vision encoder runs study by study too (compute-bound; compiled encoders keep their shapes).
 """
 
 from __future__ import annotations
@@ -51,24 +57,6 @@ class BatchTimings:
         return self.vision_s + self.prefill_s + self.decode_s
 
 
-def left_padded(
-    prompts: list[torch.Tensor],
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``[1, L_i, D]`` prompt embeddings as one ``[B, L, D]`` batch padded on the left, its
-    attention mask ``[B, L]`` (1 on real tokens) and position ids ``[B, L]`` (0.. over real
-    tokens; padded columns 0, masked anyway)."""
-    length = max(p.shape[1] for p in prompts)
-    dim, dtype = prompts[0].shape[-1], prompts[0].dtype
-    embeds = torch.zeros(len(prompts), length, dim, dtype=dtype)
-    mask = torch.zeros(len(prompts), length, dtype=torch.long)
-    for row, prompt in enumerate(prompts):
-        n = prompt.shape[1]
-        embeds[row, length - n :] = prompt[0]
-        mask[row, length - n :] = 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    return embeds, mask, positions
-
-
 def generate_batch(
     runner: TorchRunner,
     batch: list[ModelInputs],
@@ -88,6 +76,37 @@ def generate_batch(
         return _generate(runner, batch, max_new_tokens, force_length, return_logits)
 
 
+def merged_cache(caches: list[Any]) -> tuple[Any, torch.Tensor]:
+    """Single-study caches (``[1, H, L_i, d]`` per layer) as one left-padded batch cache
+    ``[B, H, L, d]`` and its attention mask ``[B, L]`` (1 on real positions)."""
+    rows = [_layers(cache) for cache in caches]
+    length = max(keys.shape[2] for keys, _ in (r[0] for r in rows))
+    merged = DynamicCache()
+    for layer in range(len(rows[0])):
+        keys = [_left_pad(r[layer][0], length) for r in rows]
+        values = [_left_pad(r[layer][1], length) for r in rows]
+        merged.update(torch.cat(keys), torch.cat(values), layer)
+    mask = torch.zeros(len(caches), length, dtype=torch.long)
+    for row, layers in enumerate(rows):
+        mask[row, length - layers[0][0].shape[2] :] = 1
+    return merged, mask
+
+
+def _layers(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(keys, values) per layer, on transformers 5 (``layers``) and 4.x (``key_cache``)."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    return list(zip(cache.key_cache, cache.value_cache, strict=True))
+
+
+def _left_pad(states: torch.Tensor, length: int) -> torch.Tensor:
+    missing = length - states.shape[2]
+    if missing == 0:
+        return states
+    pad = states.new_zeros(states.shape[0], states.shape[1], missing, states.shape[3])
+    return torch.cat([pad, states], dim=2)
+
+
 def _generate(
     runner: TorchRunner,
     batch: list[ModelInputs],
@@ -100,24 +119,22 @@ def _generate(
     start = perf_counter()
     prompts = [model.embed_prompt(i.input_ids, runner.encode(i.pixel_values)) for i in batch]
     vision_done = perf_counter()
-    embeds, mask, positions = left_padded(prompts)
-    cache = DynamicCache()
-    out = decoder(
-        inputs_embeds=embeds,
-        attention_mask=mask,
-        position_ids=positions,
-        use_cache=True,
-        logits_to_keep=1,
-        **{cache_kw: cache},
-    )
-    logits = out.logits[:, -1].float()
+    caches, first = [], []
+    for prompt in prompts:  # alone: the single-study prompt pass, unpadded
+        cache = DynamicCache()
+        out = decoder(inputs_embeds=prompt, use_cache=True, logits_to_keep=1, **{cache_kw: cache})
+        first.append(out.logits[0, -1].float())
+        caches.append(cache)
+    cache, mask = merged_cache(caches)
+    del caches
+    logits = torch.stack(first)
     tokens = torch.argmax(logits, dim=-1)
     prefill_done = perf_counter()
     rows = len(batch)
     ids: list[list[int]] = [[int(t)] for t in tokens]
     kept: list[list[torch.Tensor]] = [[logits[r]] for r in range(rows)] if return_logits else []
     done = [not force_length and ids[r][-1] == eos for r in range(rows)]
-    next_position = positions[:, -1:] + 1
+    next_position = torch.tensor([[p.shape[1]] for p in prompts])  # each row's own length
     steps = 0
     while len(ids[0]) < max_new_tokens and not all(done):
         feed = torch.tensor([[eos if done[r] else ids[r][-1]] for r in range(rows)])

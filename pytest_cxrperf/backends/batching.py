@@ -12,9 +12,10 @@ runner (:func:`batch_mode` says it in words, for the reports):
 * a runner with its own scheduler (``runner.run_batched``: continuous batching in the paged KV
   cache of openvino-w8a8 and openvino-w8a8-int4, :mod:`.continuous`) runs the whole worklist
   itself; a study's latency is from its admission to its last token.
-* anything else (the stateful OpenVINO runner, ipex-llm): **one at a time** (the batch's studies
-  one after another; latency is the batch's span, so figures stay comparable); the runner's
-  ``batch_mode`` says why.
+  The stateful OpenVINO runner's scheduler is OpenVINO streams (:mod:`.openvino_streams`): one
+  infer request set per study in flight; a study's latency is its own generation.
+* anything else (ipex-llm): **one at a time** (the batch's studies one after another; latency is
+  the batch's span, so figures stay comparable); the runner's ``batch_mode`` says why.
 
 A study's latency never includes the time it waited before admission: that is the worklist's
 queue, not the study's service time.
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..model.processor import ModelInputs
+    from .base import Generation
     from .batched_torch import BatchedOutput
 
 STATIC = "static batching (one batched decode per batch, left-padded)"
@@ -120,10 +122,32 @@ def run_batched(
     )
 
 
+def run_one_at_a_time(
+    runner: Any,
+    items: Sequence[ModelInputs],
+    max_new_tokens: int,
+    *,
+    force_length: bool = False,
+    return_logits: bool = False,
+    clock: Callable[[], float] = perf_counter,
+) -> BatchRun:
+    """``items`` one after another through ``runner.generate`` (a runner's own ``run_batched``
+    uses it for one study in flight)."""
+    generate = _one_by_one(runner, max_new_tokens, force_length, return_logits)
+    outputs: list[BatchedOutput] = []
+    latencies: list[float] = []
+    start = clock()
+    for inputs in items:
+        began = clock()
+        outputs += generate([inputs])
+        latencies.append(clock() - began)
+    return BatchRun(tuple(outputs), tuple(latencies), clock() - start, ONE_AT_A_TIME, 1, False)
+
+
 def _batch_function(
     runner: Any, max_new_tokens: int, force_length: bool, return_logits: bool
 ) -> Callable[[list[ModelInputs]], list[BatchedOutput]]:
-    from .batched_torch import BatchedOutput, generate_batch, supports_batching
+    from .batched_torch import generate_batch, supports_batching
 
     if supports_batching(runner):
 
@@ -139,20 +163,30 @@ def _batch_function(
 
         return batched
 
+    return _one_by_one(runner, max_new_tokens, force_length, return_logits)
+
+
+def _one_by_one(
+    runner: Any, max_new_tokens: int, force_length: bool, return_logits: bool
+) -> Callable[[list[ModelInputs]], list[BatchedOutput]]:
     def one_by_one(batch: list[ModelInputs]) -> list[BatchedOutput]:
-        outputs = []
-        for inputs in batch:
-            generation = runner.generate(
+        return [
+            as_output(inputs, runner.generate(
                 inputs, max_new_tokens, force_length=force_length, return_logits=return_logits
-            )
-            outputs.append(
-                BatchedOutput(
-                    inputs.study_name,
-                    list(generation.token_ids),
-                    generation.text,
-                    generation.step_logits if return_logits else None,
-                )
-            )
-        return outputs
+            ), return_logits)
+            for inputs in batch
+        ]  # fmt: skip
 
     return one_by_one
+
+
+def as_output(inputs: ModelInputs, generation: Generation, return_logits: bool) -> BatchedOutput:
+    """A single-study generation as one study's report of a worklist."""
+    from .batched_torch import BatchedOutput
+
+    return BatchedOutput(
+        inputs.study_name,
+        list(generation.token_ids),
+        generation.text,
+        generation.step_logits if return_logits else None,
+    )

@@ -20,8 +20,9 @@ Seven variants differ in what they compile (and the two W8A8 ones in their runne
   fastest measured combination (README, "Quantized backends").
 
 The two W8A8 variants run their prompt and decode steps on PagedAttention over one shared KV
-cache (:class:`.openvino_paged.PagedRunner`); the others use :class:`OpenVINORunner` (a stateless
-prompt IR whose present KV is loaded into the stateful decode IR).
+cache (:class:`.openvino_paged.PagedRunner`; a worklist: continuous batching); the others use
+:class:`OpenVINORunner` (a stateless prompt IR whose present KV is loaded into the stateful decode
+IR; a worklist: OpenVINO streams, :mod:`.openvino_streams`).
 
 Export and compilation happen in :meth:`prepare` and are reported in ``prepare_info``, never in
 latency. Every variant warms up on the example study so first-inference kernel creation is paid
@@ -33,6 +34,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+from collections.abc import Callable
+from dataclasses import replace
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -42,12 +45,14 @@ import torch
 from .base import Availability, Backend, PrepareInfo, Runner
 from .openvino_paged import PagedRunner, to_paged
 from .openvino_parts import OpenVINOParts
+from .openvino_streams import STREAMS, StreamPool
 
 if TYPE_CHECKING:
     import openvino as ov
 
     from ..model.loader import ReferenceModel
     from ..model.processor import CXRProcessor, ModelInputs
+    from .batching import BatchRun
     from .openvino_cache import CacheEntry
 
 INSTALL_HINT = "pip install 'pytest-cxrperf[openvino]'"
@@ -83,12 +88,15 @@ class OpenVINORunner(OpenVINOParts):
     step with the cache kept inside OpenVINO. See the module docstring of
     :mod:`.openvino_export` for why prefill does not use the stateful model.
 
-    A worklist runs one study at a time (:mod:`.batching`): both IRs are exported with batch 1
-    (``inputs_embeds [1, S, D]``, ``beam_idx [1]``), and a dynamic batch would change the IR every
-    single-study latency baseline was measured on. The paged runner batches instead.
+    Both IRs are exported with batch 1 (``inputs_embeds [1, S, D]``, ``beam_idx [1]``), and a
+    dynamic batch would change the IR every single-study latency baseline was measured on. A
+    worklist with several studies in flight runs on OpenVINO streams instead
+    (:mod:`.openvino_streams`: one infer request set, with its own state, per study in flight,
+    over the IR compiled once more for throughput); with one in flight, on this runner.
     """
 
-    batch_mode = "one at a time (the stateful IR has batch 1)"
+    batch_mode = STREAMS
+    streams: StreamPool | None = None  # set by the backend's prepare
 
     def __init__(
         self,
@@ -149,6 +157,51 @@ class OpenVINORunner(OpenVINOParts):
         self._decoder.infer(feed)
         logits = self._decoder.get_tensor("logits").data[0][-1]
         return torch.from_numpy(logits.astype(np.float32, copy=True)), state + 1
+
+    def run_batched(
+        self,
+        items: list[ModelInputs],
+        concurrency: int,
+        max_new_tokens: int,
+        *,
+        force_length: bool = False,
+        return_logits: bool = False,
+        clock: Callable[[], float] = perf_counter,
+    ) -> BatchRun:
+        """``items`` with ``concurrency`` studies in flight on the stream pool; with one (or no
+        pool: a runner built by hand), one after another on this latency-compiled runner."""
+        from .batching import run_one_at_a_time
+
+        if concurrency == 1 or self.streams is None:
+            run = run_one_at_a_time(
+                self, items, max_new_tokens, force_length=force_length,
+                return_logits=return_logits, clock=clock,
+            )  # fmt: skip
+            return replace(run, mode=self.batch_mode, batched=self.streams is not None)
+        return self.streams.run(
+            items, concurrency, max_new_tokens, force_length=force_length,
+            return_logits=return_logits, clock=clock,
+        )  # fmt: skip
+
+
+def _stream_pool(
+    core: Any,
+    models: dict[str, Any],
+    config: dict[str, Any],
+    reference: ReferenceModel,
+    threads: int | None,
+) -> StreamPool:
+    """The stateful parts compiled once more for throughput (on first use), with the backend's
+    other properties unchanged: see :mod:`.openvino_streams`."""
+
+    def compile_parts(extra: dict[str, Any]) -> dict[str, Any]:
+        properties = {**config, **extra}
+        return {name: core.compile_model(m, "CPU", properties) for name, m in models.items()}
+
+    def make_runner(parts: dict[str, Any]) -> OpenVINORunner:
+        return OpenVINORunner(**parts, processor=reference.processor)
+
+    return StreamPool(compile_parts, make_runner, threads)
 
 
 class _OpenVINOBackend(Backend):
@@ -221,6 +274,8 @@ class _OpenVINOBackend(Backend):
         self.precision = real  # type: ignore[misc]
         runner_class = PagedRunner if paged else OpenVINORunner
         runner = runner_class(**compiled, processor=reference.processor)
+        if isinstance(runner, OpenVINORunner):
+            runner.streams = _stream_pool(core, models, config, reference, self.threads)
         warm_start = perf_counter()
         runner.generate(example, 2, force_length=True)  # first-inference kernel creation
         self.prepare_info.seconds = perf_counter() - start

@@ -37,11 +37,10 @@ def latency_of(
     session: CxrSession, results: RunResults, prepared: PreparedBackend
 ) -> BackendResult:
     """A backend's measured and judged latency. The first call runs the campaign for every
-    backend whose latency test was collected (``session.latency_specs``), interleaved; later
-    calls read its results."""
-    if not session.latency_campaign_ran:
-        session.latency_campaign_ran = True
-        specs = list(session.latency_specs) or [prepared.spec]
+    backend whose latency test was collected (``session.collected.latency``), interleaved;
+    later calls read its results."""
+    if session.starts_campaign("latency"):
+        specs = list(session.collected.latency) or [prepared.spec]
         if prepared.spec not in specs:
             specs.append(prepared.spec)
         run_latency_gate(session, results, [record_prepared(session, results, s) for s in specs])

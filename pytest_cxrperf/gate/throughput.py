@@ -50,13 +50,12 @@ def throughput_of(
     session: CxrSession, results: RunResults, prepared: PreparedBackend
 ) -> ThroughputFigures:
     """A backend's measured and judged throughput. The first call runs the campaign for every
-    backend whose throughput test was collected (``session.throughput_specs``); later calls read
-    its results."""
+    backend whose throughput test was collected (``session.collected.throughput``); later calls
+    read its results."""
     from .latency import record_prepared
 
-    if not session.throughput_campaign_ran:
-        session.throughput_campaign_ran = True
-        specs = list(session.throughput_specs) or [prepared.spec]
+    if session.starts_campaign("throughput"):
+        specs = list(session.collected.throughput) or [prepared.spec]
         if prepared.spec not in specs:
             specs.append(prepared.spec)
         run_throughput_gate(session, results, [record_prepared(session, results, s) for s in specs])

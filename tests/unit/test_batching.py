@@ -6,7 +6,8 @@ in flight, latencies on a fake clock). Then every backend that runs here, on the
 worklist's reports at several concurrencies are the reports each study gets alone (the same
 tokens, or a divergence at a near tie of the single run; logits within the precision's
 tolerance), in the worklist's order, each with its latency under load; the paged OpenVINO
-backends batch continuously and reuse the blocks of finished sequences.
+backends batch continuously and reuse the blocks of finished sequences; the stateful ones run
+side by side on OpenVINO streams over a second, throughput compilation.
 
 Each backend is prepared once per module (OpenVINO exports go to a temporary cache: about 10 s
 each on 2 cores; ``compile`` spends about a minute compiling, most of it for the batched shapes).
@@ -24,6 +25,7 @@ import torch
 from pytest_cxrperf.backends.batching import ONE_AT_A_TIME, STATIC, batch_mode, run_batched
 from pytest_cxrperf.backends.block_table import BlockTable, blocks_for, paged_feed
 from pytest_cxrperf.backends.continuous import run_continuous
+from pytest_cxrperf.backends.openvino_streams import STREAMS, streams_for
 from pytest_cxrperf.backends.registry import get_backend_class
 from pytest_cxrperf.gate.equivalence import compare_prefill_logits, compare_tokens, tolerances_for
 
@@ -283,11 +285,55 @@ def test_each_backend_says_how_it_batches(prepared, studies, name):
     if name in TORCH:
         assert run.mode == STATIC and run.batched
     elif name in STATEFUL:
-        assert run.mode.startswith("one at a time") and "batch 1" in run.mode
-        assert not run.batched
+        assert run.mode == STREAMS and "batch 1" in run.mode
+        assert run.batched
     else:
         assert run.mode.startswith(CONTINUOUS_PREFIX) and run.batched
     assert [len(o.token_ids) for o in run.outputs] == [2, 2]
+
+
+@pytest.mark.parametrize("name", ("openvino", "openvino-int8"))
+def test_streams_run_the_studies_side_by_side_on_one_throughput_compilation(
+    prepared, studies, name
+):
+    """Several studies in flight on the stateful IR: one infer request set (its own KV state)
+    per study, over the IR compiled once more with PERFORMANCE_HINT=THROUGHPUT and the latency
+    compilation's precisions; the latency runner itself is left as it was."""
+    _, runner, alone = prepared(name)
+    pool = runner.streams
+    assert pool is not None
+    latency_parts = dict(runner.compiled)
+    run = run_batched(runner, _worklist(studies, 8), 4, NEW_TOKENS)
+    assert [o.token_ids for o in run.outputs] == [
+        alone[o.study_name].token_ids for o in run.outputs
+    ]
+    streams, runners = pool.runners(4)
+    assert streams == streams_for(4, runner_threads(runner)) and len(runners) == 4
+    assert len({id(r) for r in runners}) == 4 and runner not in runners
+    decoder = runners[0].compiled["decoder"]
+    assert decoder.get_property("PERFORMANCE_HINT") == "THROUGHPUT"
+    assert int(decoder.get_property("NUM_STREAMS")) == streams
+    latency_decoder = latency_parts["decoder"]
+    for key in ("INFERENCE_PRECISION_HINT", "KV_CACHE_PRECISION"):
+        assert str(decoder.get_property(key)) == str(latency_decoder.get_property(key))
+    assert runner.compiled == latency_parts  # the latency runner keeps its one-stream parts
+    assert latency_decoder.get_property("PERFORMANCE_HINT") == "LATENCY"
+    again, _ = pool.runners(2)  # another level on these threads: the same compilation
+    assert pool.runners(2)[1][0] is runners[0] and again == streams_for(2, runner_threads(runner))
+    one = run_batched(runner, _worklist(studies, 2), 1, 2, force_length=True)
+    assert one.mode == STREAMS and one.concurrency == 1  # one in flight: the latency runner
+
+
+def runner_threads(runner):
+    return runner.streams.threads
+
+
+def test_streams_are_one_per_study_in_flight_up_to_the_threads():
+    assert streams_for(4, 2) == 2 and streams_for(1, 2) == 1 and streams_for(3, 8) == 3
+    import os
+
+    cpus = os.cpu_count() or 1
+    assert streams_for(4, None) == min(4, cpus) and streams_for(2, 0) == min(2, cpus)
 
 
 @pytest.mark.parametrize("name", PAGED)

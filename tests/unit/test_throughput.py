@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from pytest_cxrperf.backends.batched_torch import generate_batch, left_padded
+from pytest_cxrperf.backends.batched_torch import _layers, generate_batch, merged_cache
 from pytest_cxrperf.backends.batching import STATIC, run_batched
 from pytest_cxrperf.backends.torch_runner import TorchRunner
 from pytest_cxrperf.gate.equivalence import compare_tokens
@@ -120,12 +120,26 @@ def test_a_cost_must_be_a_positive_number(text):
 # ---- batched generation ------------------------------------------------------------------------
 
 
-def test_left_padding_ends_every_prompt_at_the_last_column():
-    a, b = torch.ones(1, 3, 2), torch.full((1, 5, 2), 2.0)
-    embeds, mask, positions = left_padded([a, b])
-    assert embeds.shape == (2, 5, 2) and mask.tolist() == [[0, 0, 1, 1, 1], [1] * 5]
-    assert positions.tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]
-    assert torch.equal(embeds[0, 2:], a[0]) and float(embeds[0, :2].abs().sum()) == 0
+def test_merged_caches_end_every_prompt_at_the_last_column():
+    """Two single-study caches (3 and 5 positions, two layers) as one batch cache: each row's
+    keys and values end at the last column, the shorter one left-padded with zeros and masked."""
+    from transformers import DynamicCache
+
+    caches = []
+    for length, fill in ((3, 1.0), (5, 2.0)):
+        cache = DynamicCache()
+        for layer in range(2):
+            states = torch.full((1, 2, length, 4), fill + layer)
+            cache.update(states, -states, layer)
+        caches.append(cache)
+    merged, mask = merged_cache(caches)
+    assert mask.tolist() == [[0, 0, 1, 1, 1], [1] * 5]
+    assert merged.get_seq_length() == 5
+    for layer, (keys, values) in enumerate(_layers(merged)):
+        assert keys.shape == values.shape == (2, 2, 5, 4)
+        assert float(keys[0, :, :2].abs().sum()) == 0  # the padding
+        assert torch.equal(keys[0, :, 2:], torch.full((2, 3, 4), 1.0 + layer))
+        assert torch.equal(values[1], -torch.full((2, 5, 4), 2.0 + layer))
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +153,9 @@ def toy():
 
 
 def test_a_batch_says_what_each_study_says_alone(toy):
-    """Left padding, the mask and per-row stops leave every report as it is alone: the same
-    tokens (or a divergence at a near tie of the single run) and logits to rounding."""
+    """Prompts alone, the merged left-padded cache, the mask and per-row stops leave every
+    report as it is alone: the same tokens (or a divergence at a near tie of the single run),
+    the first token's logits exactly (the same prompt pass) and the rest to rounding."""
     runner, inputs = toy
     assert len({i.prompt_length for i in inputs}) > 1  # the prompts really differ in length
     outputs, timings = generate_batch(runner, inputs, 32, return_logits=True)
@@ -152,6 +167,7 @@ def test_a_batch_says_what_each_study_says_alone(toy):
         assert check.ok, check.message
         assert batched.text == alone.text
         assert torch.allclose(batched.step_logits, alone.step_logits, atol=1e-4, rtol=1e-4)
+        assert torch.equal(batched.step_logits[0], alone.step_logits[0])
 
 
 def test_a_forced_length_batch_runs_every_row_to_the_end(toy):
