@@ -273,14 +273,30 @@ def machine_class(threads: int) -> MachineClass:
     )
 
 
+def library_differences(this: Mapping[str, str], stored: Mapping[str, str]) -> list[str]:
+    """The libraries of the environment key whose versions differ, as ``transformers 5.24.0 (this:
+    5.25.0)`` (``absent`` where one side lacks it); this plugin's own version is no part of it."""
+    names = sorted((set(this) | set(stored)) - {"pytest-cxrperf"})
+    return [
+        f"{name} {stored.get(name, 'absent')} (this: {this.get(name, 'absent')})"
+        for name in names
+        if this.get(name) != stored.get(name)
+    ]
+
+
 def class_differences(
-    wanted: MachineClass, other: MachineClass, compared: tuple[str, ...] | None = None
+    wanted: MachineClass,
+    other: MachineClass,
+    compared: tuple[str, ...] | None = None,
+    libraries: tuple[Mapping[str, str], Mapping[str, str]] | None = None,
 ) -> list[str]:
     """What sets ``other`` apart from ``wanted``, in words: features ``wanted`` has and ``other``
     lacks (``avx512_bf16``), features only ``other`` has (``amx_int8 (stored only)``), CPU family
     and model,
     cores, threads, environment. ``compared``: the features ``other`` could know of (a pre-class
-    file's); ``other``'s family and model count only where known."""
+    file's); ``other``'s family and model count only where known. ``libraries``: (this
+    environment's, ``other``'s) library versions, where known: an environment that differs then
+    names the libraries that moved, so a release that changed the key is plain to see."""
     said: list[str] = []
     if other.vendor != wanted.vendor or (
         other.family is not None and (other.family, other.model) != (wanted.family, wanted.model)
@@ -298,7 +314,15 @@ def class_differences(
     if other.threads != wanted.threads:
         said.append(f"{other.threads} threads (this: {wanted.threads})")
     if other.environment != wanted.environment:
-        said.append(f"environment {other.environment} (this: {wanted.environment})")
+        moved = library_differences(*libraries) if libraries and all(libraries) else []
+        python = (other.environment.split("-")[0], wanted.environment.split("-")[0])
+        if python[0] != python[1]:
+            moved.insert(0, f"python {python[0][2:]} (this: {python[1][2:]})")
+        said.append(
+            f"environment {other.environment} (this: {wanted.environment}"
+            + "".join(f"; {m}" for m in moved)
+            + ")"
+        )
     return said
 
 

@@ -32,7 +32,14 @@ from typing import Any
 
 from ..atomic import write_json_atomic
 from ..errors import CxrPerfError
-from ..machine import LEGACY_ISA_FLAGS, MachineClass, class_differences, class_distance
+from ..machine import (
+    LEGACY_ISA_FLAGS,
+    MachineClass,
+    class_differences,
+    class_distance,
+    environment_id,
+    library_versions,
+)
 from .decision import CONTROL_EAGER, CONTROL_PROBE, Timings
 
 SCHEMA = "pytest-cxrperf/latency-baseline"
@@ -434,9 +441,12 @@ class BaselineStore:
         if not isinstance(machine, MachineClass):
             return Found(None, None, nearest=sorted(c.fingerprint for c in candidates)[0])
 
+        # this process's libraries name what moved, where the class is this process's own
+        this = library_versions() if machine.environment == environment_id() else {}
+
         def differences(b: Baseline) -> list[str]:
             compared = LEGACY_ISA_FLAGS if b.legacy else None
-            return class_differences(machine, b.class_facts(), compared)
+            return class_differences(machine, b.class_facts(), compared, (this, b.libraries))
 
         best = min(
             candidates,

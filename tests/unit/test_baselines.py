@@ -284,3 +284,35 @@ def test_session_rounds_that_do_not_add_up_are_refused(tmp_path, counts):
     data["settings"]["session_rounds"] = counts
     with pytest.raises(BaselineError, match="session_rounds"):
         Baseline.from_json(data, "x.json")
+
+
+def test_a_new_library_release_is_named_where_only_the_environment_differs(tmp_path, monkeypatch):
+    """A fresh install that resolves a newer transformers is another environment, so another
+    class: the hint must say which library moved, not only two hashes."""
+    from pytest_cxrperf.gate import baselines
+    from pytest_cxrperf.machine import MachineClass
+
+    now = {"torch": "2.13.0+cpu", "transformers": "5.25.0", "pytest-cxrperf": "0.2.0"}
+    monkeypatch.setattr(baselines, "library_versions", lambda: now)
+    monkeypatch.setattr(baselines, "environment_id", lambda: "py3.11-torch2.13.0-new")
+    here = MachineClass("amd", 25, 17, ("avx2",), 2, 1, "py3.11-torch2.13.0-new")
+    stored = replace(here, environment="py3.10-torch2.13.0-old")
+    recorded = replace(
+        make(fingerprint=stored.key, machine_class=stored.to_dict()),
+        libraries={"torch": "2.13.0+cpu", "transformers": "5.24.0", "nncf": "3.4.0"},
+    )
+    store = BaselineStore(tmp_path)
+    store.write(recorded)
+    found = store.find(here, "tiny", "openvino")
+    assert found.baseline is None
+    assert found.differences == (
+        "environment py3.10-torch2.13.0-old (this: py3.11-torch2.13.0-new; python 3.10 (this: "
+        "3.11); nncf 3.4.0 (this: absent); transformers 5.24.0 (this: 5.25.0))",
+    )
+    # a class that is not this process's own (CXRPERF_CPUINFO dry runs aside, a test's) names
+    # no libraries it cannot know
+    elsewhere = replace(here, environment="py3.11-torch2.13.0-other")
+    assert store.find(elsewhere, "tiny", "openvino").differences == (
+        "environment py3.10-torch2.13.0-old (this: py3.11-torch2.13.0-other; python 3.10 (this: "
+        "3.11))",
+    )
