@@ -151,6 +151,23 @@ def curve_lines(curve: Sequence[Throughput], cost_per_hour: float | None = None)
     ]
 
 
+def _clock_text(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def progress_line(done: int, total: int, elapsed_s: float, doing: str, width: int = 20) -> str:
+    """A sweep's progress bar: ``[########............] 4/10  1m 05s, ~1m 37s left  eager: ...``.
+    The time left is the mean of the steps done so far times the steps to go (levels differ in
+    length, so it is a guide, and none is guessed before the first step ends)."""
+    if total < 1 or not 0 <= done <= total:
+        raise ValueError(f"progress {done}/{total}")
+    filled = round(width * done / total)
+    left = f", ~{_clock_text(elapsed_s / done * (total - done))} left" if 0 < done < total else ""
+    bar = "#" * filled + "." * (width - filled)
+    return f"[{bar}] {done}/{total}  {_clock_text(elapsed_s)}{left}  {doing}".rstrip()
+
+
 def parse_concurrency(text: str, studies: int) -> list[int]:
     """``"1,2,4,8"`` as a sorted list of distinct levels; each must be 1..``studies`` (a batch
     larger than the worklist would never fill)."""

@@ -23,6 +23,7 @@ import random
 import statistics
 import sys
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 from ..backends.registry import REFERENCE_BACKEND
@@ -100,6 +101,37 @@ def _warm_up(runner: Any, items: list[Any], levels: list[int], tokens: int) -> N
         run_batched(runner, items[:size], size, tokens, force_length=True)
 
 
+class _Progress:
+    """The sweep's progress bar on standard error: redrawn in place on a terminal, a line per
+    finished level elsewhere (a CI log gets no carriage returns)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.started = perf_counter()
+        self.doing = ""
+        self.live = sys.stderr.isatty()
+
+    def _line(self, doing: str) -> str:
+        from ..throughput import progress_line
+
+        return progress_line(self.done, self.total, perf_counter() - self.started, doing)
+
+    def show(self, doing: str) -> None:
+        self.doing = doing
+        if self.live:
+            print(f"\r\033[K{self._line(doing + ' ...')}", end="", file=sys.stderr, flush=True)
+
+    def step(self) -> None:
+        self.done += 1
+        if not self.live:
+            print(self._line(self.doing), file=sys.stderr, flush=True)
+
+    def close(self, doing: str) -> None:
+        if self.live:
+            print(f"\r\033[K{self._line(doing)}", file=sys.stderr, flush=True)
+
+
 def cmd_throughput(args: argparse.Namespace) -> int:
     checked = _checked(args)
     if isinstance(checked, str):
@@ -137,17 +169,16 @@ def cmd_throughput(args: argparse.Namespace) -> int:
         _warm_up(runner, items, levels, args.max_new_tokens)
         runs: dict[int, list[Throughput]] = {level: [] for level in levels}
         shuffle = random.Random(args.seed)
+        progress = _Progress(args.repeats * len(levels))
         for round_index in range(args.repeats):
             for level in shuffle.sample(levels, len(levels)):
-                print(
-                    f"\r{name}: round {round_index + 1}/{args.repeats}, concurrency {level} ...",
-                    end="",
-                    file=sys.stderr,
-                    flush=True,
+                progress.show(
+                    f"{name}: round {round_index + 1}/{args.repeats}, concurrency {level}"
                 )
                 run = run_batched(runner, items, level, args.max_new_tokens, force_length=True)
                 runs[level].append(Throughput.from_run(name, run))
-        print(file=sys.stderr)
+                progress.step()
+        progress.close(f"{name}: done")
         curve = [
             sorted(points, key=lambda p: p.studies_per_hour)[len(points) // 2]
             for points in runs.values()

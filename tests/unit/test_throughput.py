@@ -19,6 +19,7 @@ from pytest_cxrperf.throughput import (
     parse_concurrency,
     parse_cost,
     percentile,
+    progress_line,
     worklist,
 )
 
@@ -241,3 +242,18 @@ def test_a_worklist_that_cannot_fit_names_what_would():
     assert problem is not None and "--cxr-concurrency=4" in problem and "lower it to 2" in problem
     hopeless = worklist_fit_problem(decoder, 3000, 1, available_bytes=one // 2)
     assert hopeless is not None and "not even one fits" in hopeless
+
+
+def test_the_sweep_progress_bar_counts_levels_and_estimates_what_is_left():
+    assert progress_line(0, 12, 0.0, "eager: round 1/3, concurrency 4") == (
+        "[....................] 0/12  0s  eager: round 1/3, concurrency 4"
+    )
+    # 3 of 12 levels in 45 s: 15 s a level, 9 to go
+    assert (
+        progress_line(3, 12, 45.0, "eager")
+        == "[#####...............] 3/12  45s, ~2m 15s left  eager"
+    )
+    assert progress_line(12, 12, 185.0, "done").startswith("[" + "#" * 20 + "] 12/12  3m 05s  ")
+    for done, total in ((13, 12), (-1, 12), (0, 0)):
+        with pytest.raises(ValueError):
+            progress_line(done, total, 1.0, "")
