@@ -315,11 +315,11 @@ def class_differences(
         said.append(f"{other.threads} threads (this: {wanted.threads})")
     if other.environment != wanted.environment:
         moved = library_differences(*libraries) if libraries and all(libraries) else []
-        python = (other.environment.split("-")[0], wanted.environment.split("-")[0])
-        if python[0] != python[1]:
-            moved.insert(0, f"python {python[0][2:]} (this: {python[1][2:]})")
+        pythons = [e.split("-")[0] for e in (other.environment, wanted.environment)]
+        if all(p.startswith("py") for p in pythons) and pythons[0] != pythons[1]:
+            moved.insert(0, f"python {pythons[0][2:]} (this: {pythons[1][2:]})")
         said.append(
-            f"environment {other.environment} (this: {wanted.environment}"
+            f"environment {other.environment or 'unrecorded'} (this: {wanted.environment}"
             + "".join(f"; {m}" for m in moved)
             + ")"
         )

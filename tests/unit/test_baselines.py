@@ -316,3 +316,12 @@ def test_a_new_library_release_is_named_where_only_the_environment_differs(tmp_p
         "environment py3.10-torch2.13.0-old (this: py3.11-torch2.13.0-other; python 3.10 (this: "
         "3.11))",
     )
+
+
+def test_an_environment_without_a_python_prefix_names_no_python_version():
+    from pytest_cxrperf.machine import MachineClass, class_differences
+
+    here = MachineClass("amd", 25, 17, ("avx2",), 2, 1, "py3.11-torch2.13.0-new")
+    assert class_differences(here, replace(here, environment="")) == [
+        "environment unrecorded (this: py3.11-torch2.13.0-new)"
+    ]
