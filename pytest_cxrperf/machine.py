@@ -64,13 +64,14 @@ LEGACY_ISA_FLAGS = (
     "amx_bf16",
     "amx_int8",
 )
+PLUGIN_DISTRIBUTION = "pytest-cxrperf"  # recorded beside the libraries, no part of the key
 LIBRARIES = (
     "torch",
     "transformers",
     "openvino",
     "nncf",
     "intel-extension-for-pytorch",
-    "pytest-cxrperf",
+    PLUGIN_DISTRIBUTION,
 )
 # display names of microarchitectures: (vendor, family, first model, last model) -> name
 MICROARCHITECTURES = (
@@ -177,9 +178,14 @@ def library_versions() -> dict[str, str]:
     return found
 
 
+def keyed_libraries(libraries: Mapping[str, str]) -> dict[str, str]:
+    """The library versions the environment key covers: all recorded but this plugin's own."""
+    return {k: v for k, v in libraries.items() if k != PLUGIN_DISTRIBUTION}
+
+
 def environment_of(libraries: Mapping[str, str], python: str | None = None) -> str:
     """``py3.11-torch2.13.0-<hash8>``: the hash covers every library but this plugin."""
-    libraries = {k: v for k, v in libraries.items() if k != "pytest-cxrperf"}
+    libraries = keyed_libraries(libraries)
     python = python or ".".join(platform.python_version_tuple()[:2])
     digest = hashlib.sha256(repr(sorted(libraries.items())).encode()).hexdigest()[:8]
     torch = libraries.get("torch", "none").split("+")[0]
@@ -276,10 +282,10 @@ def machine_class(threads: int) -> MachineClass:
 def library_differences(this: Mapping[str, str], stored: Mapping[str, str]) -> list[str]:
     """The libraries of the environment key whose versions differ, as ``transformers 5.24.0 (this:
     5.25.0)`` (``absent`` where one side lacks it); this plugin's own version is no part of it."""
-    names = sorted((set(this) | set(stored)) - {"pytest-cxrperf"})
+    this, stored = keyed_libraries(this), keyed_libraries(stored)
     return [
         f"{name} {stored.get(name, 'absent')} (this: {this.get(name, 'absent')})"
-        for name in names
+        for name in sorted(set(this) | set(stored))
         if this.get(name) != stored.get(name)
     ]
 
