@@ -17,6 +17,11 @@ Clock speed, memory size, load and the host's name are never part of it. ``CXRPE
 names a file in ``/proc/cpuinfo`` form to read instead of the real one: it changes the class and
 what the plugin believes the CPU can do (tests; a dry run of another class's gate), never the
 kernels that really run.
+
+``ONEDNN_MAX_CPU_ISA`` (oneDNN's own cap, honoured by torch's and IPEX's oneDNN) does change the
+kernels: ``AVX2`` on an AVX-512 host runs bf16 emulated and int8 without VNNI, and IPEX's bf16
+prepack refuses to run. The features it caps away leave the class too (:func:`cpu_flags`), so a
+capped run is its own class and the plugin decides what can run from what oneDNN will use.
 """
 
 from __future__ import annotations
@@ -54,6 +59,34 @@ CLASS_FEATURES = (
     "bf16",
     "i8mm",
 )
+# oneDNN's ISA cap (``DNNL_MAX_CPU_ISA`` is its older name): value -> the class features it leaves
+ISA_CAP_ENVS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+_AVX512_CORE = ("avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq")
+_AVX512_FP16 = (
+    *_AVX512_CORE,
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx_vnni",
+    "avx_ne_convert",
+)
+ISA_CAPS: dict[str, frozenset[str]] = {
+    "SSE41": frozenset(),
+    "AVX": frozenset(),
+    "AVX2": frozenset({"avx2"}),
+    "AVX2_VNNI": frozenset({"avx2", "avx_vnni"}),
+    "AVX2_VNNI_2": frozenset({"avx2", "avx_vnni", "avx_ne_convert"}),
+    "AVX512_CORE": frozenset(_AVX512_CORE),
+    "AVX512_CORE_VNNI": frozenset({*_AVX512_CORE, "avx512_vnni"}),
+    "AVX512_CORE_BF16": frozenset({*_AVX512_CORE, "avx512_vnni", "avx512_bf16"}),
+    "AVX512_CORE_FP16": frozenset(_AVX512_FP16),
+    "AVX10_1_512": frozenset(_AVX512_FP16),
+    "AVX512_CORE_AMX": frozenset({*_AVX512_FP16, "amx_tile", "amx_bf16", "amx_int8"}),
+    "AVX10_1_512_AMX": frozenset({*_AVX512_FP16, "amx_tile", "amx_bf16", "amx_int8"}),
+    "AVX512_CORE_AMX_FP16": frozenset({*_AVX512_FP16, "amx_tile", "amx_bf16", "amx_int8"}),
+    "AVX10_1_512_AMX_FP16": frozenset({*_AVX512_FP16, "amx_tile", "amx_bf16", "amx_int8"}),
+}
+_X86_CLASS_FEATURES = frozenset(ISA_CAPS["AVX512_CORE_AMX"])
 # the pre-class fingerprint's flags (baselines of schema version 1 and 2)
 LEGACY_ISA_FLAGS = (
     "avx2",
@@ -116,10 +149,25 @@ def cpu_model() -> str:
     return _cpuinfo().get("model name") or platform.processor() or platform.machine()
 
 
+def isa_cap() -> str | None:
+    """The ISA cap oneDNN runs under (``ONEDNN_MAX_CPU_ISA=AVX2``), or None: unset, ``ALL`` or
+    ``DEFAULT``, or a value oneDNN does not know (it ignores those too)."""
+    for name in ISA_CAP_ENVS:
+        value = os.environ.get(name, "").strip().upper()
+        if value:
+            return value if value in ISA_CAPS else None
+    return None
+
+
 def cpu_flags() -> frozenset[str]:
-    """Every flag the CPU reports (x86 ``flags``, Arm ``Features``)."""
+    """Every flag the CPU reports (x86 ``flags``, Arm ``Features``), less the class features an
+    ISA cap (:func:`isa_cap`) keeps oneDNN from using."""
     info = _cpuinfo()
-    return frozenset((info.get("flags") or info.get("Features") or "").split())
+    flags = frozenset((info.get("flags") or info.get("Features") or "").split())
+    cap = isa_cap()
+    if cap is None:
+        return flags
+    return flags - (_X86_CLASS_FEATURES - ISA_CAPS[cap])
 
 
 def isa_flags() -> list[str]:
@@ -210,6 +258,7 @@ class MachineClass:
     threads: int
     environment: str
     arch: str = ""
+    isa_cap: str = ""  # ONEDNN_MAX_CPU_ISA where set: the features above say what it left
 
     @property
     def cpu_key(self) -> str:
@@ -230,8 +279,10 @@ class MachineClass:
 
     def describe(self) -> str:
         """One line for headers: the key and what it means."""
-        arch = f" ({self.microarchitecture})" if self.microarchitecture else ""
-        return f"{self.key}{arch}"
+        said = [self.microarchitecture] if self.microarchitecture else []
+        if self.isa_cap:
+            said.append(f"ISA capped: ONEDNN_MAX_CPU_ISA={self.isa_cap}")
+        return f"{self.key} ({'; '.join(said)})" if said else self.key
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -245,6 +296,7 @@ class MachineClass:
             "threads": self.threads,
             "environment": self.environment,
             "arch": self.arch,
+            **({"isa_cap": self.isa_cap} if self.isa_cap else {}),
         }
 
     @classmethod
@@ -261,6 +313,7 @@ class MachineClass:
             threads=int(data.get("threads") or 0),
             environment=str(data.get("environment") or ""),
             arch=str(data.get("arch") or ""),
+            isa_cap=str(data.get("isa_cap") or ""),
         )
 
 
@@ -276,6 +329,7 @@ def machine_class(threads: int) -> MachineClass:
         threads=threads,
         environment=environment_id(),
         arch=platform.machine(),
+        isa_cap=isa_cap() or "",
     )
 
 

@@ -17,6 +17,7 @@ mid-prepare.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Collection
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..machine import ISA_CAP_ENVS
 from .base import Availability, Backend, Runner
 from .cpu_support import ipex_bf16_unsupported
 from .torch_runner import TorchRunner
@@ -76,7 +78,27 @@ def _ipex_package_availability() -> Availability:
         import intel_extension_for_pytorch  # noqa: F401
     except Exception as exc:  # IPEX raises plain Exceptions on ABI mismatch
         return Availability.no(f"intel_extension_for_pytorch failed to import: {exc}; {HOW_TO_GET}")
-    return Availability.yes()
+    return ipex_onednn_availability()
+
+
+def ipex_onednn_availability() -> Availability:
+    """IPEX's own answer to what its bf16 weight prepack asserts, asked of the oneDNN it ships.
+
+    The CPU's features are asked first (:func:`ipex_cpu_availability`, the ISA cap applied as
+    oneDNN applies it), but oneDNN decides, and a hypervisor may hide what ``/proc/cpuinfo``
+    lists. Where they disagree this answer wins, so the backend is ``not run`` with the reason
+    instead of failing mid-prepare."""
+    import intel_extension_for_pytorch._C as core
+
+    has_bf16 = getattr(core, "onednn_has_bf16_support", None)
+    if has_bf16 is None or has_bf16():
+        return Availability.yes()
+    caps = [f"{name}={os.environ[name]}" for name in ISA_CAP_ENVS if os.environ.get(name)]
+    return Availability.no(
+        "IPEX's bf16 weight prepack cannot run here: its oneDNN finds neither avx_ne_convert nor "
+        "avx512bw, avx512vl and avx512dq"
+        + (f" ({', '.join(caps)} caps the instruction set)" if caps else "")
+    )
 
 
 class IpexLlmRunner(TorchRunner):

@@ -217,6 +217,7 @@ class _OpenVINOBackend(Backend):
         super().__init__(threads)
         self.cache_dir = cache_dir
         self._built: tuple[str, CacheEntry] | None = None  # what build() exported, for prepare
+        self._ran: str | None = None  # the inference precision the compiled decoder reports
 
     def availability(self) -> Availability:
         for module in self.needs:
@@ -272,6 +273,7 @@ class _OpenVINOBackend(Backend):
         # precision is a ClassVar on Backend; the instance reports what the plugin really runs
         real = WEIGHT_PRECISION.get(self.weights) or _precision_name(inference)
         self.precision = real  # type: ignore[misc]
+        self._ran = _type_name(inference)
         runner_class = PagedRunner if paged else OpenVINORunner
         runner = runner_class(**compiled, processor=reference.processor)
         if isinstance(runner, OpenVINORunner):
@@ -297,6 +299,25 @@ class _OpenVINOBackend(Backend):
             details["rebuilt_because"] = entry.rebuilt_because
         self.prepare_info.details.update(details)
         return runner
+
+    def cpu_notes(self) -> list[str]:
+        notes = super().cpu_notes()
+        said = precision_fallback(self.name, self.config.get("INFERENCE_PRECISION_HINT"), self._ran)
+        return [*notes, said] if said else notes
+
+
+def precision_fallback(backend_name: str, asked: str | None, ran: str | None) -> str | None:
+    """The notice for a backend whose asked-for inference precision the plugin replaced (None
+    where it ran what was asked, or nothing was asked): OpenVINO's CPU plugin takes a bf16 hint
+    only on AVX-512 (native with AVX512_BF16 or AMX, emulated without) or AVX2-VNNI-2, and keeps
+    f32 elsewhere without a word, so ``openvino-bf16`` on an AVX2-only runner runs f32."""
+    if not asked or not ran or asked == ran:
+        return None
+    return (
+        f"{backend_name}: OpenVINO runs {ran}, not the {asked} asked for: this CPU has no {asked} "
+        "path in its CPU plugin (bf16 needs AVX-512 or AVX2-VNNI-2); reported and judged as "
+        f"{_precision_name(ran)}"
+    )
 
 
 class OpenVINOBackend(_OpenVINOBackend):

@@ -4,6 +4,10 @@ Rapids, read through ``CXRPERF_CPUINFO`` as the plugin would on those hosts."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +30,13 @@ ZEN4 = CPUINFO / "avx512-zen4.txt"
 SPR = CPUINFO / "spr-amx.txt"
 ARM_PLAIN = frozenset({"fp", "asimd", "evtstrm", "crc32"})
 ARM_NEOVERSE_V1 = ARM_PLAIN | {"asimddp", "bf16", "i8mm", "sve"}
+
+
+@pytest.fixture(autouse=True)
+def _no_isa_cap(monkeypatch):
+    """Each test sets the cap it is about: one in the caller's environment would move them all."""
+    for name in machine.ISA_CAP_ENVS:
+        monkeypatch.delenv(name, raising=False)
 
 
 def flags_of(path: Path, monkeypatch: pytest.MonkeyPatch) -> frozenset[str]:
@@ -178,3 +189,102 @@ def test_compile_takes_its_dtype_from_the_machine_class(monkeypatch):
     on_avx512 = get_backend_class("compile")()
     assert on_avx512.precision == "bf16" and on_avx512.cpu_notes() == []
     assert type(on_avx512).precision == "bf16"  # the class default is untouched
+
+
+def test_an_isa_cap_makes_an_avx512_host_its_own_avx2_class(monkeypatch):
+    """``ONEDNN_MAX_CPU_ISA=AVX2`` makes torch's and IPEX's oneDNN run AVX2 kernels on an AVX-512
+    host (bf16 emulated, int8 without VNNI, IPEX's bf16 prepack refused: measured on this project's
+    Zen 4): the plugin decides from the features the cap leaves, and the class is another one,
+    neither the host's nor a real AVX2 CPU's."""
+    zen4 = flags_of(ZEN4, monkeypatch)
+    uncapped = machine.machine_class(1)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    capped = machine.cpu_flags()
+    assert machine.isa_cap() == "AVX2"
+    assert [f for f in machine.CLASS_FEATURES if f in capped] == ["avx2"]
+    assert "fma" in capped and capped < zen4  # only the class features go
+    cls = machine.machine_class(1)
+    assert cls.features == ("avx2",) and (cls.family, cls.model) == (
+        uncapped.family,
+        uncapped.model,
+    )
+    assert cls.key != uncapped.key
+    assert "ONEDNN_MAX_CPU_ISA=AVX2" in cls.describe()
+    assert machine.MachineClass.from_dict(cls.to_dict()) == cls
+    assert ipex_bf16_unsupported() is not None and not ipex.ipex_cpu_availability().ok
+    assert cpu_support.compile_dtype()[0] == "fp32"
+    assert "bf16 is emulated" in speed_notes("eager-bf16", "bf16")[0]
+    assert "without VNNI" in speed_notes("compile-int8", "int8")[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "features"),
+    [
+        (
+            "ONEDNN_MAX_CPU_ISA",
+            "AVX512_CORE",
+            ("avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq"),
+        ),
+        (
+            "DNNL_MAX_CPU_ISA",
+            "AVX512_CORE_VNNI",
+            ("avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni"),
+        ),
+        ("ONEDNN_MAX_CPU_ISA", "ALL", None),
+        ("ONEDNN_MAX_CPU_ISA", "no-such-isa", None),  # oneDNN ignores a value it does not know
+    ],
+)
+def test_isa_cap_values(monkeypatch, name, value, features):
+    flags_of(ZEN4, monkeypatch)
+    uncapped = machine.machine_class(1)
+    monkeypatch.setenv(name, value)
+    cls = machine.machine_class(1)
+    assert cls.features == (features or uncapped.features)
+    assert cls.isa_cap == ("" if features is None else value)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("intel_extension_for_pytorch") is None,
+    reason="IPEX is installed in the ipex environment only (tox -e ipex)",
+)
+def test_ipex_own_oneDNN_agrees_with_the_cpu_and_follows_the_isa_cap(monkeypatch):
+    """What IPEX's oneDNN answers is what its prepack asserts: on this host it agrees with the
+    features the plugin reads, and under ``ONEDNN_MAX_CPU_ISA=AVX2`` it says no, naming the cap
+    (oneDNN reads the cap once per process: each answer comes from a fresh one)."""
+    code = (
+        "from pytest_cxrperf.backends.ipex import ipex_onednn_availability as a\n"
+        "r = a(); print('yes' if r.ok else 'no'); print(r.reason)"
+    )
+    env = {
+        k: v for k, v in os.environ.items() if k not in (*machine.ISA_CAP_ENVS, "CXRPERF_CPUINFO")
+    }
+
+    def answer(**extra: str) -> list[str]:
+        out = subprocess.run(
+            [sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout.splitlines()
+
+    monkeypatch.delenv(machine.CPUINFO_ENV, raising=False)
+    assert answer()[0] == ("yes" if ipex_bf16_unsupported() is None else "no")
+    capped = answer(ONEDNN_MAX_CPU_ISA="AVX2")
+    assert capped[0] == "no" and "ONEDNN_MAX_CPU_ISA=AVX2" in capped[1], capped
+
+
+def test_openvino_says_when_it_ran_f32_for_a_bf16_hint():
+    """On an AVX2-only CPU OpenVINO's CPU plugin keeps f32 for a bf16 hint without a word: the
+    backend reports the precision the compiled model reports, and says why (a hint it honoured, or
+    none given, says nothing)."""
+    from pytest_cxrperf.backends.openvino import OpenVINOBf16Backend, precision_fallback
+
+    said = precision_fallback("openvino-bf16", "bf16", "f32")
+    assert said is not None and said.startswith("openvino-bf16: OpenVINO runs f32, not the bf16")
+    assert said.endswith("judged as fp32")
+    assert precision_fallback("openvino-bf16", "bf16", "bf16") is None
+    assert precision_fallback("openvino", None, "f32") is None
+    backend = OpenVINOBf16Backend()
+    backend._ran = "f32"
+    assert said in backend.cpu_notes()
+    backend._ran = "bf16"
+    assert not [n for n in backend.cpu_notes() if "not the bf16" in n]
