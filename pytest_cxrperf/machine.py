@@ -61,6 +61,8 @@ CLASS_FEATURES = (
 )
 # oneDNN's ISA cap (``DNNL_MAX_CPU_ISA`` is its older name): value -> the class features it leaves
 ISA_CAP_ENVS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+# ATen's own cap (its vectorized kernels, and the vector ISA inductor generates C++ for)
+ATEN_CAP_ENV = "ATEN_CPU_CAPABILITY"
 _AVX512_CORE = ("avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq")
 _AVX512_FP16 = (
     *_AVX512_CORE,
@@ -157,6 +159,12 @@ def isa_cap() -> str | None:
         if value:
             return value if value in ISA_CAPS else None
     return None
+
+
+def aten_cap() -> str | None:
+    """ATen's vector-ISA cap (``ATEN_CPU_CAPABILITY=avx2``), lower-cased, or None where unset."""
+    value = os.environ.get(ATEN_CAP_ENV, "").strip().lower()
+    return value or None
 
 
 def cpu_flags() -> frozenset[str]:
@@ -259,12 +267,14 @@ class MachineClass:
     environment: str
     arch: str = ""
     isa_cap: str = ""  # ONEDNN_MAX_CPU_ISA where set: the features above say what it left
+    aten_cap: str = ""  # ATEN_CPU_CAPABILITY where set: part of the key (the features cannot say)
 
     @property
     def cpu_key(self) -> str:
         where = f"f{self.family}m{self.model}" if self.family is not None else self.arch or "cpu"
         features = "+".join(self.features) or "base"
-        return f"{self.vendor}-{where}-{features}-{self.cores}c-t{self.threads}"
+        aten = f"-aten_{self.aten_cap}" if self.aten_cap else ""
+        return f"{self.vendor}-{where}-{features}{aten}-{self.cores}c-t{self.threads}"
 
     @property
     def key(self) -> str:
@@ -282,6 +292,8 @@ class MachineClass:
         said = [self.microarchitecture] if self.microarchitecture else []
         if self.isa_cap:
             said.append(f"ISA capped: ONEDNN_MAX_CPU_ISA={self.isa_cap}")
+        if self.aten_cap:
+            said.append(f"ATen capped: {ATEN_CAP_ENV}={self.aten_cap}")
         return f"{self.key} ({'; '.join(said)})" if said else self.key
 
     def to_dict(self) -> dict[str, Any]:
@@ -297,6 +309,7 @@ class MachineClass:
             "environment": self.environment,
             "arch": self.arch,
             **({"isa_cap": self.isa_cap} if self.isa_cap else {}),
+            **({"aten_cap": self.aten_cap} if self.aten_cap else {}),
         }
 
     @classmethod
@@ -314,6 +327,7 @@ class MachineClass:
             environment=str(data.get("environment") or ""),
             arch=str(data.get("arch") or ""),
             isa_cap=str(data.get("isa_cap") or ""),
+            aten_cap=str(data.get("aten_cap") or ""),
         )
 
 
@@ -330,6 +344,7 @@ def machine_class(threads: int) -> MachineClass:
         environment=environment_id(),
         arch=platform.machine(),
         isa_cap=isa_cap() or "",
+        aten_cap=aten_cap() or "",
     )
 
 

@@ -12,6 +12,7 @@ before any backend is imported.
 
 from __future__ import annotations
 
+import os
 import platform
 from collections.abc import Collection
 
@@ -169,4 +170,46 @@ def compile_dtype(features: Collection[str] | None = None) -> tuple[str, str | N
     return "fp32", (
         f"fp32 chosen for this machine class: bf16 would be emulated (no {missing}); "
         f"{COMPILE_BF16_EMULATED_SLOWDOWN}"
+    )
+
+
+def openvino_bf16_path(features: Collection[str] | None = None) -> bool:
+    """Whether OpenVINO's CPU plugin takes bf16 on this CPU: with AVX-512 (F, BW, VL, DQ: native
+    with AVX512_BF16 or AMX, emulated without) or AVX2-VNNI-2 (AVX-NE-CONVERT marks it); elsewhere
+    it keeps f32 for a bf16 hint and chooses f32 by default."""
+    found = _features(features)
+    if not is_x86(found):
+        return "bf16" in found
+    return all(f in found for f in ("avx512f", *IPEX_BF16_AVX512)) or IPEX_BF16_NE_CONVERT in found
+
+
+def openvino_capped_precision(features: Collection[str] | None = None) -> str | None:
+    """The inference precision the OpenVINO backends ask for under an ISA cap
+    (``ONEDNN_MAX_CPU_ISA``) that leaves OpenVINO no bf16 path: ``"f32"``, what its plugin
+    chooses on such a CPU; None without a cap or where bf16 stays. Its plugin decides bf16 from
+    the CPU, not the cap, while the oneDNN kernels beneath it follow the cap, so without this a
+    capped run failed to create its bf16 GEMMs ("could not create a primitive descriptor")."""
+    from ..machine import isa_cap
+
+    if isa_cap() is None or openvino_bf16_path(features):
+        return None
+    return "f32"
+
+
+def openvino_isa_cap_unsupported(weights: str) -> str | None:
+    """Why an OpenVINO backend with ``weights`` other than f32 cannot run under an ISA cap
+    (``ONEDNN_MAX_CPU_ISA``), None where it can. The plugin's own kernels for compressed weights
+    and PagedAttention pick their instructions from the CPU while oneDNN beneath them follows the
+    cap: under ``AVX2`` on this project's Zen 4 the int8-weight vision encoder returned no image
+    features and the paged decoder no logits. A cap reproduces torch's and IPEX's behaviour on
+    another class, not OpenVINO's, so these are not run there rather than run wrong."""
+    from ..machine import ISA_CAP_ENVS, isa_cap
+
+    cap = isa_cap()
+    if cap is None or weights == "f32":
+        return None
+    name = next(n for n in ISA_CAP_ENVS if os.environ.get(n))
+    return (
+        f"OpenVINO's {weights}-weight kernels do not follow {name}={cap} (they returned empty "
+        "outputs under a cap); unset it to run this backend"
     )

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from .base import Availability, Backend, PrepareInfo, Runner
+from .cpu_support import openvino_capped_precision, openvino_isa_cap_unsupported
 from .openvino_paged import PagedRunner, to_paged
 from .openvino_parts import OpenVINOParts
 from .openvino_streams import STREAMS, StreamPool
@@ -230,10 +231,14 @@ class _OpenVINOBackend(Backend):
                     raise ImportError(f"no module named {module!r}")
             except Exception as exc:  # ImportError, or a broken native library
                 return Availability.no(f"{module} cannot be imported ({exc}); {INSTALL_HINT}")
-        return Availability.yes()
+        capped = openvino_isa_cap_unsupported(self.weights)
+        return Availability.no(capped) if capped else Availability.yes()
 
     def compile_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1", **self.config}
+        capped = openvino_capped_precision()
+        if capped:  # an ISA cap OpenVINO's plugin does not see (cpu_support says why)
+            config["INFERENCE_PRECISION_HINT"] = capped
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
         return config

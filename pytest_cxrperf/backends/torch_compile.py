@@ -16,7 +16,9 @@ faster.
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib.util
+import os
 import shutil
 from time import perf_counter
 from typing import TYPE_CHECKING
@@ -47,6 +49,36 @@ def _compiler_availability() -> Availability:
     return Availability.yes()
 
 
+_INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+_inductor_root: str | None = None  # the directory before this process chose one per class
+
+
+def inductor_cache_dir(cpu_key: str, root: str) -> str:
+    """``<root>/cxrperf-<hash of the machine class's CPU key>``: inductor's cache for one class."""
+    return os.path.join(root, "cxrperf-" + hashlib.sha256(cpu_key.encode()).hexdigest()[:12])
+
+
+def use_class_inductor_cache() -> str:
+    """Points inductor's on-disk cache at a directory of this machine class's own, under the
+    user's ``TORCHINDUCTOR_CACHE_DIR`` or inductor's default, and returns it.
+
+    Inductor's cache did not tell a vector-ISA cap apart: with ``ATEN_CPU_CAPABILITY=avx2`` on an
+    AVX-512 host, compile-int8 reused kernels from an uncapped run and every report began with
+    token 0 (it matched eager fp32 with a fresh cache). A cache that travels between runners of
+    two classes (a CI cache restored on another CPU) is the same hazard, so each class compiles
+    into its own."""
+    global _inductor_root
+    from ..machine import machine_class
+
+    if _inductor_root is None:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+        _inductor_root = os.environ.get(_INDUCTOR_CACHE_ENV) or default_cache_dir()
+    chosen = inductor_cache_dir(machine_class(0).cpu_key, _inductor_root)
+    os.environ[_INDUCTOR_CACHE_ENV] = chosen
+    return chosen
+
+
 def compiled_runner(model: CXRReportModel, processor: CXRProcessor, example: ModelInputs) -> Runner:
     """``model`` (already cast or quantized) compiled with freezing, then warmed up on ``example``.
 
@@ -55,6 +87,7 @@ def compiled_runner(model: CXRReportModel, processor: CXRProcessor, example: Mod
     """
     import torch._inductor.config as inductor_config
 
+    use_class_inductor_cache()
     inductor_config.freezing = True  # fold weights into the graph: needs inference mode
     runner = TorchRunner(
         model,

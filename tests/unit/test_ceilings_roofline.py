@@ -75,6 +75,7 @@ def test_measure_gives_positive_rates():
         ("spr-amx.txt", "AMX-BF16", "AMX-INT8"),
     ],
 )
+@pytest.mark.usefixtures("no_isa_cap")
 def test_each_class_measures_the_ceilings_its_instructions_have(monkeypatch, cpuinfo, bf16, int8):
     """On an AVX2 host bf16 is not measured (an emulation is no ceiling) and the int8 ceiling is
     named for the AVX2 path; the cache file is the class's own."""

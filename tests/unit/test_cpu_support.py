@@ -32,11 +32,8 @@ ARM_PLAIN = frozenset({"fp", "asimd", "evtstrm", "crc32"})
 ARM_NEOVERSE_V1 = ARM_PLAIN | {"asimddp", "bf16", "i8mm", "sve"}
 
 
-@pytest.fixture(autouse=True)
-def _no_isa_cap(monkeypatch):
-    """Each test sets the cap it is about: one in the caller's environment would move them all."""
-    for name in machine.ISA_CAP_ENVS:
-        monkeypatch.delenv(name, raising=False)
+# each test sets the cap it is about: one in the caller's environment would move them all
+pytestmark = pytest.mark.usefixtures("no_isa_cap")
 
 
 def flags_of(path: Path, monkeypatch: pytest.MonkeyPatch) -> frozenset[str]:
@@ -288,3 +285,29 @@ def test_openvino_says_when_it_ran_f32_for_a_bf16_hint():
     assert said in backend.cpu_notes()
     backend._ran = "bf16"
     assert not [n for n in backend.cpu_notes() if "not the bf16" in n]
+
+
+def test_openvino_under_an_isa_cap(monkeypatch):
+    """OpenVINO's plugin picks bf16 from the CPU, not the cap, while oneDNN beneath it follows the
+    cap: under ``AVX2`` the f32-weight backends ask for f32 (what the plugin picks on an AVX2
+    CPU), and the compressed-weight ones are not run, with the reason. Without a cap, or with one
+    that leaves AVX-512, OpenVINO decides alone."""
+    from pytest_cxrperf.backends.openvino import OpenVINOF32Backend, OpenVINOW8A8Int4Backend
+
+    flags_of(ZEN4, monkeypatch)
+    assert cpu_support.openvino_capped_precision() is None
+    assert cpu_support.openvino_isa_cap_unsupported("w8a8-int4") is None
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
+    assert cpu_support.openvino_capped_precision() is None
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert cpu_support.openvino_capped_precision() == "f32"
+    assert OpenVINOF32Backend().compile_config()["INFERENCE_PRECISION_HINT"] == "f32"
+    assert cpu_support.openvino_isa_cap_unsupported("f32") is None
+    reason = cpu_support.openvino_isa_cap_unsupported("w8a8-int4")
+    assert reason is not None and "ONEDNN_MAX_CPU_ISA=AVX2" in reason
+    if importlib.util.find_spec("openvino") is not None:
+        availability = OpenVINOW8A8Int4Backend().availability()
+        assert not availability.ok and availability.reason == reason
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert not cpu_support.openvino_bf16_path(flags_of(ZEN3, monkeypatch))
+    assert cpu_support.openvino_bf16_path(flags_of(SPR, monkeypatch))
