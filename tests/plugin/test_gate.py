@@ -167,11 +167,12 @@ def test_a_stage_slowdown_burns_cpu_and_is_caught(gate):
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
     result.stdout.fnmatch_lines(["twin+slow=3+stage=decode *REGRESSED +*"])
     report = json.loads(target.read_text())["backends"]
-    stages = report["twin+slow=3+stage=decode"]["stage_medians_s"]
-    assert (
-        stages["per_token_s"]
-        > 2 * json.loads(stored(gate, "twin").read_text())["stage_medians_s"]["per_token_s"]
-    )
+    now = report["twin+slow=3+stage=decode"]["stage_medians_s"]
+    before = json.loads(stored(gate, "twin").read_text())["stage_medians_s"]
+    # the stage times are real: the decode step against the same run's prompt, a control a load
+    # stretches alike (per token against the baseline's alone read 1.4x beside three busy
+    # processes, 2.5 ms against 1.8)
+    assert now["per_token_s"] / now["prefill_s"] > 1.5 * before["per_token_s"] / before["prefill_s"]
 
 
 def test_unclear_evidence_is_not_yet_known_and_fails_only_when_strict(gate):
