@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..machine import ISA_CAP_ENVS
+from ..machine import ATEN_CAP_ENV, ISA_CAP_ENVS
 from .base import Availability, Backend, Runner
 from .cpu_support import ipex_bf16_unsupported
 from .torch_runner import TorchRunner
@@ -93,7 +93,12 @@ def ipex_onednn_availability() -> Availability:
     has_bf16 = getattr(core, "onednn_has_bf16_support", None)
     if has_bf16 is None or has_bf16():
         return Availability.yes()
-    caps = [f"{name}={os.environ[name]}" for name in ISA_CAP_ENVS if os.environ.get(name)]
+    # IPEX's check follows ATen's cap too: ATEN_CPU_CAPABILITY=avx2 alone makes it say no
+    caps = [
+        f"{name}={os.environ[name]}"
+        for name in (*ISA_CAP_ENVS, ATEN_CAP_ENV)
+        if os.environ.get(name)
+    ]
     return Availability.no(
         "IPEX's bf16 weight prepack cannot run here: its oneDNN finds neither avx_ne_convert nor "
         "avx512bw, avx512vl and avx512dq"

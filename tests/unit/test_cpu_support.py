@@ -252,9 +252,8 @@ def test_ipex_own_oneDNN_agrees_with_the_cpu_and_follows_the_isa_cap(monkeypatch
         "from pytest_cxrperf.backends.ipex import ipex_onednn_availability as a\n"
         "r = a(); print('yes' if r.ok else 'no'); print(r.reason)"
     )
-    env = {
-        k: v for k, v in os.environ.items() if k not in (*machine.ISA_CAP_ENVS, "CXRPERF_CPUINFO")
-    }
+    caps = (*machine.ISA_CAP_ENVS, machine.ATEN_CAP_ENV)
+    env = {k: v for k, v in os.environ.items() if k not in (*caps, "CXRPERF_CPUINFO")}
 
     def answer(**extra: str) -> list[str]:
         out = subprocess.run(
@@ -267,6 +266,8 @@ def test_ipex_own_oneDNN_agrees_with_the_cpu_and_follows_the_isa_cap(monkeypatch
     assert answer()[0] == ("yes" if ipex_bf16_unsupported() is None else "no")
     capped = answer(ONEDNN_MAX_CPU_ISA="AVX2")
     assert capped[0] == "no" and "ONEDNN_MAX_CPU_ISA=AVX2" in capped[1], capped
+    aten = answer(ATEN_CPU_CAPABILITY="avx2")  # IPEX's check follows ATen's cap as well
+    assert aten[0] == "no" and "ATEN_CPU_CAPABILITY=avx2" in aten[1], aten
 
 
 def test_openvino_says_when_it_ran_f32_for_a_bf16_hint():
