@@ -367,11 +367,11 @@ def class_differences(
 ) -> list[str]:
     """What sets ``other`` apart from ``wanted``, in words: features ``wanted`` has and ``other``
     lacks (``avx512_bf16``), features only ``other`` has (``amx_int8 (stored only)``), CPU family
-    and model,
-    cores, threads, environment. ``compared``: the features ``other`` could know of (a pre-class
-    file's); ``other``'s family and model count only where known. ``libraries``: (this
-    environment's, ``other``'s) library versions, where known: an environment that differs then
-    names the libraries that moved, so a release that changed the key is plain to see."""
+    and model, ISA caps, cores, threads, environment. ``compared``: the features ``other`` could
+    know of (a pre-class file's); ``other``'s family and model count only where known.
+    ``libraries``: (this environment's, ``other``'s) library versions, where known: an environment
+    that differs then names the libraries that moved, so a release that changed the key is plain
+    to see."""
     said: list[str] = []
     if other.vendor != wanted.vendor or (
         other.family is not None and (other.family, other.model) != (wanted.family, wanted.model)
@@ -384,6 +384,8 @@ def class_differences(
     mine, theirs = set(wanted.features) & known, set(other.features) & known
     said += sorted(mine - theirs, key=CLASS_FEATURES.index)
     said += [f"{f} (stored only)" for f in sorted(theirs - mine, key=CLASS_FEATURES.index)]
+    if (other.isa_cap, other.aten_cap) != (wanted.isa_cap, wanted.aten_cap):
+        said.append(f"ISA caps {_caps(other)} (this: {_caps(wanted)})")
     if other.cores != wanted.cores:
         said.append(f"{other.cores} cores (this: {wanted.cores})")
     if other.threads != wanted.threads:
@@ -399,6 +401,15 @@ def class_differences(
             + ")"
         )
     return said
+
+
+def _caps(cls: MachineClass) -> str:
+    caps = [
+        f"{name}={value}"
+        for name, value in ((ISA_CAP_ENVS[0], cls.isa_cap), (ATEN_CAP_ENV, cls.aten_cap))
+        if value
+    ]
+    return ", ".join(caps) or "none"
 
 
 def class_distance(wanted: MachineClass, other: MachineClass) -> tuple[int, ...]:

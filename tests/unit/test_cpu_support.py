@@ -207,6 +207,11 @@ def test_an_isa_cap_makes_an_avx512_host_its_own_avx2_class(monkeypatch):
     )
     assert cls.key != uncapped.key
     assert "ONEDNN_MAX_CPU_ISA=AVX2" in cls.describe()
+    said = machine.class_differences(cls, uncapped)
+    assert (
+        "ISA caps none (this: ONEDNN_MAX_CPU_ISA=AVX2)" in said
+        and "avx512_bf16 (stored only)" in said
+    )
     assert machine.MachineClass.from_dict(cls.to_dict()) == cls
     assert ipex_bf16_unsupported() is not None and not ipex.ipex_cpu_availability().ok
     assert cpu_support.compile_dtype()[0] == "fp32"
