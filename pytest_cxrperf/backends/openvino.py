@@ -302,6 +302,10 @@ class _OpenVINOBackend(Backend):
         }
         if entry.rebuilt_because:
             details["rebuilt_because"] = entry.rebuilt_because
+        if openvino_capped_precision():
+            details["class_choice"] = (
+                "f32 asked for: an ISA cap leaves OpenVINO no bf16 path (cpu_support)"
+            )
         self.prepare_info.details.update(details)
         return runner
 
