@@ -72,6 +72,7 @@ _AVX512_FP16 = (
     "avx_vnni",
     "avx_ne_convert",
 )
+_AMX = frozenset({*_AVX512_FP16, "amx_tile", "amx_bf16", "amx_int8"})
 ISA_CAPS: dict[str, frozenset[str]] = {
     "SSE41": frozenset(),
     "AVX": frozenset(),
@@ -83,12 +84,12 @@ ISA_CAPS: dict[str, frozenset[str]] = {
     "AVX512_CORE_BF16": frozenset({*_AVX512_CORE, "avx512_vnni", "avx512_bf16"}),
     "AVX512_CORE_FP16": frozenset(_AVX512_FP16),
     "AVX10_1_512": frozenset(_AVX512_FP16),
-    "AVX512_CORE_AMX": frozenset({*_AVX512_FP16, "amx_tile", "amx_bf16", "amx_int8"}),
-    "AVX10_1_512_AMX": frozenset({*_AVX512_FP16, "amx_tile", "amx_bf16", "amx_int8"}),
-    "AVX512_CORE_AMX_FP16": frozenset({*_AVX512_FP16, "amx_tile", "amx_bf16", "amx_int8"}),
-    "AVX10_1_512_AMX_FP16": frozenset({*_AVX512_FP16, "amx_tile", "amx_bf16", "amx_int8"}),
+    "AVX512_CORE_AMX": _AMX,
+    "AVX10_1_512_AMX": _AMX,
+    "AVX512_CORE_AMX_FP16": _AMX,
+    "AVX10_1_512_AMX_FP16": _AMX,
 }
-_X86_CLASS_FEATURES = frozenset(ISA_CAPS["AVX512_CORE_AMX"])
+_X86_CLASS_FEATURES = _AMX  # every x86 class feature a cap can take away
 # the pre-class fingerprint's flags (baselines of schema version 1 and 2)
 LEGACY_ISA_FLAGS = (
     "avx2",

@@ -114,14 +114,13 @@ def test_the_quantized_model_keeps_int8_tolerances_on_the_toy_model(toy, quantiz
         assert clinical["ok"], clinical["message"]
 
 
+@pytest.mark.usefixtures("no_isa_cap")
 def test_each_machine_class_compiles_into_its_own_inductor_cache(monkeypatch, tmp_path):
     """Inductor's cache did not tell ``ATEN_CPU_CAPABILITY=avx2`` apart from an uncapped run, and
     compile-int8 then reused the wrong kernels (every report began with token 0): each class gets
     a directory of its own under the user's root, chosen once per process (no nesting)."""
     from pytest_cxrperf import machine
 
-    for name in (*machine.ISA_CAP_ENVS, machine.ATEN_CAP_ENV):
-        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(torch_compile, "_inductor_root", None)
     uncapped = torch_compile.use_class_inductor_cache()
