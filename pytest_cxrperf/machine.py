@@ -168,6 +168,16 @@ def aten_cap() -> str | None:
     return value or None
 
 
+def active_caps() -> list[str]:
+    """The caps set in this process's environment as ``NAME=value`` (the names as set, e.g.
+    ``DNNL_MAX_CPU_ISA=AVX2``), for messages that tell the user what to unset."""
+    return [
+        f"{name}={os.environ[name].strip()}"
+        for name in (*ISA_CAP_ENVS, ATEN_CAP_ENV)
+        if os.environ.get(name, "").strip()
+    ]
+
+
 def cpu_flags() -> frozenset[str]:
     """Every flag the CPU reports (x86 ``flags``, Arm ``Features``), less the class features an
     ISA cap (:func:`isa_cap`) keeps oneDNN from using."""
@@ -288,13 +298,18 @@ class MachineClass:
                 return name
         return ""
 
+    def caps(self) -> list[str]:
+        """The class's ISA caps as ``NAME=value`` (oneDNN's by its current name, then ATen's)."""
+        pairs = ((ISA_CAP_ENVS[0], self.isa_cap), (ATEN_CAP_ENV, self.aten_cap))
+        return [f"{name}={value}" for name, value in pairs if value]
+
     def describe(self) -> str:
         """One line for headers: the key and what it means."""
         said = [self.microarchitecture] if self.microarchitecture else []
-        if self.isa_cap:
-            said.append(f"ISA capped: ONEDNN_MAX_CPU_ISA={self.isa_cap}")
-        if self.aten_cap:
-            said.append(f"ATen capped: {ATEN_CAP_ENV}={self.aten_cap}")
+        said += [
+            f"{'ISA' if cap.startswith(ISA_CAP_ENVS[0]) else 'ATen'} capped: {cap}"
+            for cap in self.caps()
+        ]
         return f"{self.key} ({'; '.join(said)})" if said else self.key
 
     def to_dict(self) -> dict[str, Any]:
@@ -405,12 +420,7 @@ def class_differences(
 
 
 def _caps(cls: MachineClass) -> str:
-    caps = [
-        f"{name}={value}"
-        for name, value in ((ISA_CAP_ENVS[0], cls.isa_cap), (ATEN_CAP_ENV, cls.aten_cap))
-        if value
-    ]
-    return ", ".join(caps) or "none"
+    return ", ".join(cls.caps()) or "none"
 
 
 def class_distance(wanted: MachineClass, other: MachineClass) -> tuple[int, ...]:

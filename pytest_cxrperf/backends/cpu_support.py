@@ -12,7 +12,6 @@ before any backend is imported.
 
 from __future__ import annotations
 
-import os
 import platform
 from collections.abc import Collection
 
@@ -203,13 +202,12 @@ def openvino_isa_cap_unsupported(weights: str) -> str | None:
     cap: under ``AVX2`` on this project's Zen 4 the int8-weight vision encoder returned no image
     features and the paged decoder no logits. A cap reproduces torch's and IPEX's behaviour on
     another class, not OpenVINO's, so these are not run there rather than run wrong."""
-    from ..machine import ISA_CAP_ENVS, isa_cap
+    from ..machine import ISA_CAP_ENVS, active_caps, isa_cap
 
-    cap = isa_cap()
-    if cap is None or weights == "f32":
+    if isa_cap() is None or weights == "f32":
         return None
-    name = next(n for n in ISA_CAP_ENVS if os.environ.get(n))
+    cap = next(c for c in active_caps() if c.split("=", 1)[0] in ISA_CAP_ENVS)
     return (
-        f"OpenVINO's {weights}-weight kernels do not follow {name}={cap} (they returned empty "
+        f"OpenVINO's {weights}-weight kernels do not follow {cap} (they returned empty "
         "outputs under a cap); unset it to run this backend"
     )

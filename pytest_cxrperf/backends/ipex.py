@@ -17,7 +17,6 @@ mid-prepare.
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Collection
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..machine import ATEN_CAP_ENV, ISA_CAP_ENVS
+from ..machine import active_caps
 from .base import Availability, Backend, Runner
 from .cpu_support import ipex_bf16_unsupported
 from .torch_runner import TorchRunner
@@ -94,11 +93,7 @@ def ipex_onednn_availability() -> Availability:
     if has_bf16 is None or has_bf16():
         return Availability.yes()
     # IPEX's check follows ATen's cap too: ATEN_CPU_CAPABILITY=avx2 alone makes it say no
-    caps = [
-        f"{name}={os.environ[name]}"
-        for name in (*ISA_CAP_ENVS, ATEN_CAP_ENV)
-        if os.environ.get(name)
-    ]
+    caps = active_caps()
     return Availability.no(
         "IPEX's bf16 weight prepack cannot run here: its oneDNN finds neither avx_ne_convert nor "
         "avx512bw, avx512vl and avx512dq"

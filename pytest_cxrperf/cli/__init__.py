@@ -8,6 +8,7 @@
     cxrperf report merge RESULTS.json... [--markdown PATH] [--html PATH] [--json PATH]
     cxrperf ceilings [--threads 2] [--refresh]   # this machine's matmul and bandwidth peaks
     cxrperf throughput --backend eager --concurrency 1,2,4   # studies/hour and p95 per level
+    cxrperf emulate [--cpu zen3] [-- PYTEST ARGS]   # equivalence as on an AVX2 CPU, under QEMU
 
 ``refresh`` and ``calibrate`` run the suite with ``pytest.main`` in this process; options they do
 not know are passed through to pytest unchanged (``--cxr-studies=...``, ``-n 2``, test paths).
@@ -19,12 +20,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from . import baselines, calibrate, ceilings, findings, report, synth, throughput
+from . import baselines, calibrate, ceilings, emulate, findings, report, synth, throughput
 
 # The command table: each module adds its own sub-parser (``add_parser``), in the order that
 # ``cxrperf --help`` lists them. A parsed command runs ``args.run``; one with ``to_pytest`` set
 # also gets the options it does not know, for pytest.
-COMMANDS = (baselines, calibrate, ceilings, findings, synth, report, throughput)
+COMMANDS = (baselines, calibrate, ceilings, findings, synth, report, throughput, emulate)
 # Commands that parse their own arguments: the top parser only lists them.
 OWN_ARGUMENTS: dict[str, Callable[[list[str]], int]] = {
     "findings": findings.findings_main,
