@@ -306,10 +306,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """Add the built-in suite (see :func:`suite_requested`), and put every latency test into one
-    pytest-xdist group, so that one worker times them all, one after another."""
+    """Add the built-in suite (see :func:`suite_requested`), and, with pytest-xdist, put every
+    latency test into one xdist group, so that one worker times them all, one after another."""
     if suite_requested(config):
         items += _suite_items(session, items)
+    if not config.pluginmanager.hasplugin("xdist"):
+        return  # the mark is xdist's: without it pytest would warn that it is unknown
     for item in items:
         timed = ("cxr_latency", "cxr_throughput")
         if any(item.get_closest_marker(name) is not None for name in timed):

@@ -56,6 +56,18 @@ def test_the_suite_is_collected_in_an_empty_directory(suite):
     assert f"{suite_file}::test_equivalence[eager-study-001-token_ids]" in out
 
 
+def test_without_xdist_the_latency_tests_carry_no_unknown_mark(suite):
+    """The xdist group is xdist's mark: where xdist is absent (the IPEX environment) the suite
+    must not make pytest warn about an unknown mark."""
+    result = suite.runpytest_subprocess(
+        "-p", "no:xdist", "-W", "error::pytest.PytestUnknownMarkWarning",
+        "--cxr-backend=eager", "--collect-only", "-q",
+    )  # fmt: skip
+    assert result.ret == 0, result.stdout.str()
+    assert "test_latency.py::test_latency[eager]" in result.stdout.str()
+    assert "xdist_group" not in result.stdout.str()
+
+
 def test_the_suite_runs_in_an_empty_directory(suite):
     result = suite.runpytest_subprocess(*FAST, "--cxr-backend=eager,openvino-f32")
     assert result.ret == 0, result.stdout.str()
