@@ -7,6 +7,9 @@ without VNNI, bf16 emulated or refused by IPEX, OpenVINO's bf16 hint ignored). A
 classes"). Under ``qemu-x86_64 -cpu EPYC-Milan`` every library asks CPUID and meets a Zen 3
 without AVX-512, so every backend runs the kernels it would run there.
 
+Only this pytest process is emulated: a process it starts (a compiler, a test's subprocess)
+runs natively, which is why the compiler is wrapped and xdist is refused.
+
 What it is for: what a backend *says* on that class (equivalence, which backends run, the
 class's choices and notes). Not for speed: emulated time is no CPU's time, so only the
 equivalence tests are selected by default and the baselines are a throwaway folder, never the
@@ -43,8 +46,18 @@ QEMU = "qemu-x86_64"
 # QEMU warns once per CPUID feature of the model its emulator lacks (none is a vector feature)
 QEMU_FEATURE_WARNING = f"{QEMU}: warning: TCG doesn't support requested feature"
 INSTALL_HINT = "install QEMU's user mode (Debian/Ubuntu: apt-get install qemu-user)"
-# options that would read or write the baseline store: emulated time must never reach it
-REFUSED_OPTIONS = ("--cxr-update-baselines", "--cxr-baseline-dir", "--cxr-save-missing")
+# options refused, and why: emulated time must never reach the baseline store, and a new
+# process (an xdist worker) is run natively by QEMU's user mode, on the host's CPU
+_STORE = "emulated time is no CPU's time, so the baseline store is neither read nor written"
+_NATIVE = "xdist's workers are new processes, which QEMU's user mode runs natively (the host's CPU)"
+REFUSED_OPTIONS = {
+    "--cxr-update-baselines": _STORE,
+    "--cxr-baseline-dir": _STORE,
+    "--cxr-save-missing": _STORE,
+    "-n": _NATIVE,
+    "--numprocesses": _NATIVE,
+    "--dist": _NATIVE,
+}
 DEFAULT_SELECTION = "cxr_equivalence"
 
 
@@ -102,9 +115,11 @@ class EmulationError(Exception):
 
 
 def refused_option(pytest_args: Sequence[str]) -> str | None:
-    """The first option that would touch the baseline store, or None."""
+    """The first refused option (:data:`REFUSED_OPTIONS`; ``-n2`` counts as ``-n``), or None."""
     for arg in pytest_args:
         name = arg.split("=", 1)[0]
+        if name.startswith("-n") and not name.startswith("--"):
+            name = "-n"
         if name in REFUSED_OPTIONS:
             return name
     return None
@@ -156,6 +171,8 @@ def emulated_command(
         "pytest",
         "-p",
         "no:cacheprovider",
+        "-p",
+        "no:xdist",  # its workers would run natively
         "-m",
         DEFAULT_SELECTION,
         f"--cxr-baseline-dir={work / 'baselines'}",
@@ -170,10 +187,7 @@ def prepare(
     its environment. Raises :class:`EmulationError` before anything runs."""
     refused = refused_option(pytest_args)
     if refused:
-        raise EmulationError(
-            f"{refused} is refused under emulation: emulated time is no CPU's time, so the "
-            "baseline store is neither read nor written (run it on a host of the class)"
-        )
+        raise EmulationError(f"{refused} is refused under emulation: {REFUSED_OPTIONS[refused]}")
     qemu = shutil.which(QEMU)
     if qemu is None:
         raise EmulationError(f"{QEMU} not found on PATH: {INSTALL_HINT}")

@@ -84,6 +84,7 @@ def test_the_command_selects_equivalence_and_a_throwaway_store_and_the_callers_a
     )
     assert command[:3] == ["/usr/bin/qemu-x86_64", "-cpu", "EPYC-Milan"]
     assert command[3:6] == ["/venv/bin/python", "-m", "pytest"]
+    assert "no:xdist" in command  # its workers would run natively
     assert f"--cxr-baseline-dir={tmp_path / 'baselines'}" in command
     first_m = command.index("-m", 5)
     assert command[first_m + 1] == "cxr_equivalence"
@@ -91,17 +92,29 @@ def test_the_command_selects_equivalence_and_a_throwaway_store_and_the_callers_a
 
 
 @pytest.mark.parametrize(
-    "arg",
-    ["--cxr-update-baselines", "--cxr-baseline-dir=baselines", "--cxr-save-missing=out"],
+    ("arg", "why"),
+    [
+        ("--cxr-update-baselines", "baseline store"),
+        ("--cxr-baseline-dir=baselines", "baseline store"),
+        ("--cxr-save-missing=out", "baseline store"),
+        ("-n", "natively"),
+        ("-n2", "natively"),
+        ("--numprocesses=2", "natively"),
+        ("--dist=load", "natively"),
+    ],
 )
-def test_options_that_touch_the_store_are_refused_before_anything_runs(
-    arg: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_options_that_touch_the_store_or_run_natively_are_refused_before_anything_runs(
+    arg: str, why: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(EmulationError, match="refused under emulation"):
+    with pytest.raises(EmulationError, match=f"refused under emulation: .*{why}"):
         emulation.prepare(ZEN3, ["--cxr-backend=eager", arg], tmp_path / "work")
     assert not (tmp_path / "work").exists()
-    assert cxrperf_main(["emulate", "--", arg]) == 4
-    assert arg.split("=")[0] in capsys.readouterr().err
+    assert cxrperf_main(["emulate", "--", arg, "2"]) == 4
+    assert arg.split("=")[0][:2] in capsys.readouterr().err
+
+
+def test_other_options_pass(tmp_path: Path) -> None:
+    assert emulation.refused_option(["-m", "x", "--cxr-backend=eager", "--no-header"]) is None
 
 
 def test_without_qemu_it_says_what_to_install(
