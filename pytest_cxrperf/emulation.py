@@ -15,7 +15,7 @@ class's choices and notes). Not for speed: emulated time is no CPU's time, so on
 equivalence tests are selected by default and the baselines are a throwaway folder, never the
 store (options that would read or write the store are refused).
 
-Three things make the run coherent (all in :func:`emulated_env`):
+Three things make the run coherent (:func:`prepare` sets them up):
 
 * ``CXRPERF_CPUINFO`` names a ``/proc/cpuinfo`` of the emulated CPU (QEMU's user mode passes the
   host's file through), so the machine class and the class's choices are the emulated CPU's;

@@ -12,6 +12,10 @@ from typing import Any
 
 from .snapshots import Snapshot, snapshot
 
+# the exit status of a command that cannot start (bad options, a missing tool): pytest's own
+# ExitCode.USAGE_ERROR, so a CI step reads every cxrperf command and pytest alike
+USAGE_ERROR = 4
+
 
 def print_lines(lines: list[str]) -> None:
     for line in lines:

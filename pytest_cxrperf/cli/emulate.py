@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-USAGE_ERROR = 4
+from .common import USAGE_ERROR
 
 
 def cmd_emulate(args: argparse.Namespace, pytest_args: list[str]) -> int:

@@ -27,8 +27,7 @@ from time import perf_counter
 from typing import Any
 
 from ..backends.registry import REFERENCE_BACKEND
-
-USAGE_ERROR = 4
+from .common import USAGE_ERROR
 
 
 def _fail(message: str) -> int:
